@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Creates .venv (if missing) and installs stcast with its test tools. Idempotent and offline-safe:
+# torch is pinned to the CPU build that lies on disk before anything else can pull a CUDA build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
+if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
+  .venv/bin/python -m pip install -q --disable-pip-version-check "torch==${STCAST_TORCH_VERSION:-2.13.0}"
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]"
