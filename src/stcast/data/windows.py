@@ -1,0 +1,213 @@
+"""Windows addressed by start index, chronological splits, the z-score scaler and batches.
+
+Nothing here materialises the windows: a batch gathers `values[start + arange(L)]` for its starts, so a
+memmapped (T, N, C) array of any size serves batches in memory proportional to the batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+import torch
+
+from stcast.data.core import SpatioTemporalData
+from stcast.errors import StcastError
+
+STANDARD_SPLITS = {"7:1:2": (0.7, 0.1, 0.2), "6:2:2": (0.6, 0.2, 0.2), "8:1:1": (0.8, 0.1, 0.1),
+                   "8:2": (0.8, 0.0, 0.2)}
+
+
+def parse_split(split) -> tuple[float, float, float]:
+    if isinstance(split, str):
+        if split in STANDARD_SPLITS:
+            split = STANDARD_SPLITS[split]
+        else:
+            try:
+                split = tuple(float(s) for s in split.split(":"))
+            except ValueError as e:
+                raise StcastError(f"split {split!r} is not like '7:1:2'") from e
+    split = tuple(float(s) for s in split)
+    if len(split) == 2:
+        split = (split[0], 0.0, split[1])
+    if len(split) != 3 or min(split) < 0 or sum(split) <= 0:
+        raise StcastError(f"split {split} must be 2 or 3 non-negative ratios")
+    total = sum(split)
+    return tuple(s / total for s in split)
+
+
+def split_starts(num_steps: int, input_len: int, horizon: int, split="7:1:2") -> dict[str, np.ndarray]:
+    """Chronological split of all stride-1 windows (the BasicTS/DCRNN convention): with T steps there
+    are T - L - H + 1 windows; the first r_train of them train, the next r_val validate, the rest test."""
+    if input_len < 1 or horizon < 0:
+        raise StcastError(f"input_len must be >= 1 and horizon >= 0; got {input_len}, {horizon}")
+    n = num_steps - input_len - horizon + 1
+    if n < 3:
+        raise StcastError(f"input_len {input_len} + horizon {horizon} needs more than the series' "
+                          f"{num_steps} steps (at least {input_len + horizon + 2})")
+    r_train, r_val, _ = parse_split(split)
+    n_train, n_val = int(round(n * r_train, 6)), int(round(n * r_val, 6))
+    if n_train < 1:
+        raise StcastError(f"the training split has no windows ({n} windows in all)")
+    starts = np.arange(n)
+    return {"train": starts[:n_train], "val": starts[n_train:n_train + n_val], "test": starts[n_train + n_val:]}
+
+
+def few_shot(starts: np.ndarray, fraction: float) -> np.ndarray:
+    """The last `fraction` of the training windows (the few-shot protocol)."""
+    if not 0 < fraction <= 1:
+        raise StcastError(f"few-shot fraction must be in (0, 1]; got {fraction}")
+    k = max(1, int(round(len(starts) * fraction)))
+    return starts[-k:]
+
+
+def starts_within(labels: np.ndarray, label, window: int, stride: int = 1) -> np.ndarray:
+    """Start indices of windows whose every step has `labels == label` (vectorised run test)."""
+    inside = np.concatenate([[0], np.cumsum(labels == label)])
+    starts = np.arange(0, len(labels) - window + 1)
+    ok = starts[(inside[starts + window] - inside[starts]) == window]
+    if stride > 1 and len(ok):
+        keep, last = [], -stride
+        for s in ok:  # per window, not per sample: a few thousand at most, only for strided test sets
+            if s >= last + stride:
+                keep.append(s)
+                last = s
+        ok = np.asarray(keep, dtype=np.int64)
+    return ok
+
+
+class StandardScaler:
+    """z-score per channel, fitted on observed training values only (missing entries ignored)."""
+
+    def __init__(self, mean: np.ndarray | None = None, std: np.ndarray | None = None):
+        self.mean, self.std = mean, std
+
+    def fit(self, data: SpatioTemporalData, end_step: int, chunk: int = 4096) -> StandardScaler:
+        C = data.num_channels
+        s, ss, n = np.zeros(C), np.zeros(C), np.zeros(C)
+        for a in range(0, end_step, chunk):  # chunked so a memmap is never loaded whole
+            v = np.asarray(data.values[a:min(end_step, a + chunk)], dtype=np.float64)
+            m = data.observed(slice(a, min(end_step, a + chunk)))
+            v = np.where(m, v, 0.0)
+            s += v.sum((0, 1))
+            ss += (v * v).sum((0, 1))
+            n += m.sum((0, 1))
+        if (n == 0).any():
+            raise StcastError(f"{data.meta.name}: a channel has no observed training values")
+        self.mean = (s / n).astype(np.float32)
+        var = np.maximum(ss / n - (s / n) ** 2, 0.0)
+        self.std = np.where(var > 1e-12, np.sqrt(var), 1.0).astype(np.float32)
+        return self
+
+    def transform(self, x):
+        mean, std = self._as(x)
+        return (x - mean) / std
+
+    def inverse(self, x):
+        mean, std = self._as(x)
+        return x * std + mean
+
+    def _as(self, x):
+        if isinstance(x, torch.Tensor):
+            return (torch.as_tensor(self.mean, device=x.device), torch.as_tensor(self.std, device=x.device))
+        return self.mean, self.std
+
+    def state_dict(self) -> dict:
+        return {"mean": torch.as_tensor(self.mean), "std": torch.as_tensor(self.std)}
+
+    @classmethod
+    def from_state_dict(cls, state) -> StandardScaler:
+        return cls(state["mean"].numpy(), state["std"].numpy())
+
+
+@dataclass
+class Batch:
+    """x (B, L, N, C) scaled with missing/hidden entries 0; y (B, H, N, C) in original units.
+
+    For imputation H == L and y is the window itself; `eval_mask` marks the hidden-and-observed
+    entries that the loss and the metrics see. Calendar indices are per step.
+    """
+
+    x: torch.Tensor
+    x_mask: torch.Tensor
+    y: torch.Tensor
+    y_mask: torch.Tensor
+    tod_x: torch.Tensor
+    dow_x: torch.Tensor
+    tod_y: torch.Tensor
+    dow_y: torch.Tensor
+    start: torch.Tensor
+    node_ids: torch.Tensor
+    eval_mask: torch.Tensor | None = None
+    x_target: torch.Tensor | None = None  # forecast windows with hidden inputs (multi-task): raw inputs
+
+    def to(self, device) -> Batch:
+        return Batch(**{f.name: (None if getattr(self, f.name) is None else getattr(self, f.name).to(device))
+                        for f in fields(self)})
+
+    @property
+    def batch_size(self) -> int:
+        return self.x.shape[0]
+
+
+class WindowSet:
+    """The windows of one split: a dataset, the start indices, the lengths and the scaler.
+
+    `hide` (imputation) is a callable (mask (B, L, N, C) bool, generator) -> bool tensor of entries to
+    hide from the input; `protocol_eval` hides and scores the dataset's own `eval_mask` instead.
+    """
+
+    def __init__(self, data: SpatioTemporalData, starts: np.ndarray, input_len: int, horizon: int,
+                 scaler: StandardScaler, task: str = "forecast", hide=None, protocol_eval: bool = False):
+        if task not in ("forecast", "impute"):
+            raise StcastError(f"unknown task {task!r}; use 'forecast' or 'impute'")
+        if len(starts) and starts.max() + input_len + (horizon if task == "forecast" else 0) > data.num_steps:
+            raise StcastError(f"window starting at {starts.max()} runs past the series' {data.num_steps} steps")
+        if protocol_eval and data.eval_mask is None:
+            raise StcastError(f"{data.meta.name} has no protocol evaluation mask")
+        self.data, self.starts, self.scaler = data, np.asarray(starts, dtype=np.int64), scaler
+        self.input_len, self.horizon, self.task = input_len, horizon, task
+        self.hide, self.protocol_eval = hide, protocol_eval
+        self.tod, self.dow = data.calendar()
+        self.node_ids = torch.arange(data.num_nodes)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def batches(self, batch_size: int, shuffle: bool = False, seed: int = 0):
+        order = self.starts
+        if shuffle:
+            order = order[np.random.default_rng(seed).permutation(len(order))]
+        gen = torch.Generator().manual_seed(seed)
+        for i in range(0, len(order), batch_size):
+            yield self.gather(order[i:i + batch_size], gen)
+
+    def gather(self, starts: np.ndarray, gen: torch.Generator | None = None) -> Batch:
+        L = self.input_len
+        idx_x = starts[:, None] + np.arange(L)  # (B, L)
+        raw_x = torch.from_numpy(np.asarray(self.data.values[idx_x], dtype=np.float32))  # (B, L, N, C)
+        mask_x = torch.from_numpy(np.asarray(self.data.observed(idx_x)))
+        if self.task == "forecast":
+            idx_y = starts[:, None] + L + np.arange(self.horizon)  # (B, H)
+            y = torch.from_numpy(np.asarray(self.data.values[idx_y], dtype=np.float32))
+            y_mask = torch.from_numpy(np.asarray(self.data.observed(idx_y)))
+            eval_mask = x_target = None
+            if self.hide is not None:  # multi-task: also hide input entries and score their recovery
+                hidden = self.hide(mask_x, gen)
+                eval_mask, x_target = hidden & mask_x, raw_x
+                mask_x = mask_x & ~hidden
+        else:
+            idx_y, y, y_mask, x_target = idx_x, raw_x, mask_x, None
+            if self.protocol_eval:
+                hidden = torch.from_numpy(np.asarray(self.data.eval_mask[idx_x]))
+            elif self.hide is not None:
+                hidden = self.hide(mask_x, gen)
+            else:
+                raise StcastError("imputation windows need a missingness pattern (hide=...) or the protocol mask")
+            eval_mask = hidden & mask_x
+            mask_x = mask_x & ~hidden
+        x = torch.where(mask_x, self.scaler.transform(raw_x), torch.zeros(()))
+        t = torch.from_numpy
+        return Batch(x=x, x_mask=mask_x, y=y, y_mask=y_mask, tod_x=t(self.tod[idx_x]), dow_x=t(self.dow[idx_x]),
+                     tod_y=t(self.tod[idx_y]), dow_y=t(self.dow[idx_y]), start=t(starts.copy()),
+                     node_ids=self.node_ids, eval_mask=eval_mask, x_target=x_target)

@@ -1,0 +1,125 @@
+"""One experiment = dataset + task + protocol + model + training config -> metrics, timings, predictions."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from stcast.data.core import SpatioTemporalData
+from stcast.data.missing import aqi36_split, make_missing
+from stcast.data.registry import load_dataset
+from stcast.data.windows import StandardScaler, WindowSet, few_shot, split_starts
+from stcast.engine.trainer import TrainConfig, Trainer, evaluate, seed_everything
+from stcast.errors import StcastError
+from stcast.models.base import ProblemSpec, build_model
+
+
+@dataclass
+class Splits:
+    train: WindowSet
+    val: WindowSet
+    test: WindowSet
+    scaler: StandardScaler
+    spec: ProblemSpec
+
+
+def prepare_windows(data: SpatioTemporalData, task: str = "forecast", input_len: int = 12, horizon: int = 12,
+                    split="7:1:2", missing: str = "point", missing_kw: dict | None = None,
+                    few_shot_fraction: float | None = None, protocol: str | None = None,
+                    quantiles=()) -> Splits:
+    """Windows for train/val/test. Imputation windows have length `input_len` and hide entries with the
+    chosen pattern (seeded); protocol='aqi36' uses the GRIN split and scores the simulated failures."""
+    if task not in ("forecast", "impute", "multitask"):
+        raise StcastError(f"unknown task {task!r}; use forecast, impute or multitask")
+    window_task = "impute" if task == "impute" else "forecast"
+    if window_task == "impute":
+        horizon_eff = 0
+    else:
+        horizon_eff = horizon
+    if protocol == "aqi36":
+        if data.eval_mask is None:
+            raise StcastError("protocol 'aqi36' needs the AQI-36 dataset (its simulated-failure mask)")
+        starts = aqi36_split(data, input_len + horizon_eff)
+    elif protocol is None:
+        starts = split_starts(data.num_steps, input_len, horizon_eff, split)
+    else:
+        raise StcastError(f"unknown protocol {protocol!r}; known: aqi36")
+    if few_shot_fraction is not None:
+        starts["train"] = few_shot(starts["train"], few_shot_fraction)
+    scaler = StandardScaler().fit(data, int(starts["train"].max()) + input_len + horizon_eff)
+    hide = make_missing(missing, **(missing_kw or {})) if task in ("impute", "multitask") else None
+    sets = {k: WindowSet(data, v, input_len, horizon, scaler, window_task, hide=hide,
+                         protocol_eval=(protocol == "aqi36" and k == "test" and window_task == "impute"))
+            for k, v in starts.items()}
+    spec = ProblemSpec(num_nodes=data.num_nodes, num_channels=data.num_channels, input_len=input_len,
+                       horizon=input_len if window_task == "impute" else horizon,
+                       steps_per_day=data.meta.steps_per_day, task=window_task, quantiles=tuple(quantiles),
+                       adjacency=data.adjacency)
+    return Splits(sets["train"], sets["val"], sets["test"], scaler, spec)
+
+
+@dataclass
+class ExperimentResult:
+    model: str
+    dataset: str
+    task: str
+    metrics: dict
+    trainable_params: int
+    total_params: int
+    train_seconds: float
+    seconds_per_epoch: float
+    epochs: int
+    infer_ms_per_batch: float
+    predictions: dict = field(default_factory=dict)
+
+    def row(self) -> dict:
+        keep = {k: v for k, v in self.metrics.items() if not isinstance(v, torch.Tensor)}
+        return {"model": self.model, "dataset": self.dataset, "task": self.task, **keep,
+                "trainable_params": self.trainable_params, "epochs": self.epochs,
+                "s_per_epoch": round(self.seconds_per_epoch, 2), "train_s": round(self.train_seconds, 1),
+                "infer_ms_per_batch": round(self.infer_ms_per_batch, 1)}
+
+
+class Experiment:
+    def __init__(self, model: str, dataset: str | SpatioTemporalData, task: str = "forecast",
+                 input_len: int | None = None, horizon: int | None = None, split=None, protocol=None,
+                 missing: str = "point", missing_kw: dict | None = None, few_shot_fraction=None,
+                 model_kw: dict | None = None, train: TrainConfig | None = None, data_dir=None):
+        self.data = load_dataset(dataset, data_dir) if isinstance(dataset, str) else dataset
+        from stcast.data.registry import _REGISTRY
+
+        info = _REGISTRY.get(self.data.meta.name)
+        self.input_len = input_len or (info.input_len if info else 12)
+        self.horizon = horizon or (info.horizon if info else 12)
+        self.split = split or (info.split if info else "7:1:2")
+        self.model_name, self.task, self.model_kw = model, task, model_kw or {}
+        self.train_cfg = train or TrainConfig()
+        self.splits = prepare_windows(self.data, task, self.input_len, self.horizon, self.split,
+                                      missing=missing, missing_kw=missing_kw,
+                                      few_shot_fraction=few_shot_fraction, protocol=protocol)
+
+    def run(self, collect: bool = False, steps=(3, 6, 12)) -> ExperimentResult:
+        seed_everything(self.train_cfg.seed)
+        model = build_model(self.model_name, self.splits.spec, **self.model_kw)
+        trainer = Trainer(model, self.train_cfg, task=self.task)
+        t0 = time.time()
+        trainer.fit(self.splits.train, self.splits.val)
+        train_s = time.time() - t0
+        eval_task = "impute" if self.task == "impute" else "forecast"
+        t1 = time.time()
+        metrics = evaluate(model, self.splits.test, self.train_cfg.eval_batch_size, trainer.device, task=eval_task,
+                           steps=steps, collect=collect)
+        n_batches = max(1, int(np.ceil(len(self.splits.test) / self.train_cfg.eval_batch_size)))
+        infer = (time.time() - t1) / n_batches * 1000
+        preds = {}
+        if collect:
+            preds = {"pred": metrics.pop("pred"), "truth": metrics.pop("truth")}
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        total = sum(p.numel() for p in model.parameters()) + sum(b.numel() for b in model.buffers())
+        spe = float(np.mean(trainer.epoch_seconds)) if trainer.epoch_seconds else 0.0
+        self.model = model
+        return ExperimentResult(self.model_name, self.data.meta.name, self.task, metrics, trainable, total, train_s,
+                                spe, len(trainer.epoch_seconds), infer, preds)

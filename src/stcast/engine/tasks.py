@@ -1,0 +1,40 @@
+"""Task losses: forecasting, imputation (hidden entries only) and their weighted sum (multi-task).
+
+All losses are masked MAE in original units (the BasicTS convention), plus any auxiliary losses the
+model returns.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from stcast.data.windows import Batch
+from stcast.errors import StcastError
+from stcast.metrics import masked_mae
+from stcast.models.base import Prediction
+
+TASKS = ("forecast", "impute", "multitask")
+
+
+def target_and_mask(batch: Batch, task: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the point prediction is scored against: future steps (forecast) or the hidden-and-observed
+    entries of the window (impute)."""
+    if task == "impute":
+        return batch.y, batch.eval_mask
+    return batch.y, batch.y_mask
+
+
+def task_loss(pred: Prediction, batch: Batch, scaler, task: str, alpha: float = 0.5) -> torch.Tensor:
+    if task not in TASKS:
+        raise StcastError(f"unknown task {task!r}; use one of {TASKS}")
+    y, mask = target_and_mask(batch, "impute" if task == "impute" else "forecast")
+    point = scaler.inverse(pred.point)
+    loss = masked_mae(point, y, mask)
+    if task == "multitask":  # U-STS-LLM eqs. 15-16: alpha L_pred + (1 - alpha) L_imp
+        if pred.imputed is None or batch.x_target is None:
+            raise StcastError("multitask needs a model that returns an imputed window and windows with "
+                              "hidden inputs (a missingness pattern)")
+        loss = alpha * loss + (1 - alpha) * masked_mae(scaler.inverse(pred.imputed), batch.x_target,
+                                                       batch.eval_mask)
+    aux = list(pred.aux_losses.values())
+    return loss + sum(aux) if aux else loss

@@ -1,0 +1,96 @@
+"""The model contract: built from a ProblemSpec, takes a Batch, returns a Prediction."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from stcast.errors import StcastError
+
+
+@dataclass
+class ProblemSpec:
+    num_nodes: int
+    num_channels: int
+    input_len: int
+    horizon: int
+    steps_per_day: int
+    task: str = "forecast"
+    quantiles: tuple[float, ...] = ()
+    adjacency: np.ndarray | None = None
+
+
+@dataclass
+class Prediction:
+    point: torch.Tensor  # (B, H, N, C), in the scaled space of Batch.x
+    quantiles: torch.Tensor | None = None  # (B, H, N, C, Q), scaled
+    imputed: torch.Tensor | None = None  # (B, L, N, C), scaled: the input window filled (multi-task)
+    aux_losses: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class STModel(nn.Module):
+    """Base class. Subclasses set `tasks`, `needs_graph`, and implement forward(batch) -> Prediction.
+
+    Statistical models override `fit_statistics(train_windows)`; the engine calls it before training.
+    """
+
+    name = "model"
+    tasks: tuple[str, ...] = ("forecast",)
+    needs_graph = False
+
+    def __init__(self, spec: ProblemSpec):
+        super().__init__()
+        if spec.task not in self.tasks:
+            raise StcastError(f"model {self.name!r} does not support task {spec.task!r} (it supports "
+                              f"{', '.join(self.tasks)})")
+        if self.needs_graph and spec.adjacency is None:
+            raise StcastError(f"model {self.name!r} needs an adjacency matrix; this dataset has none")
+        self.spec = spec
+
+    def fit_statistics(self, train_windows) -> None:  # noqa: B027 - optional hook
+        pass
+
+    @property
+    def out_len(self) -> int:
+        return self.spec.horizon if self.spec.task == "forecast" else self.spec.input_len
+
+
+_MODELS: dict[str, type[STModel]] = {}
+
+
+def register_model(name: str):
+    def deco(cls):
+        cls.name = name
+        _MODELS[name] = cls
+        return cls
+    return deco
+
+
+def model_names() -> list[str]:
+    _load_all()
+    return sorted(_MODELS)
+
+
+def get_model_class(name: str) -> type[STModel]:
+    _load_all()
+    if name not in _MODELS:
+        close = difflib.get_close_matches(name, _MODELS, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise StcastError(f"unknown model {name!r}{hint} Known: {', '.join(sorted(_MODELS))}")
+    return _MODELS[name]
+
+
+def build_model(name: str, spec: ProblemSpec, **hparams) -> STModel:
+    cls = get_model_class(name)
+    try:
+        return cls(spec, **hparams)
+    except TypeError as e:
+        raise StcastError(f"bad hyper-parameters for {name!r}: {e}") from e
+
+
+def _load_all() -> None:
+    import stcast.models.baselines  # noqa: F401  (registers the baselines)

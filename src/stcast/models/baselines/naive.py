@@ -1,0 +1,151 @@
+"""Statistical baselines: last value, seasonal naive, historical average, mean and interpolation imputers."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from stcast.models.base import Prediction, ProblemSpec, STModel, register_model
+
+
+def _training_steps(train_windows) -> int:
+    extra = train_windows.horizon if train_windows.task == "forecast" else 0
+    return int(train_windows.starts.max()) + train_windows.input_len + extra
+
+
+class _Statistical(STModel):
+    """No trainable weights: a dummy parameter keeps optimisers and devices happy."""
+
+    trainable = False
+
+    def __init__(self, spec: ProblemSpec):
+        super().__init__(spec)
+        self._device_anchor = torch.nn.Parameter(torch.zeros(()), requires_grad=False)
+
+
+@register_model("last-value")
+class LastValue(_Statistical):
+    """Repeat the last observed input value of each node (the 'copy last' baseline)."""
+
+    def forward(self, batch) -> Prediction:
+        obs = batch.x_mask
+        L = obs.shape[1]
+        idx = torch.where(obs, torch.arange(L, device=obs.device).view(1, L, 1, 1), -1).amax(1)  # (B, N, C)
+        last = batch.x.gather(1, idx.clamp(min=0).unsqueeze(1)).squeeze(1)
+        last = torch.where(idx >= 0, last, 0.0)  # a node never observed falls back to the mean (0 scaled)
+        return Prediction(last.unsqueeze(1).expand(-1, self.out_len, -1, -1).contiguous())
+
+
+@register_model("seasonal-naive")
+class SeasonalNaive(_Statistical):
+    """y[t] = value one season earlier (default one day), read from the series itself."""
+
+    def __init__(self, spec: ProblemSpec, season: int | None = None):
+        super().__init__(spec)
+        self.season = season or spec.steps_per_day
+        if self.season < spec.horizon:
+            from stcast.errors import StcastError
+
+            raise StcastError(f"seasonal-naive needs season >= horizon ({self.season} < {spec.horizon})")
+        self._series = None
+
+    def fit_statistics(self, train_windows) -> None:
+        self._data, self._scaler = train_windows.data, train_windows.scaler
+
+    def forward(self, batch) -> Prediction:
+        starts = batch.start.cpu().numpy()
+        idx = starts[:, None] + self.spec.input_len + np.arange(self.out_len) - self.season  # (B, H)
+        ok = idx >= 0
+        vals = np.asarray(self._data.values[np.clip(idx, 0, None)], dtype=np.float32)
+        obs = np.asarray(self._data.observed(np.clip(idx, 0, None)))
+        out = torch.from_numpy(self._scaler.transform(vals))
+        keep = torch.from_numpy(obs & ok[:, :, None, None])
+        fallback = LastValue.forward(self, batch).point.cpu()  # too early in the series or missing
+        return Prediction(torch.where(keep, out, fallback).to(batch.x.device))
+
+
+@register_model("ha")
+class HistoricalAverage(_Statistical):
+    """Mean of the training data per time-of-week slot, node and channel (scaled space); slots never
+    seen in training fall back to the time-of-day mean, then to the node mean."""
+
+    def __init__(self, spec: ProblemSpec, period: str = "week"):
+        super().__init__(spec)
+        self.period = period
+        S = spec.steps_per_day
+        self.register_buffer("week", torch.zeros(7 * S, spec.num_nodes, spec.num_channels))
+        self.register_buffer("day", torch.zeros(S, spec.num_nodes, spec.num_channels))
+
+    def fit_statistics(self, train_windows) -> None:
+        data, scaler = train_windows.data, train_windows.scaler
+        end = _training_steps(train_windows)
+        tod, dow = data.calendar()
+        v = torch.from_numpy(scaler.transform(np.asarray(data.values[:end], dtype=np.float32)))
+        m = torch.from_numpy(np.asarray(data.observed(slice(0, end)))).float()
+        v = v * m
+        S = self.spec.steps_per_day
+        node_mean = v.sum(0) / m.sum(0).clamp(min=1)
+
+        def slot_means(slot, n_slots, fallback):
+            idx = torch.from_numpy(slot[:end])
+            s = torch.zeros(n_slots, *v.shape[1:]).index_add_(0, idx, v)
+            c = torch.zeros(n_slots, *v.shape[1:]).index_add_(0, idx, m)
+            return torch.where(c > 0, s / c.clamp(min=1), fallback)
+
+        self.day.copy_(slot_means(tod, S, node_mean.expand(S, -1, -1)))
+        week_fallback = self.day.repeat(7, 1, 1)
+        self.week.copy_(slot_means(dow * S + tod, 7 * S, week_fallback))
+
+    def forward(self, batch) -> Prediction:
+        tod, dow = (batch.tod_y, batch.dow_y) if self.spec.task == "forecast" else (batch.tod_x, batch.dow_x)
+        if self.period == "week":
+            point = self.week[dow * self.spec.steps_per_day + tod]
+        else:
+            point = self.day[tod]
+        if self.spec.task == "impute":  # keep what is observed
+            point = torch.where(batch.x_mask, batch.x, point)
+        return Prediction(point)
+
+
+@register_model("mean-impute")
+class MeanImputer(_Statistical):
+    """Fill hidden entries with each node's training mean."""
+
+    tasks = ("impute",)
+
+    def __init__(self, spec: ProblemSpec):
+        super().__init__(spec)
+        self.register_buffer("mean", torch.zeros(spec.num_nodes, spec.num_channels))
+
+    def fit_statistics(self, train_windows) -> None:
+        data, end = train_windows.data, _training_steps(train_windows)
+        v = train_windows.scaler.transform(np.asarray(data.values[:end], dtype=np.float32))
+        m = np.asarray(data.observed(slice(0, end)))
+        self.mean.copy_(torch.from_numpy((np.where(m, v, 0).sum(0) / np.maximum(m.sum(0), 1)).astype(np.float32)))
+
+    def forward(self, batch) -> Prediction:
+        return Prediction(torch.where(batch.x_mask, batch.x, self.mean.expand_as(batch.x)))
+
+
+def interpolate_time(x: torch.Tensor, mask: torch.Tensor, fallback: torch.Tensor) -> torch.Tensor:
+    """Linear interpolation along axis 1 between observed entries; nearest value at the edges;
+    `fallback` (broadcastable) where a series has no observation. Fully vectorised."""
+    L = x.shape[1]
+    t = torch.arange(L, device=x.device).view(1, L, *([1] * (x.dim() - 2))).expand_as(x)
+    prev = torch.where(mask, t, -1).cummax(1).values
+    nxt = torch.where(mask, t, L).flip(1).cummin(1).values.flip(1)
+    has_prev, has_next = prev >= 0, nxt < L
+    xp = x.gather(1, prev.clamp(min=0))
+    xn = x.gather(1, nxt.clamp(max=L - 1))
+    w = (t - prev).float() / (nxt - prev).clamp(min=1).float()
+    both = xp + w * (xn - xp)
+    out = torch.where(has_prev & has_next, both, torch.where(has_prev, xp, torch.where(has_next, xn, fallback)))
+    return torch.where(mask, x, out)
+
+
+@register_model("interpolate")
+class LinearInterpolation(MeanImputer):
+    """Linear interpolation in time within the window (nearest at the edges; node mean if empty)."""
+
+    def forward(self, batch) -> Prediction:
+        return Prediction(interpolate_time(batch.x, batch.x_mask, self.mean.expand_as(batch.x)))
