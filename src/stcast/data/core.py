@@ -126,12 +126,12 @@ class SpatioTemporalData:
 
     def calendar(self) -> tuple[np.ndarray, np.ndarray]:
         """Time-of-day slot in [0, steps_per_day) and day-of-week in [0, 7) per step, int64."""
-        ts = self.timestamps.astype("datetime64[m]")
-        minutes = (ts - ts.astype("datetime64[D]")).astype(np.int64)
-        tod = (minutes - self.meta.day_start_minutes) // self.meta.step_minutes
-        tod = np.clip(tod, 0, self.meta.steps_per_day - 1)
-        dow = (ts.astype("datetime64[D]").astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday (3)
-        return tod.astype(np.int64), dow.astype(np.int64)
+        return calendar_of(self.timestamps, self.meta)
+
+    def future_timestamps(self, steps: int) -> np.ndarray:
+        """The `steps` timestamps after the last one, on the dataset's regular grid."""
+        last = self.timestamps[-1].astype("datetime64[m]")
+        return last + np.arange(1, steps + 1) * np.timedelta64(self.meta.step_minutes, "m")
 
     def subset_nodes(self, nodes) -> SpatioTemporalData:
         nodes = np.asarray(nodes)
@@ -151,6 +151,14 @@ class SpatioTemporalData:
                 f"step {self.meta.step_minutes} min, {str(self.timestamps[0])[:16]} .. "
                 f"{str(self.timestamps[-1])[:16]}, observed {obs:.1%}, "
                 f"adjacency {'yes' if self.adjacency is not None else 'no'}")
+
+
+def calendar_of(timestamps, meta: DatasetMeta) -> tuple[np.ndarray, np.ndarray]:
+    ts = np.asarray(timestamps).astype("datetime64[m]")
+    minutes = (ts - ts.astype("datetime64[D]")).astype(np.int64)
+    tod = np.clip((minutes - meta.day_start_minutes) // meta.step_minutes, 0, meta.steps_per_day - 1)
+    dow = (ts.astype("datetime64[D]").astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday (3)
+    return tod.astype(np.int64), dow.astype(np.int64)
 
 
 def check_adjacency(adj: np.ndarray, num_nodes: int, name: str = "dataset") -> np.ndarray:

@@ -211,3 +211,40 @@ class WindowSet:
         return Batch(x=x, x_mask=mask_x, y=y, y_mask=y_mask, tod_x=t(self.tod[idx_x]), dow_x=t(self.dow[idx_x]),
                      tod_y=t(self.tod[idx_y]), dow_y=t(self.dow[idx_y]), start=t(starts.copy()),
                      node_ids=self.node_ids, eval_mask=eval_mask, x_target=x_target)
+
+
+def inference_batch(data: SpatioTemporalData, input_len: int, horizon: int, scaler: StandardScaler,
+                    end: int | None = None, task: str = "forecast") -> Batch:
+    """One window ending at step `end` (exclusive; default: the end of the series) for deployment.
+
+    Forecasting: the targets lie beyond the data, so y is zeros with y_mask False and the calendar of
+    the future steps comes from the extrapolated timestamps. Imputation: the window's own missing
+    entries are the ones to fill (eval_mask = not observed).
+    """
+    end = data.num_steps if end is None else end
+    if not input_len <= end <= data.num_steps:
+        raise StcastError(f"a window of {input_len} steps ending at {end} does not fit the series' "
+                          f"{data.num_steps} steps")
+    idx_x = np.arange(end - input_len, end)[None]
+    raw = torch.from_numpy(np.asarray(data.values[idx_x], dtype=np.float32))
+    mask = torch.from_numpy(np.asarray(data.observed(idx_x)))
+    tod, dow = data.calendar()
+    if task == "forecast":
+        from stcast.data.core import calendar_of
+
+        if end + horizon <= data.num_steps:
+            tod_y, dow_y = tod[end:end + horizon][None], dow[end:end + horizon][None]
+        else:
+            tod_y, dow_y = (a[None] for a in calendar_of(
+                np.concatenate([data.timestamps[end:], data.future_timestamps(horizon - (data.num_steps - end))]),
+                data.meta))
+        shape = (1, horizon, data.num_nodes, data.num_channels)
+        y, y_mask, eval_mask = torch.zeros(shape), torch.zeros(shape, dtype=torch.bool), None
+    else:
+        tod_y, dow_y, y, y_mask, eval_mask = tod[idx_x], dow[idx_x], raw, mask, ~mask
+    x = torch.where(mask, scaler.transform(raw), torch.zeros(()))
+    t = torch.from_numpy
+    return Batch(x=x, x_mask=mask, y=y, y_mask=y_mask, tod_x=t(tod[idx_x]), dow_x=t(dow[idx_x]),
+                 tod_y=t(np.ascontiguousarray(tod_y)), dow_y=t(np.ascontiguousarray(dow_y)),
+                 start=torch.tensor([end - input_len]), node_ids=torch.arange(data.num_nodes),
+                 eval_mask=eval_mask)

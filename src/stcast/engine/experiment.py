@@ -116,7 +116,8 @@ class Experiment:
         infer = (time.time() - t1) / n_batches * 1000
         preds = {}
         if collect:
-            preds = {"pred": metrics.pop("pred"), "truth": metrics.pop("truth")}
+            preds = {"pred": metrics.pop("pred"), "truth": metrics.pop("truth"), "mask": metrics.pop("mask"),
+                     "starts": self.splits.test.starts, "input_len": self.input_len}
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         total = sum(p.numel() for p in model.parameters()) + sum(b.numel() for b in model.buffers())
         spe = float(np.mean(trainer.epoch_seconds)) if trainer.epoch_seconds else 0.0

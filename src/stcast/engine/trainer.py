@@ -169,7 +169,7 @@ def evaluate(model: STModel, windows: WindowSet, batch_size: int = 64, device="c
     score_task = "impute" if task == "impute" else "forecast"
     out_len = windows.input_len if score_task == "impute" else windows.horizon
     acc = MetricAccumulator(out_len)
-    preds, truths = [], []
+    preds, truths, masks = [], [], []
     for batch in windows.batches(batch_size, shuffle=False, seed=12345):
         batch = batch.to(device)
         point = windows.scaler.inverse(model(batch).point)
@@ -178,7 +178,8 @@ def evaluate(model: STModel, windows: WindowSet, batch_size: int = 64, device="c
         if collect:
             preds.append(point.cpu())
             truths.append(y.cpu())
+            masks.append(mask.cpu())
     result = acc.summary(steps)
     if collect:
-        result["pred"], result["truth"] = torch.cat(preds), torch.cat(truths)
+        result["pred"], result["truth"], result["mask"] = torch.cat(preds), torch.cat(truths), torch.cat(masks)
     return result

@@ -54,6 +54,9 @@ class STModel(nn.Module):
     def fit_statistics(self, train_windows) -> None:  # noqa: B027 - optional hook
         pass
 
+    def attach(self, data, scaler) -> None:  # noqa: B027 - optional hook
+        """Give a loaded model the series it reads from at inference (models that look up history)."""
+
     @property
     def out_len(self) -> int:
         return self.spec.horizon if self.spec.task == "forecast" else self.spec.input_len

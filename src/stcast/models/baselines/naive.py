@@ -47,10 +47,13 @@ class SeasonalNaive(_Statistical):
             from stcast.errors import StcastError
 
             raise StcastError(f"seasonal-naive needs season >= horizon ({self.season} < {spec.horizon})")
-        self._series = None
+        self._data = self._scaler = None
 
     def fit_statistics(self, train_windows) -> None:
-        self._data, self._scaler = train_windows.data, train_windows.scaler
+        self.attach(train_windows.data, train_windows.scaler)
+
+    def attach(self, data, scaler) -> None:
+        self._data, self._scaler = data, scaler
 
     def forward(self, batch) -> Prediction:
         starts = batch.start.cpu().numpy()

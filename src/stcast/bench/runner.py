@@ -1,0 +1,171 @@
+"""Run a grid of models x datasets under one protocol and budget; tables as text, CSV and Markdown.
+
+Every model in a grid sees the same windows, scaler, seed and training budget, in the same process,
+so the figures (and their ratios) are comparable.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+from stcast.data.registry import get_info, load_dataset
+from stcast.engine.experiment import Experiment, ExperimentResult
+from stcast.engine.trainer import TrainConfig
+from stcast.errors import StcastError
+from stcast.models.base import get_model_class
+
+
+@dataclass
+class BenchConfig:
+    """One benchmark. Loaded from YAML (`BenchConfig.from_yaml`), fields overridable from the CLI."""
+
+    models: list[str] = field(default_factory=lambda: ["ha", "last-value", "stid"])
+    datasets: list[str] = field(default_factory=lambda: ["los-loop"])
+    task: str = "forecast"
+    input_len: int | None = None
+    horizon: int | None = None
+    split: str | None = None
+    protocol: str | None = None
+    missing: str = "point"
+    missing_kw: dict = field(default_factory=dict)
+    few_shot: float | None = None
+    steps: list[int] = field(default_factory=lambda: [3, 6, 12])
+    train: dict = field(default_factory=dict)  # TrainConfig fields
+    model_kw: dict = field(default_factory=dict)  # model name -> hyper-parameters
+    model_train: dict = field(default_factory=dict)  # model name -> TrainConfig overrides
+    plot_node: int | None = None
+    name: str = "benchmark"
+
+    @classmethod
+    def from_yaml(cls, path) -> BenchConfig:
+        path = Path(path)
+        if not path.is_file():
+            raise StcastError(f"config file {path} does not exist")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise StcastError(f"{path} is not valid YAML: {e}") from e
+        return cls.from_dict(raw, source=str(path))
+
+    @classmethod
+    def from_dict(cls, raw: dict, source: str = "config") -> BenchConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(raw) - known
+        if unknown:
+            raise StcastError(f"{source}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
+        for key in ("models", "datasets"):
+            if isinstance(raw.get(key), str):
+                raw[key] = [s.strip() for s in raw[key].split(",") if s.strip()]
+        cfg = cls(**raw)
+        bad = set(cfg.train) - {f.name for f in fields(TrainConfig)}
+        if bad:
+            raise StcastError(f"{source}: unknown training settings {sorted(bad)}")
+        for m in cfg.models:
+            get_model_class(m)  # fail early on an unknown model
+        for d in cfg.datasets:
+            get_info(d)
+        return cfg
+
+    def train_config(self, model: str) -> TrainConfig:
+        return TrainConfig(**{**self.train, **self.model_train.get(model, {})})
+
+
+@dataclass
+class BenchReport:
+    config: BenchConfig
+    results: list[ExperimentResult]
+    data: dict  # dataset name -> SpatioTemporalData
+
+    def rows(self) -> list[dict]:
+        return [r.row() for r in self.results]
+
+
+def run_benchmark(cfg: BenchConfig, data_dir=None, collect: bool = True, log=print) -> BenchReport:
+    results, data = [], {}
+    for ds in cfg.datasets:
+        d = load_dataset(ds, data_dir)
+        data[ds] = d
+        for m in cfg.models:
+            cls = get_model_class(m)
+            task = "impute" if cfg.task == "impute" else "forecast"
+            if task not in cls.tasks:
+                log(f"  skip {m}: it does not support {task}")
+                continue
+            t0 = time.time()
+            exp = Experiment(m, d, task=cfg.task, input_len=cfg.input_len, horizon=cfg.horizon, split=cfg.split,
+                             protocol=cfg.protocol, missing=cfg.missing, missing_kw=cfg.missing_kw,
+                             few_shot_fraction=cfg.few_shot, model_kw=cfg.model_kw.get(m, {}),
+                             train=cfg.train_config(m))
+            res = exp.run(collect=collect, steps=tuple(cfg.steps))
+            results.append(res)
+            log(f"  {ds:>14} {m:<15} MAE {res.metrics['mae']:.4f}  ({time.time() - t0:.1f}s)")
+    return BenchReport(cfg, results, data)
+
+
+# ----------------------------------------------------------------------------------------- tables
+
+
+def table_columns(rows: list[dict], steps) -> list[str]:
+    cols = ["dataset", "model"]
+    for s in steps:
+        cols += [c for c in (f"mae@{s}", f"rmse@{s}", f"mape@{s}") if any(c in r for r in rows)]
+    cols += ["mae", "rmse", "mape"]
+    if any("mre" in r and r.get("task") == "impute" for r in rows):
+        cols.append("mre")
+    cols += ["trainable_params", "epochs", "s_per_epoch", "infer_ms_per_batch"]
+    return cols
+
+
+def _fmt(col: str, v) -> str:
+    if v is None or v == "":
+        return "-"
+    if isinstance(v, float):
+        if col.startswith("mape") or col == "mre":
+            return f"{100 * v:.2f}%"
+        return f"{v:.3f}" if abs(v) < 1e4 else f"{v:.3g}"
+    return str(v)
+
+
+def format_table(rows: list[dict], columns: list[str]) -> str:
+    cells = [[_fmt(c, r.get(c)) for c in columns] for r in rows]
+    width = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(columns)]
+    line = "  ".join(c.rjust(w) for c, w in zip(columns, width))
+    out = [line, "  ".join("-" * w for w in width)]
+    out += ["  ".join(v.rjust(w) for v, w in zip(row, width)) for row in cells]
+    return "\n".join(out)
+
+
+def markdown_table(rows: list[dict], columns: list[str]) -> str:
+    out = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    out += ["| " + " | ".join(_fmt(c, r.get(c)) for c in columns) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def write_results(report: BenchReport, out_dir, plot: bool = True) -> dict[str, Path]:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = report.rows()
+    cols = table_columns(rows, report.config.steps)
+    paths = {"csv": out_dir / f"{report.config.name}.csv", "md": out_dir / f"{report.config.name}.md"}
+    all_keys = list(dict.fromkeys(k for r in rows for k in r))
+    with open(paths["csv"], "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=all_keys)
+        w.writeheader()
+        w.writerows(rows)
+    paths["md"].write_text(markdown_table(rows, cols) + "\n")
+    if plot and any(r.predictions for r in report.results):
+        from stcast.bench.plots import plot_report
+
+        paths["png"] = plot_report(report, out_dir / f"{report.config.name}.png")
+    return paths
+
+
+def print_report(report: BenchReport, file=sys.stdout) -> None:
+    rows = report.rows()
+    print(format_table(rows, table_columns(rows, report.config.steps)), file=file)

@@ -1,0 +1,446 @@
+"""The `stcast` command line: datasets, models, train, evaluate, forecast, impute, benchmark, demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from stcast.errors import StcastError
+
+
+def _parse_value(text: str):
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(raw: dict, sets: list[str]) -> dict:
+    """`key=value` or `a.b.c=value` (YAML-parsed values) applied onto a nested dict."""
+    for item in sets or []:
+        if "=" not in item:
+            raise StcastError(f"--set expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        node = raw
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise StcastError(f"--set {key}: {p} is not a section")
+        node[parts[-1]] = _parse_value(value)
+    return raw
+
+
+def _read_yaml(path) -> dict:
+    if not path:
+        return {}
+    if not Path(path).is_file():
+        raise StcastError(f"config file {path} does not exist")
+    try:
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+    except yaml.YAMLError as e:
+        raise StcastError(f"{path} is not valid YAML: {e}") from e
+    if not isinstance(raw, dict):
+        raise StcastError(f"{path} must hold a mapping of settings")
+    return raw
+
+
+def bundled_config(name: str) -> Path:
+    path = Path(str(resources.files("stcast") / "configs" / f"{name}.yaml"))
+    if not path.is_file():
+        raise StcastError(f"no bundled config {name!r}")
+    return path
+
+
+def resolve_dataset(spec: str, args) -> object:
+    """A registered name, or a path to the user's own CSV/Parquet table."""
+    from stcast.data.loaders import load_adjacency_file, load_user_table
+    from stcast.data.registry import load_dataset
+
+    path = Path(spec)
+    if path.suffix.lower() in (".csv", ".parquet", ".pq", ".gz") or path.exists():
+        data = load_user_table(path, layout=getattr(args, "layout", "auto"), time_col=getattr(args, "time_col", None),
+                               step_minutes=getattr(args, "step_minutes", None))
+        adj = getattr(args, "adjacency", None)
+        if adj:
+            data.adjacency = load_adjacency_file(adj, data.num_nodes, data.meta.name)
+        return data
+    return load_dataset(spec, getattr(args, "data_dir", None))
+
+
+# ------------------------------------------------------------------------------------------ commands
+
+
+def cmd_datasets(args) -> int:
+    from stcast.data.download import data_dir
+    from stcast.data.registry import dataset_folder, dataset_names, get_info, load_dataset
+
+    if args.action == "list":
+        print(f"{'name':<16}{'where':<10}{'step':>6}  {'here':<5} description")
+        for n in dataset_names():
+            info = get_info(n)
+            folder = dataset_folder(info, args.data_dir)
+            here = folder is not None and all((folder / f).exists() for f in info.files)
+            print(f"{n:<16}{info.location:<10}{info.step_minutes:>4}m  {'yes' if here else 'no':<5} "
+                  f"{info.description}")
+        return 0
+    if not args.name:
+        raise StcastError(f"`stcast datasets {args.action}` needs a dataset name")
+    info = get_info(args.name)
+    if args.action == "describe":
+        print(load_dataset(args.name, args.data_dir).describe())
+        print(f"  standard: input {info.input_len} -> horizon {info.horizon}, split {info.split}, "
+              f"units {info.units or '-'}, null value {info.null_value}")
+        return 0
+    if args.action == "download":
+        if not info.urls:
+            raise StcastError(f"{args.name} has no public download URL ({info.location} data)")
+        load_dataset(args.name, args.data_dir, download_missing=True)
+        print(f"{args.name}: ready in {data_dir(args.data_dir) / info.folder}")
+        return 0
+    raise StcastError(f"unknown action {args.action!r}")
+
+
+def cmd_models(args) -> int:
+    from stcast.models.base import get_model_class, model_names
+
+    for n in model_names():
+        cls = get_model_class(n)
+        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        print(f"{n:<16}{','.join(cls.tasks):<18}{doc}")
+    return 0
+
+
+def _train_config(args, base: dict | None = None):
+    from stcast.engine.trainer import TrainConfig
+
+    raw = dict(base or {})
+    for key in ("epochs", "batch_size", "lr", "seed", "device", "max_minutes", "patience"):
+        v = getattr(args, key, None)
+        if v is not None:
+            raw[key] = v
+    return TrainConfig(**raw)
+
+
+def cmd_train(args) -> int:
+    from stcast.engine.checkpoint import save_model
+    from stcast.engine.experiment import Experiment
+
+    raw = apply_overrides(_read_yaml(args.config), args.set)
+    data = resolve_dataset(args.dataset, args)
+    train = _train_config(args, raw.get("train"))
+    train.checkpoint = args.checkpoint
+    train.resume = args.resume
+    train.log_csv = args.log_csv
+    model_kw = raw.get("model_kw", {})
+    exp = Experiment(args.model, data, task=args.task, input_len=args.input_len, horizon=args.horizon,
+                     split=args.split, protocol=args.protocol, missing=args.missing, model_kw=model_kw,
+                     few_shot_fraction=args.few_shot, train=train)
+    res = exp.run()
+    from stcast.bench.runner import format_table, table_columns
+
+    row = res.row()
+    print(format_table([row], table_columns([row], (3, 6, 12))))
+    if args.out:
+        save_model(args.out, exp.model, model_kw, exp.splits.scaler, data.meta.name, exp.task)
+        print(f"model written to {args.out}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from stcast.engine.checkpoint import load_model
+    from stcast.engine.experiment import prepare_windows
+    from stcast.engine.trainer import evaluate
+
+    model, scaler, info = load_model(args.model_file)
+    data = resolve_dataset(args.dataset or info["dataset"], args)
+    _check_nodes(model, data)
+    spec = model.spec
+    splits = prepare_windows(data, info["task"], spec.input_len, spec.horizon, args.split or "7:1:2",
+                             protocol=args.protocol, missing=args.missing)
+    test = splits.test
+    test.scaler = scaler  # the model's own scaler, fitted on its training data
+    model.fit_statistics(splits.train) if not any(p.requires_grad for p in model.parameters()) else None
+    model.attach(data, scaler)
+    m = evaluate(model, test, 64, "cpu", task="impute" if info["task"] == "impute" else "forecast")
+    from stcast.bench.runner import format_table, table_columns
+
+    row = {"model": info["model"], "dataset": data.meta.name, **m}
+    print(format_table([row], table_columns([row], (3, 6, 12))[:-4]))
+    return 0
+
+
+def _check_nodes(model, data) -> None:
+    if model.spec.num_nodes != data.num_nodes or model.spec.num_channels != data.num_channels:
+        raise StcastError(f"the model was trained on {model.spec.num_nodes} nodes x {model.spec.num_channels} "
+                          f"channels; {data.meta.name} has {data.num_nodes} x {data.num_channels}")
+
+
+def _write_table(df, out: str) -> None:
+    out_path = Path(out)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    if out_path.suffix in (".parquet", ".pq"):
+        try:
+            df.to_parquet(out_path, index=False)
+        except ImportError as e:
+            raise StcastError("writing Parquet needs pyarrow: pip install 'stcast[parquet]'") from e
+    else:
+        df.to_csv(out_path, index=False)
+
+
+def cmd_forecast(args) -> int:
+    import pandas as pd
+
+    from stcast.data.windows import inference_batch
+    from stcast.engine.checkpoint import load_model
+
+    model, scaler, info = load_model(args.model_file)
+    if info["task"] != "forecast":
+        raise StcastError(f"{args.model_file} was trained for {info['task']}, not forecasting")
+    data = resolve_dataset(args.dataset or info["dataset"], args)
+    _check_nodes(model, data)
+    model.attach(data, scaler)
+    spec = model.spec
+    end = args.end if args.end is not None else data.num_steps
+    batch = inference_batch(data, spec.input_len, spec.horizon, scaler, end=end)
+    with torch.no_grad():
+        pred = model(batch)
+    point = scaler.inverse(pred.point)[0].numpy()  # (H, N, C)
+    H, N, C = point.shape
+    times = (data.timestamps[end:end + H] if end + H <= data.num_steps else
+             np.concatenate([data.timestamps[end:], data.future_timestamps(H - (data.num_steps - end))]))
+    nodes = data.node_ids or [str(i) for i in range(N)]
+    df = pd.DataFrame({"timestamp": np.repeat(times, N * C), "node": np.tile(np.repeat(nodes, C), H),
+                       "channel": np.tile(list(data.meta.channels), H * N), "step": np.repeat(np.arange(1, H + 1), N * C),
+                       "forecast": point.reshape(-1)})
+    if pred.quantiles is not None:
+        q = scaler.inverse(pred.quantiles)[0].numpy().reshape(H * N * C, -1)
+        for j, level in enumerate(spec.quantiles):
+            df[f"q{level:g}"] = q[:, j]
+    _write_table(df, args.out)
+    print(f"{H} steps x {N} nodes x {C} channels written to {args.out} "
+          f"({str(times[0])[:16]} .. {str(times[-1])[:16]})")
+    return 0
+
+
+def cmd_impute(args) -> int:
+    import pandas as pd
+
+    from stcast.data.windows import Batch, StandardScaler
+    from stcast.engine.checkpoint import load_model
+    from stcast.models.base import ProblemSpec, build_model
+
+    data = resolve_dataset(args.dataset, args)
+    if args.model_file:
+        model, scaler, info = load_model(args.model_file)
+        if info["task"] != "impute":
+            raise StcastError(f"{args.model_file} was trained for {info['task']}, not imputation")
+        _check_nodes(model, data)
+    else:
+        from stcast.data.windows import WindowSet
+
+        scaler = StandardScaler().fit(data, data.num_steps)
+        L = args.window
+        spec = ProblemSpec(data.num_nodes, data.num_channels, L, L, data.meta.steps_per_day, task="impute")
+        model = build_model(args.method, spec)
+        model.fit_statistics(WindowSet(data, np.arange(0, data.num_steps - L + 1, L), L, 0, scaler, "impute",
+                                       hide=lambda m, g: torch.zeros_like(m)))
+    model.attach(data, scaler)
+    L = model.spec.input_len
+    T = data.num_steps
+    if T < L:
+        raise StcastError(f"{data.meta.name} has {T} steps, fewer than the model's window of {L}")
+    starts = np.unique(np.append(np.arange(0, T - L + 1, L), T - L))  # cover every step, the tail too
+    filled = np.array(data.values[:], dtype=np.float32, copy=True)
+    observed = data.observed()
+    tod, dow = data.calendar()
+    with torch.no_grad():
+        for i in range(0, len(starts), args.batch_size):  # batched windows, not per-sample
+            s = starts[i:i + args.batch_size]
+            idx = s[:, None] + np.arange(L)
+            raw = torch.from_numpy(np.asarray(data.values[idx], dtype=np.float32))
+            mask = torch.from_numpy(observed[idx])
+            x = torch.where(mask, scaler.transform(raw), torch.zeros(()))
+            t = torch.from_numpy
+            b = Batch(x=x, x_mask=mask, y=raw, y_mask=mask, tod_x=t(tod[idx]), dow_x=t(dow[idx]), tod_y=t(tod[idx]),
+                      dow_y=t(dow[idx]), start=t(s), node_ids=torch.arange(data.num_nodes), eval_mask=~mask)
+            out = scaler.inverse(model(b).point).numpy()
+            fill = np.where(observed[idx], filled[idx], out)
+            filled[idx] = fill
+    n_filled = int((~observed).sum())
+    nodes = data.node_ids or [str(i) for i in range(data.num_nodes)]
+    if data.num_channels == 1:
+        df = pd.DataFrame(filled[:, :, 0], columns=nodes)
+        df.insert(0, "timestamp", data.timestamps)
+    else:
+        T, N, C = filled.shape
+        df = pd.DataFrame({"timestamp": np.repeat(data.timestamps, N * C), "node": np.tile(np.repeat(nodes, C), T),
+                           "channel": np.tile(list(data.meta.channels), T * N), "value": filled.reshape(-1),
+                           "imputed": (~observed).reshape(-1)})
+    _write_table(df, args.out)
+    print(f"{n_filled} missing entries of {observed.size} filled; written to {args.out}")
+    return 0
+
+
+def cmd_benchmark(args) -> int:
+    from stcast.bench.runner import BenchConfig
+
+    raw = _read_yaml(args.config)
+    for key in ("models", "datasets", "task", "protocol", "missing", "split", "input_len", "horizon"):
+        v = getattr(args, key, None)
+        if v is not None:
+            raw[key] = v
+    for key in ("epochs", "batch_size", "max_minutes", "seed", "device"):
+        v = getattr(args, key, None)
+        if v is not None:
+            raw.setdefault("train", {})[key] = v
+    raw = apply_overrides(raw, args.set)
+    cfg = BenchConfig.from_dict(raw, source=args.config or "command line")
+    return _run_and_report(cfg, args.out_dir, args.data_dir)
+
+
+def _run_and_report(cfg, out_dir, data_dir=None) -> int:
+    from stcast.bench.runner import print_report, run_benchmark, write_results
+
+    print(f"stcast benchmark '{cfg.name}': {', '.join(cfg.models)} on {', '.join(cfg.datasets)} "
+          f"({cfg.task}), torch threads {torch.get_num_threads()}")
+    report = run_benchmark(cfg, data_dir)
+    print()
+    print_report(report)
+    paths = write_results(report, out_dir)
+    print("\n" + "\n".join(f"{k}: {v}" for k, v in paths.items()))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from stcast.bench.runner import BenchConfig
+
+    cfg = BenchConfig.from_yaml(bundled_config("demo"))
+    if args.quick:  # every model, one short epoch: checks the pipeline end to end in seconds
+        cfg.model_train = {}
+        cfg.train.update(epochs=1, max_batches_per_epoch=5)
+        cfg.name = "demo-quick"
+    return _run_and_report(cfg, args.out_dir)
+
+
+# -------------------------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="stcast", description=__doc__)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def data_args(sp):
+        sp.add_argument("--data-dir", default=None, help="data directory (default $STCAST_DATA or ~/.cache/stcast)")
+        sp.add_argument("--layout", default="auto", choices=["auto", "wide", "long"], help="own table layout")
+        sp.add_argument("--time-col", default=None, help="timestamp column of an own table")
+        sp.add_argument("--step-minutes", type=int, default=None, help="time step of an own table")
+        sp.add_argument("--adjacency", default=None, help="adjacency CSV/NPY for an own table")
+
+    def train_args(sp):
+        for name, typ in (("epochs", int), ("batch-size", int), ("lr", float), ("seed", int),
+                          ("max-minutes", float), ("patience", int)):
+            sp.add_argument(f"--{name}", type=typ, default=None)
+        sp.add_argument("--device", default=None, help="cpu or cuda")
+        sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config entry, e.g. --set model_kw.stid.embed_dim=64")
+        sp.add_argument("--config", default=None, help="YAML config")
+
+    sp = sub.add_parser("datasets", help="list, describe or download datasets")
+    sp.add_argument("action", nargs="?", default="list", choices=["list", "describe", "download"])
+    sp.add_argument("name", nargs="?")
+    data_args(sp)
+    sp.set_defaults(func=cmd_datasets)
+
+    sp = sub.add_parser("models", help="list the models")
+    sp.set_defaults(func=cmd_models)
+
+    sp = sub.add_parser("train", help="train one model on one dataset, report test metrics, save it")
+    sp.add_argument("--model", required=True)
+    sp.add_argument("--dataset", required=True, help="registered name or a CSV/Parquet path")
+    sp.add_argument("--task", default="forecast", choices=["forecast", "impute", "multitask"])
+    sp.add_argument("--input-len", type=int, default=None)
+    sp.add_argument("--horizon", type=int, default=None)
+    sp.add_argument("--split", default=None)
+    sp.add_argument("--protocol", default=None)
+    sp.add_argument("--missing", default="point", choices=["point", "block"])
+    sp.add_argument("--few-shot", type=float, default=None)
+    sp.add_argument("--out", default=None, help="write the trained model here (.pt)")
+    sp.add_argument("--checkpoint", default=None, help="training checkpoint (for --resume)")
+    sp.add_argument("--resume", action="store_true")
+    sp.add_argument("--log-csv", default=None)
+    data_args(sp)
+    train_args(sp)
+    sp.set_defaults(func=cmd_train)
+
+    sp = sub.add_parser("evaluate", help="evaluate a saved model on a dataset's test split")
+    sp.add_argument("--model-file", required=True)
+    sp.add_argument("--dataset", default=None)
+    sp.add_argument("--split", default=None)
+    sp.add_argument("--protocol", default=None)
+    sp.add_argument("--missing", default="point", choices=["point", "block"])
+    data_args(sp)
+    sp.set_defaults(func=cmd_evaluate)
+
+    sp = sub.add_parser("forecast", help="forecast the steps after a window; writes CSV/Parquet")
+    sp.add_argument("--model-file", required=True)
+    sp.add_argument("--dataset", default=None)
+    sp.add_argument("--end", type=int, default=None, help="window end step (default: the end of the data)")
+    sp.add_argument("--out", required=True)
+    data_args(sp)
+    sp.set_defaults(func=cmd_forecast)
+
+    sp = sub.add_parser("impute", help="fill the missing entries of a series; writes CSV/Parquet")
+    sp.add_argument("--dataset", required=True)
+    sp.add_argument("--model-file", default=None, help="a model trained with --task impute")
+    sp.add_argument("--method", default="interpolate", help="without a model file: interpolate, mean-impute, ha")
+    sp.add_argument("--window", type=int, default=24)
+    sp.add_argument("--batch-size", type=int, default=64)
+    sp.add_argument("--out", required=True)
+    data_args(sp)
+    sp.set_defaults(func=cmd_impute)
+
+    sp = sub.add_parser("benchmark", help="models x datasets -> table, CSV, Markdown and a plot")
+    sp.add_argument("--models", default=None, help="comma-separated")
+    sp.add_argument("--datasets", default=None, help="comma-separated")
+    sp.add_argument("--task", default=None, choices=["forecast", "impute", "multitask"])
+    sp.add_argument("--protocol", default=None)
+    sp.add_argument("--missing", default=None, choices=["point", "block"])
+    sp.add_argument("--split", default=None)
+    sp.add_argument("--input-len", type=int, default=None)
+    sp.add_argument("--horizon", type=int, default=None)
+    sp.add_argument("--out-dir", default="results")
+    data_args(sp)
+    train_args(sp)
+    sp.set_defaults(func=cmd_benchmark)
+
+    sp = sub.add_parser("demo", help="the embedded default job: baselines on the bundled Los-loop data")
+    sp.add_argument("--out-dir", default="results/demo")
+    sp.add_argument("--quick", action="store_true", help="a smoke run (one short epoch per model)")
+    sp.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        return args.func(args)
+    except StcastError as e:
+        print(f"stcast: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("stcast: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
