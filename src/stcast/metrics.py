@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from stcast.errors import StcastError
+
 MAPE_EPS = 1e-4
 
 
@@ -89,6 +91,9 @@ class MetricAccumulator:
 def pinball_loss(quantile_pred: torch.Tensor, y: torch.Tensor, quantiles, mask=None) -> torch.Tensor:
     """Mean over levels and valid entries of max(q (y - f), (q - 1)(y - f)); quantile axis last."""
     q = torch.as_tensor(quantiles, dtype=quantile_pred.dtype, device=quantile_pred.device)
+    if quantile_pred.shape[-1] != len(q) or quantile_pred.shape[:-1] != y.shape:
+        raise StcastError(f"quantile predictions {tuple(quantile_pred.shape)} do not match targets "
+                          f"{tuple(y.shape)} x {len(q)} quantile levels")
     m = valid_mask(y, mask)
     diff = y.unsqueeze(-1) - quantile_pred
     loss = torch.maximum(q * diff, (q - 1) * diff)

@@ -16,6 +16,9 @@ _ALLOWED = {
     ("numpy", "dtype"),
     ("numpy.core.multiarray", "scalar"),
     ("numpy._core.multiarray", "scalar"),
+    # Python 3 writes bytes under protocol 2 as _codecs.encode(str, 'latin1'): a pure str->bytes call,
+    # needed to read an adj_mx.pkl re-saved by Python 3 with protocol 2.
+    ("_codecs", "encode"),
 }
 
 

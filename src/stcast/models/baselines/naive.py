@@ -72,6 +72,8 @@ class HistoricalAverage(_Statistical):
     """Mean of the training data per time-of-week slot, node and channel (scaled space); slots never
     seen in training fall back to the time-of-day mean, then to the node mean."""
 
+    tasks = ("forecast", "impute")
+
     def __init__(self, spec: ProblemSpec, period: str = "week"):
         super().__init__(spec)
         self.period = period

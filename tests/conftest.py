@@ -1,0 +1,33 @@
+"""Shared fixtures: real data only (the Los-loop sample bundled with the package)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from stcast.data.registry import load_dataset, shared_data_dir
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def los():
+    return load_dataset("los-loop")
+
+
+@pytest.fixture(scope="session")
+def los_small(los):
+    """The first 2 days x 20 sensors of Los-loop: real values, fast to train on."""
+    return los.subset_nodes(np.arange(20)).__class__(
+        values=los.values[:576, :20], timestamps=los.timestamps[:576], meta=los.meta,
+        mask=los.observed(slice(0, 576))[:, :20], adjacency=los.adjacency[:20, :20],
+        node_ids=los.node_ids[:20])
+
+
+@pytest.fixture(scope="session")
+def shared():
+    path = shared_data_dir()
+    if path is None:
+        pytest.fail("../shared/data not found: the tests run on the real data beside the project")
+    return path

@@ -1,0 +1,88 @@
+import csv
+
+import pytest
+import torch
+
+from stcast.engine.checkpoint import load_model, save_model
+from stcast.engine.experiment import Experiment, prepare_windows
+from stcast.engine.trainer import TrainConfig, Trainer, evaluate
+from stcast.errors import StcastError
+from stcast.models.base import build_model
+
+
+@pytest.fixture()
+def splits(los_small):
+    return prepare_windows(los_small, "forecast", 12, 12)
+
+
+def test_early_stopping_restores_the_best_epoch(splits, tmp_path):
+    torch.manual_seed(0)
+    model = build_model("stid", splits.spec)
+    # a learning rate so high that validation gets worse after the first epochs
+    cfg = TrainConfig(epochs=12, patience=3, lr=0.3, progress=False, log_csv=str(tmp_path / "log.csv"))
+    tr = Trainer(model, cfg).fit(splits.train, splits.val)
+    vals = [r["val_mae"] for r in tr.history]
+    assert len(vals) < 12  # stopped early
+    assert evaluate(model, splits.val, 64)["mae"] == pytest.approx(min(vals), rel=1e-5)
+    rows = list(csv.DictReader(open(tmp_path / "log.csv")))
+    assert len(rows) == len(vals) and float(rows[0]["val_mae"]) == pytest.approx(vals[0])
+
+
+def test_resume_continues_where_it_stopped(splits, tmp_path):
+    ck = str(tmp_path / "ck.pt")
+    torch.manual_seed(0)
+    full = build_model("dlinear", splits.spec)
+    Trainer(full, TrainConfig(epochs=4, patience=99, progress=False)).fit(splits.train, splits.val)
+    torch.manual_seed(0)
+    part = build_model("dlinear", splits.spec)
+    Trainer(part, TrainConfig(epochs=2, patience=99, progress=False, checkpoint=ck)).fit(splits.train, splits.val)
+    torch.manual_seed(0)
+    resumed = build_model("dlinear", splits.spec)
+    tr = Trainer(resumed, TrainConfig(epochs=4, patience=99, progress=False, checkpoint=ck, resume=True))
+    tr.fit(splits.train, splits.val)
+    assert [r["epoch"] for r in tr.history] == [1, 2, 3, 4]
+    for a, b in zip(full.state_dict().values(), resumed.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-5)
+    state = torch.load(ck, weights_only=True)  # the checkpoint loads without unpickling objects
+    assert state["epoch"] == 3
+
+
+def test_non_finite_loss_is_reported(splits):
+    model = build_model("dlinear", splits.spec)
+    with torch.no_grad():
+        model.seasonal.weight.fill_(float("nan"))
+    with pytest.raises(StcastError, match="loss became nan"):
+        Trainer(model, TrainConfig(epochs=1, progress=False)).fit(splits.train, splits.val)
+
+
+def test_cuda_request_without_gpu_is_named(splits):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: the error path cannot be exercised")
+    with pytest.raises(StcastError, match="no CUDA GPU"):
+        Trainer(build_model("dlinear", splits.spec), TrainConfig(device="cuda"))
+
+
+def test_model_file_round_trip_and_bad_files(splits, tmp_path):
+    model = build_model("stid", splits.spec, embed_dim=16)
+    Trainer(model, TrainConfig(epochs=1, progress=False)).fit(splits.train, splits.val)
+    path = save_model(tmp_path / "m.pt", model, {"embed_dim": 16}, splits.scaler, "los-loop", "forecast")
+    loaded, scaler, info = load_model(path)
+    b = splits.test.gather(splits.test.starts[:3])
+    model.eval()
+    assert torch.allclose(loaded(b).point, model(b).point)
+    assert info["model"] == "stid" and scaler.mean == pytest.approx(splits.scaler.mean)
+    (tmp_path / "junk.pt").write_bytes(b"not a model")
+    with pytest.raises(StcastError, match="not a readable stcast model file"):
+        load_model(tmp_path / "junk.pt")
+    torch.save({"a": torch.zeros(1)}, tmp_path / "other.pt")
+    with pytest.raises(StcastError, match="not an stcast model file"):
+        load_model(tmp_path / "other.pt")
+    with pytest.raises(StcastError, match="does not exist"):
+        load_model(tmp_path / "missing.pt")
+
+
+def test_experiment_reports_timings_and_params(los_small):
+    res = Experiment("stid", los_small, train=TrainConfig(epochs=1, progress=False)).run(collect=True)
+    row = res.row()
+    assert row["trainable_params"] > 0 and row["s_per_epoch"] >= 0 and "mae@12" in row
+    assert res.predictions["pred"].shape == res.predictions["truth"].shape
