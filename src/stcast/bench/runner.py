@@ -166,6 +166,6 @@ def write_results(report: BenchReport, out_dir, plot: bool = True) -> dict[str, 
     return paths
 
 
-def print_report(report: BenchReport, file=sys.stdout) -> None:
+def print_report(report: BenchReport, file=None) -> None:
     rows = report.rows()
-    print(format_table(rows, table_columns(rows, report.config.steps)), file=file)
+    print(format_table(rows, table_columns(rows, report.config.steps)), file=file or sys.stdout)

@@ -1,0 +1,102 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from stcast.cli import main
+
+
+@pytest.fixture()
+def own_csv(tmp_path, los):
+    """A user's wide CSV: 3 days x 8 real Los-loop sensors, with a 2-step gap and some blanks."""
+    n = 864
+    df = pd.DataFrame(los.values[:n, :8, 0], columns=[f"s{i}" for i in range(8)])
+    df.insert(0, "time", pd.DatetimeIndex(los.timestamps[:n]))
+    df.loc[100:110, "s3"] = np.nan
+    df = df.drop(index=[500, 501])
+    path = tmp_path / "own.csv"
+    df.to_csv(path, index=False)
+    return path
+
+
+def test_datasets_and_models_listing(capsys):
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    assert "los-loop" in out and "pems04" in out and "aqi36" in out
+    assert main(["models"]) == 0
+    assert "gwnet" in capsys.readouterr().out
+    assert main(["datasets", "describe", "los-loop"]) == 0
+    assert "N=207" in capsys.readouterr().out
+
+
+def test_train_forecast_evaluate_on_own_csv(tmp_path, own_csv, capsys):
+    model = tmp_path / "stid.pt"
+    with pytest.warns(UserWarning, match="2 missing time steps"):
+        assert main(["train", "--model", "stid", "--dataset", str(own_csv), "--epochs", "2",
+                     "--set", "model_kw.embed_dim=16", "--out", str(model)]) == 0
+    assert "mae@12" in capsys.readouterr().out and model.exists()
+    out = tmp_path / "fc.csv"
+    with pytest.warns(UserWarning):
+        assert main(["forecast", "--model-file", str(model), "--dataset", str(own_csv), "--out", str(out)]) == 0
+    fc = pd.read_csv(out, parse_dates=["timestamp"])
+    assert len(fc) == 12 * 8 and set(fc.node) == {f"s{i}" for i in range(8)}
+    assert fc.timestamp.min() == pd.Timestamp("2012-03-04 00:00")  # right after the data ends
+    assert fc.forecast.between(0, 120).all()
+    with pytest.warns(UserWarning):
+        assert main(["evaluate", "--model-file", str(model), "--dataset", str(own_csv)]) == 0
+    assert "mae" in capsys.readouterr().out
+
+
+def test_impute_fills_only_missing_entries(tmp_path, own_csv):
+    out = tmp_path / "filled.parquet"
+    with pytest.warns(UserWarning):
+        assert main(["impute", "--dataset", str(own_csv), "--method", "interpolate", "--out", str(out)]) == 0
+    filled = pd.read_parquet(out)
+    src = pd.read_csv(own_csv)
+    assert len(filled) == 864 and not filled.drop(columns="timestamp").isna().any().any()
+    assert filled.loc[99, "s3"] == pytest.approx(src.loc[99, "s3"])  # observed values untouched
+    lo, hi = sorted([src.loc[99, "s3"], src.loc[111, "s3"]])
+    assert lo - 1e-3 <= filled.loc[105, "s3"] <= hi + 1e-3  # interpolated between the neighbours
+
+
+def test_errors_are_one_clear_line(capsys, tmp_path):
+    assert main(["train", "--model", "stdi", "--dataset", "los-loop"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("stcast: error: unknown model 'stdi'") and "Traceback" not in err
+    assert main(["train", "--model", "stid", "--dataset", "los-lop"]) == 2
+    assert "did you mean los-loop" in capsys.readouterr().err
+    assert main(["train", "--model", "stid", "--dataset", "los-loop", "--horizon", "3000"]) == 2
+    assert "needs more than the series" in capsys.readouterr().err
+    assert main(["benchmark", "--config", str(tmp_path / "none.yaml")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "bad.yaml").write_text("models: [stid]\nepochz: 3\n")
+    assert main(["benchmark", "--config", str(tmp_path / "bad.yaml")]) == 2
+    assert "unknown keys ['epochz']" in capsys.readouterr().err
+
+
+def test_node_count_mismatch_is_refused(tmp_path, own_csv, capsys, los_small):
+    model = tmp_path / "m.pt"
+    assert main(["train", "--model", "dlinear", "--dataset", "los-loop", "--epochs", "1", "--out", str(model)]) == 0
+    with pytest.warns(UserWarning):
+        assert main(["forecast", "--model-file", str(model), "--dataset", str(own_csv), "--out",
+                     str(tmp_path / "x.csv")]) == 2
+    assert "trained on 207 nodes" in capsys.readouterr().err
+
+
+def test_benchmark_writes_table_csv_markdown_and_plot(tmp_path, capsys):
+    assert main(["benchmark", "--models", "ha,last-value,dlinear", "--datasets", "los-loop", "--epochs", "1",
+                 "--out-dir", str(tmp_path), "--set", "name=mini"]) == 0
+    out = capsys.readouterr().out
+    assert "mae@3" in out and "last-value" in out
+    rows = pd.read_csv(tmp_path / "mini.csv")
+    assert list(rows.model) == ["ha", "last-value", "dlinear"]
+    assert rows.loc[1, "mae"] == pytest.approx(4.3876, abs=1e-3)  # last value on Los-loop, 7:1:2
+    assert (tmp_path / "mini.md").read_text().startswith("| dataset | model |")
+    assert (tmp_path / "mini.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_demo_quick_runs_every_baseline(tmp_path, capsys):
+    assert main(["demo", "--quick", "--out-dir", str(tmp_path)]) == 0
+    rows = pd.read_csv(tmp_path / "demo-quick.csv")
+    assert {"ha", "last-value", "seasonal-naive", "dlinear", "lstm", "stid", "gwnet"} == set(rows.model)
+    assert (tmp_path / "demo-quick.png").exists()
