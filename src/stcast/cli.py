@@ -217,8 +217,8 @@ def cmd_forecast(args) -> int:
              np.concatenate([data.timestamps[end:], data.future_timestamps(H - (data.num_steps - end))]))
     nodes = data.node_ids or [str(i) for i in range(N)]
     df = pd.DataFrame({"timestamp": np.repeat(times, N * C), "node": np.tile(np.repeat(nodes, C), H),
-                       "channel": np.tile(list(data.meta.channels), H * N), "step": np.repeat(np.arange(1, H + 1), N * C),
-                       "forecast": point.reshape(-1)})
+                       "channel": np.tile(list(data.meta.channels), H * N),
+                       "step": np.repeat(np.arange(1, H + 1), N * C), "forecast": point.reshape(-1)})
     if pred.quantiles is not None:
         q = scaler.inverse(pred.quantiles)[0].numpy().reshape(H * N * C, -1)
         for j, level in enumerate(spec.quantiles):

@@ -3,7 +3,6 @@ across nodes and channels."""
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import nn
 
