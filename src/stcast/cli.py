@@ -117,6 +117,20 @@ def cmd_models(args) -> int:
     return 0
 
 
+def cmd_backbones(args) -> int:
+    """The language-model backbones: availability here, size, and where the weights come from."""
+    from stcast.nn.backbones import BACKBONES, available
+
+    print(f"{'name':<14}{'kind':<32}{'params':<8}{'here':<6}source / location")
+    for name, info in BACKBONES.items():
+        ok, where = available(name)
+        print(f"{name:<14}{info.kind:<32}{info.params:<8}{'yes' if ok else 'no':<6}{info.source}")
+        print(f"{'':<6}{where}")
+    print("Any Hugging Face id ('org/model', from the local HF cache) or local directory also loads "
+          "(llama, gpt2, bert, vilt architectures).")
+    return 0
+
+
 def _train_config(args, base: dict | None = None):
     from stcast.engine.trainer import TrainConfig
 
@@ -361,6 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("models", help="list the models")
     sp.set_defaults(func=cmd_models)
+
+    sp = sub.add_parser("backbones", help="list the language-model backbones and whether their weights are here")
+    sp.set_defaults(func=cmd_backbones)
 
     sp = sub.add_parser("train", help="train one model on one dataset, report test metrics, save it")
     sp.add_argument("--model", required=True)

@@ -56,7 +56,7 @@ def prepare_windows(data: SpatioTemporalData, task: str = "forecast", input_len:
             for k, v in starts.items()}
     spec = ProblemSpec(num_nodes=data.num_nodes, num_channels=data.num_channels, input_len=input_len,
                        horizon=input_len if window_task == "impute" else horizon,
-                       steps_per_day=data.meta.steps_per_day, task=window_task, quantiles=tuple(quantiles),
+                       steps_per_day=data.meta.steps_per_day, task=task, quantiles=tuple(quantiles),
                        adjacency=data.adjacency)
     return Splits(sets["train"], sets["val"], sets["test"], scaler, spec)
 

@@ -59,7 +59,7 @@ class STModel(nn.Module):
 
     @property
     def out_len(self) -> int:
-        return self.spec.horizon if self.spec.task == "forecast" else self.spec.input_len
+        return self.spec.input_len if self.spec.task == "impute" else self.spec.horizon
 
 
 _MODELS: dict[str, type[STModel]] = {}
@@ -97,3 +97,4 @@ def build_model(name: str, spec: ProblemSpec, **hparams) -> STModel:
 
 def _load_all() -> None:
     import stcast.models.baselines  # noqa: F401  (registers the baselines)
+    import stcast.models.ust_sllm  # noqa: F401

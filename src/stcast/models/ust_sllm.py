@@ -1,0 +1,296 @@
+"""U-STS-LLM (../shared/papers/u-sts-llm.txt, section III): one steered, partially frozen LM for forecasting,
+imputation and their multi-task sum.
+
+Pipeline (B, L, N, C) -> tokens = the L time steps (B, L, d) -> PFA backbone with a dynamic attention bias on
+its top U blocks -> regression conv -> (B, S, N, C), fused with a per-node GRU guidance signal.
+
+Mechanisms and their switches (for the paper's ablations):
+- `use_scaling`  Conditional Input Scaling, eq. 1 (s ~ U(a, b) in training, (a + b) / 2 at inference; s^-1
+                 applied to the output before the loss);
+- `use_ste`      spatio-temporal embedding, eqs. 2-6 (off: one linear layer from the N*C values of a step to d);
+- `use_gs`       guidance signal, eq. 7 (GRU + linear for forecasting, bidirectional ARGRU for imputation) and
+                 the gated fusion of eq. 14 (off: the LM head alone);
+- `use_ge`       dynamic attention bias, eqs. 8-9, injected into the top U blocks only (eq. 12);
+- `trainable_top`, `lora_rank`: PFA with LoRA on q/k/v of the top U blocks (eqs. 10-11), the rest frozen.
+Imputation masks at a rate in [r_min, r_max] (default 0.7-0.8) come from the data layer's missingness
+(`missing_kw`), so the imputation loss only sees hidden entries (eq. 16, stcast.engine.tasks).
+
+Choices where the paper is silent (written down here, not hidden):
+- psi(X) in eq. 1 is the mean of the observed entries of the last input step (the paper's example); g_phi is a
+  2-layer MLP whose two outputs pass through tanh, so a, b lie in [c - delta, c + delta]; s is floored at 0.05.
+- The "normalised differential signal" S of section III-D is the node-mean first difference of X_s, divided
+  by its per-sample standard deviation over time; f_gate is two Conv1d(k=3) + GELU layers with two heads:
+  k (B, L, N) and g (B, L). P (L x N) is a learnable matrix; P' = tanh(P (.) k) (elementwise).
+- The functional graph A is the cosine similarity of the nodes' mean daily profiles on the training split
+  (eq. 8 context: "pairwise similarity of nodes' historical profiles"), computed once in fit_statistics.
+- GroupConv1D (eq. 4) takes the N nodes as channels (zero-padded to a multiple of D) with D groups, kernel 3
+  over time; the GRU of eq. 5 has hidden d_h (`gru_hidden`).
+- For forecasting the guidance GRU's per-step outputs are mapped to C and the last S kept (eq. 7 and the text
+  after it), which needs L >= S; with L < S the guidance is the linear map of the last hidden state to S steps.
+- RConv (eq. 13) is a 1x1 Conv1d taking the L token positions to S output steps, then a linear map d -> N*C.
+- Attention is causal by default, as in the GPT-2 the paper adapts (`causal=False` makes it bidirectional).
+- The engine's losses are masked MAE (BasicTS convention), not the paper's MSE; eq. 15's alpha is TrainConfig.alpha.
+Parameters that depend on N (zero-shot transfer needs the same N, e.g. after node clustering): the grouped
+conv input, P and the k head of the bias generator, the functional graph A, and the RConv output layer.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from stcast.errors import StcastError
+from stcast.models.base import Prediction, ProblemSpec, STModel, register_model
+
+
+class ConditionalInputScaling(nn.Module):
+    """Eq. 1: (delta_a, delta_b) = g_phi(psi(X)); a = c + delta_a * delta; b = c + delta_b * delta; s ~ U(a, b)."""
+
+    def __init__(self, hidden: int = 16):
+        super().__init__()
+        self.g_phi = nn.Sequential(nn.Linear(1, hidden), nn.GELU(), nn.Linear(hidden, 2))
+        self.center = nn.Parameter(torch.tensor(1.0))
+        self.radius = nn.Parameter(torch.tensor(0.1))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """x, mask (B, L, N, C) -> s (B, 1, 1, 1)."""
+        last, m = x[:, -1], mask[:, -1].float()
+        psi = (last * m).sum((1, 2)) / m.sum((1, 2)).clamp(min=1)  # mean of the observed last step
+        da, db = torch.tanh(self.g_phi(psi.unsqueeze(-1))).unbind(-1)
+        a, b = self.center + da * self.radius, self.center + db * self.radius
+        if self.training:  # reparameterisation: s = a + (b - a) u, u ~ U(0, 1)
+            s = a + (b - a) * torch.rand_like(a)
+        else:
+            s = (a + b) / 2
+        return s.clamp(min=0.05).view(-1, 1, 1, 1)
+
+
+class SpatioTemporalEmbedding(nn.Module):
+    """Eqs. 2-6: calendar embeddings, Conv2D 1x1 over channels, grouped Conv1D over nodes, GRU, projection."""
+
+    def __init__(self, num_nodes: int, channels: int, steps_per_day: int, groups: int, gru_hidden: int, d: int):
+        super().__init__()
+        self.groups = groups
+        self.padded = math.ceil(num_nodes / groups) * groups
+        self.tod = nn.Embedding(steps_per_day, groups)  # W_d, eq. 2
+        self.dow = nn.Embedding(7, groups)  # W_w
+        self.channel_mix = nn.Conv2d(channels, 1, 1)  # eq. 3
+        self.group_conv = nn.Conv1d(self.padded, groups, 3, padding=1, groups=groups)  # eq. 4
+        self.gru = nn.GRU(groups, gru_hidden, batch_first=True)  # eq. 5
+        self.proj = nn.Linear(gru_hidden, d)  # eq. 6
+
+    def forward(self, xs, tod, dow):
+        B, L, N, C = xs.shape
+        xc = F.gelu(self.channel_mix(xs.permute(0, 3, 1, 2))).squeeze(1)  # (B, L, N)
+        xc = F.pad(xc, (0, self.padded - N)).transpose(1, 2)  # (B, N', L): nodes as channels
+        f = F.gelu(self.group_conv(xc)).transpose(1, 2)  # (B, L, D)
+        e = self.tod(tod) + self.dow(dow)  # (B, L, D)
+        h, _ = self.gru(f + torch.tanh(e))  # (B, L, d_h)
+        return self.proj(h)  # (B, L, d)
+
+
+class ForecastGuidance(nn.Module):
+    """Eq. 7, prediction: Linear(GRU(X_r)) per node; the last S steps are the guidance."""
+
+    def __init__(self, channels: int, hidden: int, input_len: int, horizon: int):
+        super().__init__()
+        self.gru = nn.GRU(channels, hidden, batch_first=True)
+        self.horizon, self.input_len = horizon, input_len
+        self.out = nn.Linear(hidden, channels) if input_len >= horizon else nn.Linear(hidden, horizon * channels)
+
+    def forward(self, xs):
+        B, L, N, C = xs.shape
+        h, _ = self.gru(xs.permute(0, 2, 1, 3).reshape(B * N, L, C))  # (B N, L, d_h)
+        if self.input_len >= self.horizon:
+            g = self.out(h[:, -self.horizon:])  # (B N, S, C)
+        else:
+            g = self.out(h[:, -1]).view(B * N, self.horizon, C)
+        return g.view(B, N, self.horizon, C).transpose(1, 2)  # (B, S, N, C)
+
+
+class ARGRU(nn.Module):
+    """Eq. 7, imputation: a bidirectional auto-regressive GRU. At each step the estimate from the previous
+    hidden state replaces the missing entries (x_hat = m x + (1 - m) est) before it is fed back; the two
+    directions' estimates are averaged at missing entries and observed entries are kept as they are."""
+
+    def __init__(self, channels: int, hidden: int):
+        super().__init__()
+        self.cells = nn.ModuleList(nn.GRUCell(2 * channels, hidden) for _ in range(2))
+        self.heads = nn.ModuleList(nn.Linear(hidden, channels) for _ in range(2))
+        self.hidden = hidden
+
+    def _run(self, x, m, direction: int):  # x, m (BN, L, C)
+        cell, head = self.cells[direction], self.heads[direction]
+        h = x.new_zeros(x.shape[0], self.hidden)
+        steps = range(x.shape[1]) if direction == 0 else range(x.shape[1] - 1, -1, -1)
+        est = [None] * x.shape[1]
+        for t in steps:  # a loop over time steps (L), vectorised over every node of every sample
+            e = head(h)
+            est[t] = e
+            xh = m[:, t] * x[:, t] + (1 - m[:, t]) * e
+            h = cell(torch.cat([xh, m[:, t]], -1), h)
+        return torch.stack(est, 1)
+
+    def forward(self, xs, mask):
+        B, L, N, C = xs.shape
+        x = xs.permute(0, 2, 1, 3).reshape(B * N, L, C)
+        m = mask.permute(0, 2, 1, 3).reshape(B * N, L, C).float()
+        est = (self._run(x, m, 0) + self._run(x, m, 1)) / 2
+        out = m * x + (1 - m) * est  # observed values are kept
+        return out.view(B, N, L, C).transpose(1, 2)  # (B, L, N, C)
+
+
+class DynamicAttentionBias(nn.Module):
+    """Eqs. 8-9: P' = tanh(P (.) k), B_s = P' A P'^T, B~ = mu (g g^T) (.) B_s, as (B, 1, L, L)."""
+
+    def __init__(self, num_nodes: int, input_len: int, channels: int, hidden: int = 32):
+        super().__init__()
+        self.f_gate = nn.Sequential(nn.Conv1d(channels, hidden, 3, padding=1), nn.GELU(),
+                                    nn.Conv1d(hidden, hidden, 3, padding=1), nn.GELU())
+        self.k_head = nn.Conv1d(hidden, num_nodes, 1)
+        self.g_head = nn.Conv1d(hidden, 1, 1)
+        self.P = nn.Parameter(torch.randn(input_len, num_nodes) / math.sqrt(num_nodes))
+        self.mu = nn.Parameter(torch.tensor(0.5))
+        self.register_buffer("A", torch.eye(num_nodes))  # replaced by the functional graph in fit_statistics
+
+    def differential_signal(self, xs):
+        """S (B, L, C): node-mean first difference of X_s, normalised per sample."""
+        d = torch.diff(xs.mean(2), dim=1, prepend=xs[:, :1].mean(2))
+        return d / d.std(1, keepdim=True).clamp(min=1e-3)
+
+    def forward(self, xs):
+        z = self.f_gate(self.differential_signal(xs).transpose(1, 2))  # (B, h, L)
+        k = self.k_head(z).transpose(1, 2)  # (B, L, N)
+        g = self.g_head(z).squeeze(1)  # (B, L)
+        p = torch.tanh(self.P * k)  # (B, L, N)
+        bs = p @ self.A @ p.transpose(1, 2)  # (B, L, L), eq. 8
+        return (self.mu * g.unsqueeze(2) * g.unsqueeze(1) * bs).unsqueeze(1)  # eq. 9
+
+
+def functional_graph(values: np.ndarray, observed: np.ndarray, tod: np.ndarray, steps_per_day: int) -> np.ndarray:
+    """Cosine similarity (N x N) of the nodes' mean daily profiles (observed entries, channel-averaged)."""
+    v = np.where(observed, values, 0.0).astype(np.float64).mean(-1)  # (T, N)
+    m = observed.any(-1).astype(np.float64)
+    sums = np.zeros((steps_per_day, v.shape[1]))
+    cnt = np.zeros_like(sums)
+    np.add.at(sums, tod, v)
+    np.add.at(cnt, tod, m)
+    prof = sums / np.maximum(cnt, 1)
+    prof = prof - prof.mean(0, keepdims=True)
+    prof /= np.linalg.norm(prof, axis=0, keepdims=True).clip(min=1e-9)
+    return (prof.T @ prof).astype(np.float32)
+
+
+class RegressionHead(nn.Module):
+    """Eq. 13: RConv over the token axis (L -> S), then d -> N*C, reshaped to (B, S, N, C)."""
+
+    def __init__(self, input_len: int, out_len: int, d: int, num_nodes: int, channels: int):
+        super().__init__()
+        self.rconv = nn.Conv1d(input_len, out_len, 1)
+        self.out = nn.Linear(d, num_nodes * channels)
+        self.shape = (out_len, num_nodes, channels)
+
+    def forward(self, h):
+        return self.out(self.rconv(h)).view(h.shape[0], *self.shape)
+
+
+@register_model("ust-sllm")
+class USTSLLM(STModel):
+    """U-STS-LLM: steered partially frozen LM (PFA + LoRA + dynamic attention bias), GRU guidance, gated fusion."""
+
+    tasks = ("forecast", "impute", "multitask")
+
+    def __init__(self, spec: ProblemSpec, backbone: str = "smollm2-135m", num_layers: int = 6,
+                 trainable_top: int = 2, lora_rank: int = 8, lora_alpha: float = 16.0,
+                 lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj"), groups: int = 64,
+                 gru_hidden: int = 64, guidance_hidden: int = 32, bias_hidden: int = 32, causal: bool = True,
+                 use_scaling: bool = True, use_ste: bool = True, use_gs: bool = True, use_ge: bool = True,
+                 backbone_config: dict | None = None, pretrained: bool = True):
+        super().__init__(spec)
+        from stcast.nn.adapt import AdaptPolicy, adapt
+        from stcast.nn.backbones import load_backbone
+
+        N, C, L = spec.num_nodes, spec.num_channels, spec.input_len
+        self.use_scaling, self.use_ste, self.use_gs, self.use_ge = use_scaling, use_ste, use_gs, use_ge
+        self.lm = load_backbone(backbone, num_layers=num_layers, causal=causal, config=backbone_config,
+                                pretrained=pretrained)
+        self.lm.embeddings = None  # tokens come from the STE, never from a vocabulary
+        n = len(self.lm.stack.layers)
+        if not 0 <= trainable_top <= n:
+            raise StcastError(f"trainable_top={trainable_top} but the backbone has {n} layers")
+        self.lm.stack.bias_layers = set(range(n - trainable_top, n))  # eq. 12: top U blocks only
+        self.adapt_report = adapt(self.lm, AdaptPolicy(trainable_top=trainable_top, attention="lora",
+                                                       lora_rank=lora_rank, lora_alpha=lora_alpha,
+                                                       lora_targets=tuple(lora_targets), train_norms=False,
+                                                       train_positions=False))
+        d = self.lm.hidden_size
+        self.scaling = ConditionalInputScaling() if use_scaling else None
+        if use_ste:
+            self.ste = SpatioTemporalEmbedding(N, C, spec.steps_per_day, groups, gru_hidden, d)
+        else:
+            self.ste = nn.Linear(N * C, d)
+        self.bias = DynamicAttentionBias(N, L, C, bias_hidden) if use_ge else None
+        heads, guides = {}, {}
+        if spec.task in ("forecast", "multitask"):
+            heads["forecast"] = RegressionHead(L, spec.horizon, d, N, C)
+            if use_gs:
+                guides["forecast"] = ForecastGuidance(C, guidance_hidden, L, spec.horizon)
+        if spec.task in ("impute", "multitask"):
+            heads["impute"] = RegressionHead(L, L, d, N, C)
+            if use_gs:
+                guides["impute"] = ARGRU(C, guidance_hidden)
+        self.heads, self.guides = nn.ModuleDict(heads), nn.ModuleDict(guides)
+        self.fusion_logit = nn.Parameter(torch.zeros(())) if use_gs else None  # lambda = sigmoid(.) in (0, 1)
+
+    @property
+    def fusion_lambda(self) -> torch.Tensor | None:
+        return None if self.fusion_logit is None else torch.sigmoid(self.fusion_logit)
+
+    def fit_statistics(self, train_windows) -> None:
+        if self.bias is None:
+            return
+        from stcast.models.baselines.naive import _training_steps
+
+        data, scaler = train_windows.data, train_windows.scaler
+        end = _training_steps(train_windows)
+        tod, _ = data.calendar()
+        vals = scaler.transform(np.asarray(data.values[:end], dtype=np.float32))
+        obs = np.asarray(data.observed(slice(0, end)))
+        A = functional_graph(vals, obs, tod[:end], self.spec.steps_per_day)
+        if A.shape != tuple(self.bias.A.shape):
+            raise StcastError(f"functional graph is {A.shape[0]}x{A.shape[1]} but the model was built for "
+                              f"{self.spec.num_nodes} nodes")
+        self.bias.A.copy_(torch.from_numpy(A))
+
+    def _check(self, x):
+        B, L, N, C = x.shape
+        s = self.spec
+        if (L, N, C) != (s.input_len, s.num_nodes, s.num_channels):
+            raise StcastError(f"U-STS-LLM was built for windows (L={s.input_len}, N={s.num_nodes}, "
+                              f"C={s.num_channels}) and got (L={L}, N={N}, C={C}); for another region with a "
+                              "different node count cluster both to the same K nodes (stcast.data.transforms)")
+
+    def forward(self, batch) -> Prediction:
+        x, mask = batch.x, batch.x_mask.bool()  # hidden/missing entries are 0 in x
+        self._check(x)
+        B, L, N, C = x.shape
+        s = self.scaling(x, mask) if self.scaling is not None else x.new_ones(B, 1, 1, 1)
+        xs = s * x  # X_s = s X_m
+        tokens = self.ste(xs, batch.tod_x, batch.dow_x) if self.use_ste else self.ste(xs.reshape(B, L, N * C))
+        bias = self.bias(xs) if self.bias is not None else None
+        h = self.lm(tokens, attn_bias=bias)  # (B, L, d), eq. 12 in the top U blocks
+        outs = {}
+        for task, head in self.heads.items():
+            y = head(h)  # eq. 13
+            if task in self.guides:
+                g = self.guides[task](xs) if task == "forecast" else self.guides[task](xs, mask)
+                lam = self.fusion_lambda
+                y = (1 - lam) * y + lam * g  # eq. 14
+            outs[task] = y / s  # Y = s^-1 Y_out
+        if self.spec.task == "impute":
+            return Prediction(outs["impute"])
+        return Prediction(outs["forecast"], imputed=outs.get("impute"))

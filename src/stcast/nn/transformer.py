@@ -1,0 +1,214 @@
+"""Our own transformer blocks, in three styles, that load pretrained weights and expose the injection
+points the methods need (each off by default):
+
+- style "llama": pre-norm RMSNorm, RoPE, SwiGLU, grouped-query attention (SmolLM2, Llama);
+- style "gpt2":  pre-norm LayerNorm, learned positions added at the input, GELU MLP (GPT-2; ViLT's
+  encoder is the same block with exact GELU and positions supplied by its own embeddings);
+- style "bert":  post-norm LayerNorm, GELU MLP (BERT, all-MiniLM-L6-v2).
+
+Injection points:
+- `attn_bias` (B, heads or 1, S, S) added to the attention logits, for the layers in `bias_layers`
+  (U-STS-LLM eq. 12, ST-VLM eq. 7);
+- `rotary` per layer: (q, k, positions) -> (q, k) (ST-LINK SE-Attention, FactoST p-RoPE), `set_rotary`;
+- a replaceable FFN per layer (ST-LINK MRFFN), `set_ffn`;
+- an output gate on attention, o * sigmoid(W x + b) before the output projection (FactoST eq. 5),
+  `enable_gate`;
+- `causal`: causal or bidirectional attention (default bidirectional: spatio-temporal tokens have no
+  reading order; ST-LLM's causal mask over node tokens is an artefact we do not copy).
+
+All projections are separate `nn.Linear` modules named q_proj, k_proj, v_proj, o_proj (GPT-2's fused
+Conv1D `c_attn` is split at load time) so LoRA targets read the same for every style.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+STYLES = ("llama", "gpt2", "bert")
+
+
+@dataclass
+class BlockSpec:
+    style: str = "llama"
+    hidden_size: int = 576
+    intermediate_size: int = 1536
+    num_layers: int = 30
+    num_heads: int = 9
+    num_kv_heads: int = 9
+    norm_eps: float = 1e-5
+    rope_theta: float | None = None  # None: no rotary (learned or absolute positions)
+    learned_positions: int = 0  # > 0: a (max_positions, d) table added at the stack input (GPT-2)
+    act: str = "silu"  # silu (SwiGLU), gelu_tanh (GPT-2), gelu (BERT, ViLT)
+    bias: bool = False  # biases on the linear layers
+    final_norm: bool = True
+
+    def __post_init__(self):
+        if self.style not in STYLES:
+            raise ValueError(f"unknown block style {self.style!r}; expected one of {STYLES}")
+        if self.hidden_size % self.num_heads or self.num_heads % self.num_kv_heads:
+            raise ValueError(f"hidden_size {self.hidden_size}, heads {self.num_heads}, kv heads "
+                             f"{self.num_kv_heads}: hidden must divide by heads and heads by kv heads")
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_heads
+
+
+# ------------------------------------------------------------------------------------------ rotary
+
+
+def rope_cos_sin(positions: torch.Tensor, dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin tables (..., S, dim) in the half-split layout Hugging Face uses."""
+    inv = 1.0 / (theta ** (torch.arange(0, dim, 2, dtype=torch.float32, device=positions.device) / dim))
+    ang = positions.float().unsqueeze(-1) * inv
+    ang = torch.cat([ang, ang], -1)
+    return ang.cos(), ang.sin()
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    a, b = x.chunk(2, -1)
+    return torch.cat([-b, a], -1)
+
+
+def apply_rope(q, k, cos, sin):
+    """q, k (B, H, S, D); cos/sin (S, D) or (B, S, D) (RoFormer eq. 34, half-split pairs)."""
+    if cos.dim() == 3:
+        cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+    return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+
+
+class Rotary(nn.Module):
+    """The backbone's own RoPE: positions (S,) or (B, S) -> rotated (q, k)."""
+
+    def __init__(self, head_dim: int, theta: float):
+        super().__init__()
+        self.head_dim, self.theta = head_dim, theta
+        self._cache: tuple | None = None  # (positions, dtype, cos, sin): the stack passes one positions tensor
+
+    def forward(self, q, k, positions):
+        c = self._cache
+        if c is None or c[0] is not positions or c[1] != q.dtype:
+            cos, sin = rope_cos_sin(positions, self.head_dim, self.theta)
+            c = self._cache = (positions, q.dtype, cos.to(q.dtype), sin.to(q.dtype))
+        return apply_rope(q, k, c[2], c[3])
+
+
+# --------------------------------------------------------------------------------------- the block
+
+
+class Attention(nn.Module):
+    def __init__(self, s: BlockSpec):
+        super().__init__()
+        self.n_head, self.n_kv, self.head_dim = s.num_heads, s.num_kv_heads, s.head_dim
+        d, kv = s.hidden_size, s.num_kv_heads * s.head_dim
+        self.q_proj = nn.Linear(d, d, bias=s.bias)
+        self.k_proj = nn.Linear(d, kv, bias=s.bias)
+        self.v_proj = nn.Linear(d, kv, bias=s.bias)
+        self.o_proj = nn.Linear(d, d, bias=s.bias)
+        self.rotary: nn.Module | None = Rotary(s.head_dim, s.rope_theta) if s.rope_theta else None
+        self.gate: nn.Linear | None = None
+
+    def enable_gate(self) -> None:
+        """FactoST eq. 5: out = o_proj(attn * sigmoid(x W_g + b_g)); starts nearly open (sigmoid(3) = 0.95)."""
+        self.gate = nn.Linear(self.q_proj.in_features, self.o_proj.in_features)
+        nn.init.zeros_(self.gate.weight)
+        nn.init.constant_(self.gate.bias, 3.0)
+
+    def forward(self, x, positions, bias=None, causal: bool = False):
+        B, S, _ = x.shape  # x (B, S, d)
+        q = self.q_proj(x).view(B, S, self.n_head, self.head_dim).transpose(1, 2)  # (B, H, S, hd)
+        k = self.k_proj(x).view(B, S, self.n_kv, self.head_dim).transpose(1, 2)
+        v = self.v_proj(x).view(B, S, self.n_kv, self.head_dim).transpose(1, 2)
+        if self.rotary is not None:
+            q, k = self.rotary(q, k, positions)
+        if bias is not None and causal:
+            bias = bias + torch.full((S, S), float("-inf"), device=x.device, dtype=x.dtype).triu(1)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, is_causal=causal and bias is None,
+                                             enable_gqa=self.n_kv != self.n_head)
+        out = out.transpose(1, 2).reshape(B, S, -1)
+        if self.gate is not None:
+            out = out * torch.sigmoid(self.gate(x))
+        return self.o_proj(out)
+
+
+class MLP(nn.Module):
+    """SwiGLU (down(silu(gate x) * up x)) for llama; down(act(up x)) otherwise."""
+
+    def __init__(self, s: BlockSpec):
+        super().__init__()
+        self.swiglu = s.style == "llama"
+        self.gate_proj = nn.Linear(s.hidden_size, s.intermediate_size, bias=s.bias) if self.swiglu else None
+        self.up_proj = nn.Linear(s.hidden_size, s.intermediate_size, bias=s.bias)
+        self.down_proj = nn.Linear(s.intermediate_size, s.hidden_size, bias=s.bias)
+        self.act = s.act
+
+    def forward(self, x):
+        if self.swiglu:
+            return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        h = self.up_proj(x)
+        h = F.gelu(h, approximate="tanh") if self.act == "gelu_tanh" else F.gelu(h)
+        return self.down_proj(h)
+
+
+def make_norm(s: BlockSpec) -> nn.Module:
+    if s.style == "llama":
+        return nn.RMSNorm(s.hidden_size, eps=s.norm_eps)
+    return nn.LayerNorm(s.hidden_size, eps=s.norm_eps)
+
+
+class Block(nn.Module):
+    def __init__(self, s: BlockSpec):
+        super().__init__()
+        self.post_norm = s.style == "bert"
+        self.norm1 = make_norm(s)
+        self.self_attn = Attention(s)
+        self.norm2 = make_norm(s)
+        self.mlp: nn.Module = MLP(s)
+
+    def forward(self, x, positions, bias=None, causal=False):
+        if self.post_norm:  # BERT: x = LN(x + attn(x)); x = LN(x + mlp(x))
+            x = self.norm1(x + self.self_attn(x, positions, bias, causal))
+            return self.norm2(x + self.mlp(x))
+        x = x + self.self_attn(self.norm1(x), positions, bias, causal)
+        return x + self.mlp(self.norm2(x))
+
+
+class TransformerStack(nn.Module):
+    """Embeddings-free stack of blocks: methods feed their own tokens (B, S, d) and get (B, S, d)."""
+
+    def __init__(self, s: BlockSpec, causal: bool = False, bias_layers=None):
+        super().__init__()
+        self.spec, self.causal = s, causal
+        self.wpe = nn.Embedding(s.learned_positions, s.hidden_size) if s.learned_positions else None
+        self.layers = nn.ModuleList(Block(s) for _ in range(s.num_layers))
+        if s.rope_theta:  # one default rotary for every layer: cos/sin computed once per forward
+            shared = Rotary(s.head_dim, s.rope_theta)
+            for layer in self.layers:
+                layer.self_attn.rotary = shared
+        self.norm = make_norm(s) if s.final_norm else nn.Identity()
+        self.bias_layers = set(range(s.num_layers)) if bias_layers is None else set(bias_layers)
+
+    def forward(self, x, positions=None, attn_bias=None):
+        """x (B, S, d); positions (S,) or (B, S), default 0..S-1; attn_bias (B, H or 1, S or 1, S) or None."""
+        if positions is None:
+            positions = torch.arange(x.shape[1], device=x.device)
+        if self.wpe is not None:
+            if int(positions.max()) >= self.wpe.num_embeddings:
+                raise ValueError(f"position {int(positions.max())} beyond the {self.wpe.num_embeddings} learned "
+                                 "positions of this backbone; use fewer tokens per sample")
+            x = x + self.wpe(positions)
+        if attn_bias is not None and (attn_bias.shape[-1] != x.shape[1] or attn_bias.shape[-2] not in (1, x.shape[1])):
+            raise ValueError(f"attention bias {tuple(attn_bias.shape)} does not match {x.shape[1]} tokens")
+        for i, layer in enumerate(self.layers):
+            x = layer(x, positions, attn_bias if i in self.bias_layers else None, self.causal)
+        return self.norm(x)
+
+    def set_ffn(self, layer: int, module: nn.Module) -> None:
+        self.layers[layer].mlp = module
+
+    def set_rotary(self, layer: int, fn: nn.Module | None) -> None:
+        self.layers[layer].self_attn.rotary = fn

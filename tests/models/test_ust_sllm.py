@@ -1,0 +1,175 @@
+"""U-STS-LLM: each mechanism does what section III of the paper says, and the model trains on real data."""
+
+import numpy as np
+import pytest
+import torch
+
+from stcast.engine.experiment import prepare_windows
+from stcast.engine.tasks import task_loss
+from stcast.engine.trainer import TrainConfig, Trainer, evaluate
+from stcast.errors import StcastError
+from stcast.models.base import build_model
+from stcast.models.ust_sllm import ARGRU, ConditionalInputScaling, functional_graph
+
+TINY = {"model_type": "llama", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 3,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 10, "rope_theta": 10000.0}
+KW = {"backbone": "tiny", "backbone_config": TINY, "num_layers": 3, "groups": 8, "gru_hidden": 16, "guidance_hidden": 8,
+      "bias_hidden": 8, "trainable_top": 1, "lora_rank": 4}
+
+
+@pytest.fixture(scope="module")
+def fc(los_small):
+    return prepare_windows(los_small, "forecast", 12, 12)
+
+
+@pytest.fixture(scope="module")
+def imp(los_small):
+    return prepare_windows(los_small, "impute", 12, 12, missing_kw={"r_min": 0.7, "r_max": 0.8})
+
+
+def _model(splits, **kw):
+    torch.manual_seed(0)
+    m = build_model("ust-sllm", splits.spec, **{**KW, **kw})
+    m.fit_statistics(splits.train)
+    return m
+
+
+def test_frozen_backbone_weights_do_not_change_and_lora_does(fc):
+    m = _model(fc)
+    lm = {n: p.detach().clone() for n, p in m.lm.named_parameters()}
+    Trainer(m, TrainConfig(epochs=1, max_batches_per_epoch=4, lr=1e-2, progress=False)).fit(fc.train)
+    changed = {n for n, p in m.lm.named_parameters() if not torch.equal(p, lm[n])}
+    assert changed and all("lora_" in n and "layers.2." in n for n in changed)  # only the top block's LoRA
+    assert not any(p.requires_grad for n, p in m.lm.named_parameters() if "mlp" in n or "norm" in n)
+    assert m.adapt_report["trainable"] == 4 * ((32 + 32) + (32 + 16) + (32 + 16))  # LoRA r=4 on q, k, v
+
+
+def test_bias_reaches_only_the_top_blocks(fc):
+    m = _model(fc)
+    seen = {}
+    for i, layer in enumerate(m.lm.stack.layers):
+        layer.self_attn.register_forward_hook(lambda mod, args, out, i=i: seen.__setitem__(i, args[2]))
+    batch = fc.train.gather(fc.train.starts[:3])
+    m.eval()
+    with torch.no_grad():
+        m(batch)
+    assert seen[0] is None and seen[1] is None
+    assert seen[2] is not None and seen[2].shape == (3, 1, 12, 12)
+    off = _model(fc, use_ge=False)
+    assert off.bias is None
+
+
+def test_bias_follows_eq_9(fc):
+    m = _model(fc)
+    ge = m.bias
+    xs = fc.train.gather(fc.train.starts[:2]).x
+    z = ge.f_gate(ge.differential_signal(xs).transpose(1, 2))
+    k, g = ge.k_head(z).transpose(1, 2), ge.g_head(z).squeeze(1)
+    p = torch.tanh(ge.P * k)
+    want = ge.mu * torch.einsum("bi,bj->bij", g, g) * torch.einsum("bin,nm,bjm->bij", p, ge.A, p)
+    assert torch.allclose(ge(xs)[:, 0], want, atol=1e-5)
+    with torch.no_grad():
+        ge.mu.zero_()
+    assert torch.count_nonzero(ge(xs)) == 0  # mu = 0 switches the prior off
+
+
+def test_functional_graph_is_profile_similarity(los_small):
+    v = np.asarray(los_small.values[:288], dtype=np.float32)
+    obs = np.ones_like(v, dtype=bool)
+    A = functional_graph(v, obs, np.arange(288), 288)
+    assert A.shape == (20, 20) and np.allclose(np.diag(A), 1, atol=1e-5) and np.allclose(A, A.T, atol=1e-6)
+    v2 = v.copy()
+    v2[:, 1] = 3 * v[:, 0] + 5  # an affine copy of node 0 has the same profile shape
+    assert functional_graph(v2, obs, np.arange(288), 288)[0, 1] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_inverse_scaling_undoes_the_scaling():
+    cis = ConditionalInputScaling()
+    x = torch.randn(4, 12, 5, 1)
+    mask = torch.ones_like(x, dtype=torch.bool)
+    cis.train()
+    s = cis(x, mask)
+    assert s.shape == (4, 1, 1, 1) and torch.allclose((s * x) / s, x, atol=1e-6)
+    lo, hi = cis.center - cis.radius, cis.center + cis.radius
+    assert ((s >= lo - 1e-6) & (s <= hi + 1e-6)).all()  # s ~ U(a, b) inside [c - delta, c + delta]
+    s.sum().backward()
+    assert cis.center.grad is not None and cis.g_phi[0].weight.grad is not None  # reparameterised
+    cis.eval()
+    assert torch.equal(cis(x, mask), cis(x, mask))  # the mean at inference: deterministic
+
+
+def test_model_output_is_rescaled_by_s_inverse(fc):
+    """With s forced to 2 and the inputs halved, the model sees the same X_s and returns outputs / 2."""
+    m = _model(fc).eval()
+    batch = fc.train.gather(fc.train.starts[:2])
+    m.scaling.forward = lambda x, mask: x.new_full((x.shape[0], 1, 1, 1), 2.0)
+    with torch.no_grad():
+        y2 = m(batch).point
+        half = type(batch)(**{**batch.__dict__, "x": batch.x / 2})
+        m.scaling.forward = lambda x, mask: x.new_full((x.shape[0], 1, 1, 1), 4.0)
+        y4 = m(half).point
+    assert torch.allclose(y4 * 2, y2, atol=1e-5)
+
+
+def test_argru_keeps_observed_values_and_fills_missing():
+    torch.manual_seed(0)
+    gru = ARGRU(1, 8)
+    x = torch.randn(2, 10, 3, 1)
+    mask = torch.rand_like(x) > 0.5
+    out = gru(x * mask, mask)
+    assert torch.equal(out[mask], x[mask])
+    assert not torch.allclose(out[~mask], torch.zeros_like(out[~mask]))
+    x2 = x.clone()
+    x2[~mask] = 100.0  # values behind the mask are never read
+    assert torch.equal(gru(x2 * mask, mask), out)
+
+
+def test_imputation_loss_ignores_observed_entries(imp):
+    m = _model(imp)
+    batch = imp.train.gather(imp.train.starts[:4])
+    pred = m(batch)
+    assert pred.point.shape == batch.y.shape
+    loss = task_loss(pred, batch, imp.scaler, "impute")
+    moved = pred.point.detach().clone()
+    keep = batch.eval_mask.bool()
+    moved[~keep] += 50.0  # change every entry the loss must not see
+    moved_loss = task_loss(type(pred)(moved), batch, imp.scaler, "impute")
+    assert torch.allclose(loss, moved_loss)
+    assert 0.6 < (~batch.x_mask.bool() & batch.y_mask.bool()).float().mean() < 0.9  # 70-80% hidden
+
+
+def test_fusion_gate_and_switches(fc):
+    m = _model(fc)
+    assert 0 < float(m.fusion_lambda.detach()) < 1
+    bare = _model(fc, use_gs=False, use_ste=False, use_scaling=False)
+    assert bare.fusion_lambda is None and not bare.guides and bare.scaling is None
+    out = bare(fc.train.gather(fc.train.starts[:2])).point
+    assert out.shape == (2, 12, 20, 1)
+    with pytest.raises(StcastError, match="trainable_top=5"):
+        _model(fc, trainable_top=5)
+
+
+def test_multitask_returns_both_outputs(los_small):
+    mt = prepare_windows(los_small, "multitask", 12, 12, missing_kw={"r_min": 0.2, "r_max": 0.3})
+    m = _model(mt)
+    batch = mt.train.gather(mt.train.starts[:3])
+    pred = m(batch)
+    assert pred.point.shape == (3, 12, 20, 1) and pred.imputed.shape == (3, 12, 20, 1)
+    assert torch.isfinite(task_loss(pred, batch, mt.scaler, "multitask", alpha=0.5))
+
+
+def test_wrong_node_count_is_a_clear_error(fc, los):
+    m = _model(fc)
+    other = prepare_windows(los.subset_nodes(np.arange(30)), "forecast", 12, 12)
+    with pytest.raises(StcastError, match="N=20.*N=30.*cluster"):
+        m(other.train.gather(other.train.starts[:2]))
+
+
+@pytest.mark.slow
+def test_trains_on_real_data_with_the_pretrained_backbone(fc):
+    torch.manual_seed(0)
+    m = build_model("ust-sllm", fc.spec, num_layers=2, trainable_top=1, groups=8)
+    before = evaluate(m, fc.val, 64)["mae"]
+    Trainer(m, TrainConfig(epochs=3, lr=2e-3, progress=False)).fit(fc.train, fc.val)
+    after = evaluate(m, fc.val, 64)["mae"]
+    assert after < 0.7 * before, (before, after)
