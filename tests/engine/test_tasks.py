@@ -1,9 +1,12 @@
+import numpy as np
 import pytest
 import torch
 
+from stcast.data.transforms import cluster_nodes
 from stcast.data.windows import StandardScaler
-from stcast.engine.experiment import prepare_windows
+from stcast.engine.experiment import Experiment, prepare_windows
 from stcast.engine.tasks import task_loss
+from stcast.engine.trainer import TrainConfig
 from stcast.errors import StcastError
 from stcast.models.base import Prediction
 
@@ -42,3 +45,19 @@ def test_auxiliary_losses_are_added(los):
     assert task_loss(p, b, s.scaler, "forecast").item() == pytest.approx(0.25, abs=1e-4)
     with pytest.raises(StcastError, match="unknown task"):
         task_loss(p, b, StandardScaler(s.scaler.mean, s.scaler.std), "classify")
+
+
+def test_zero_shot_needs_matching_nodes_and_then_evaluates_without_updates(los_small):
+    west, east = los_small.subset_nodes(np.arange(12)), los_small.subset_nodes(np.arange(12, 20))
+    exp = Experiment("stid", west, input_len=12, horizon=12, split="7:1:2",
+                     train=TrainConfig(epochs=1, progress=False))
+    exp.run()
+    with pytest.raises(StcastError, match="N=12.*N=8.*cluster both"):
+        exp.evaluate_zero_shot(east)
+    src, tgt = cluster_nodes(west, 4, by="profile"), cluster_nodes(east, 4, by="profile")
+    exp = Experiment("stid", src, input_len=12, horizon=12, split="7:1:2", train=TrainConfig(epochs=1, progress=False))
+    exp.run()
+    before = {k: v.clone() for k, v in exp.model.state_dict().items()}
+    res = exp.evaluate_zero_shot(tgt)
+    assert np.isfinite(res.metrics["mae"]) and res.dataset.endswith("->los-loop") and res.epochs == 0
+    assert all(torch.equal(v, exp.model.state_dict()[k]) for k, v in before.items())  # nothing updated

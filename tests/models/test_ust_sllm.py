@@ -145,6 +145,11 @@ def test_fusion_gate_and_switches(fc):
     assert bare.fusion_lambda is None and not bare.guides and bare.scaling is None
     out = bare(fc.train.gather(fc.train.starts[:2])).point
     assert out.shape == (2, 12, 20, 1)
+    horizon = _model(fc, guidance="horizon")
+    assert not horizon.guides["forecast"].per_step and horizon.guides["forecast"].out.out_features == 12
+    assert m.guides["forecast"].per_step
+    with pytest.raises(StcastError, match="guidance='oracle'"):
+        _model(fc, guidance="oracle")
     with pytest.raises(StcastError, match="trainable_top=5"):
         _model(fc, trainable_top=5)
 

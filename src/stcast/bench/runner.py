@@ -41,6 +41,8 @@ class BenchConfig:
     model_train: dict = field(default_factory=dict)  # model name -> TrainConfig overrides
     plot_node: int | None = None
     name: str = "benchmark"
+    cluster: dict | None = None  # {k, by, reduce}: aggregate every dataset to k nodes (stcast.data.transforms)
+    transfer_to: str | None = None  # zero-shot: train on each dataset, evaluate on this one without updates
 
     @classmethod
     def from_yaml(cls, path) -> BenchConfig:
@@ -68,8 +70,10 @@ class BenchConfig:
             raise StcastError(f"{source}: unknown training settings {sorted(bad)}")
         for m in cfg.models:
             get_model_class(m)  # fail early on an unknown model
-        for d in cfg.datasets:
+        for d in cfg.datasets + ([cfg.transfer_to] if cfg.transfer_to else []):
             get_info(d)
+        if cfg.cluster is not None and set(cfg.cluster) - {"k", "by", "reduce", "seed"}:
+            raise StcastError(f"{source}: cluster takes k, by, reduce, seed; got {sorted(cfg.cluster)}")
         return cfg
 
     def train_config(self, model: str) -> TrainConfig:
@@ -88,8 +92,18 @@ class BenchReport:
 
 def run_benchmark(cfg: BenchConfig, data_dir=None, collect: bool = True, log=print) -> BenchReport:
     results, data = [], {}
+
+    def load(name):
+        d = load_dataset(name, data_dir)
+        if cfg.cluster is not None:
+            from stcast.data.transforms import cluster_nodes
+
+            d = cluster_nodes(d, **cfg.cluster)
+        return d
+
+    target = load(cfg.transfer_to) if cfg.transfer_to else None
     for ds in cfg.datasets:
-        d = load_dataset(ds, data_dir)
+        d = load(ds)
         data[ds] = d
         for m in cfg.models:
             cls = get_model_class(m)
@@ -102,7 +116,9 @@ def run_benchmark(cfg: BenchConfig, data_dir=None, collect: bool = True, log=pri
                              protocol=cfg.protocol, missing=cfg.missing, missing_kw=cfg.missing_kw,
                              few_shot_fraction=cfg.few_shot, model_kw=cfg.model_kw.get(m, {}),
                              train=cfg.train_config(m))
-            res = exp.run(collect=collect, steps=tuple(cfg.steps))
+            res = exp.run(collect=collect and target is None, steps=tuple(cfg.steps))
+            if target is not None:
+                res = exp.evaluate_zero_shot(target, steps=tuple(cfg.steps))
             results.append(res)
             log(f"  {ds:>14} {m:<15} MAE {res.metrics['mae']:.4f}  ({time.time() - t0:.1f}s)")
     return BenchReport(cfg, results, data)
@@ -118,7 +134,7 @@ def table_columns(rows: list[dict], steps) -> list[str]:
     cols += ["mae", "rmse", "mape"]
     if any("mre" in r and r.get("task") == "impute" for r in rows):
         cols.append("mre")
-    cols += ["trainable_params", "epochs", "s_per_epoch", "infer_ms_per_batch"]
+    cols += ["trainable_params", "total_params", "epochs", "s_per_epoch", "infer_ms_per_batch"]
     return cols
 
 

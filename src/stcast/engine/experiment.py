@@ -78,7 +78,7 @@ class ExperimentResult:
     def row(self) -> dict:
         keep = {k: v for k, v in self.metrics.items() if not isinstance(v, torch.Tensor)}
         return {"model": self.model, "dataset": self.dataset, "task": self.task, **keep,
-                "trainable_params": self.trainable_params, "epochs": self.epochs,
+                "trainable_params": self.trainable_params, "total_params": self.total_params, "epochs": self.epochs,
                 "s_per_epoch": round(self.seconds_per_epoch, 2), "train_s": round(self.train_seconds, 1),
                 "infer_ms_per_batch": round(self.infer_ms_per_batch, 1)}
 
@@ -124,3 +124,33 @@ class Experiment:
         self.model = model
         return ExperimentResult(self.model_name, self.data.meta.name, self.task, metrics, trainable, total, train_s,
                                 spe, len(trainer.epoch_seconds), infer, preds)
+
+    def evaluate_zero_shot(self, target: SpatioTemporalData, steps=(3, 6, 12)) -> ExperimentResult:
+        """The trained model on another dataset's test split, without any update (zero-shot transfer).
+
+        The target's windows are z-scored with statistics of the target's own training part (no labels
+        of the test part are used, nothing is learned); the node count must match the source's."""
+        if not hasattr(self, "model"):
+            raise StcastError("run() the experiment before evaluating it zero-shot")
+        src = self.splits.spec
+        if (target.num_nodes, target.num_channels) != (src.num_nodes, src.num_channels):
+            raise StcastError(f"zero-shot from {self.data.meta.name} (N={src.num_nodes}, C={src.num_channels}) to "
+                              f"{target.meta.name} (N={target.num_nodes}, C={target.num_channels}) needs the same "
+                              "node and channel counts: cluster both to the same K nodes (BenchConfig.cluster, "
+                              "stcast.data.transforms.cluster_nodes)")
+        if target.meta.steps_per_day != src.steps_per_day:
+            raise StcastError(f"zero-shot from {self.data.meta.name} ({src.steps_per_day} steps a day) to "
+                              f"{target.meta.name} ({target.meta.steps_per_day} steps a day): calendar embeddings "
+                              "need the same time step; resample one of them first")
+        tgt = prepare_windows(target, self.task, self.input_len, self.horizon, self.split)
+        model = self.model
+        model.attach(target, tgt.scaler)
+        eval_task = "impute" if self.task == "impute" else "forecast"
+        t1 = time.time()
+        metrics = evaluate(model, tgt.test, self.train_cfg.eval_batch_size, self.train_cfg.device, task=eval_task,
+                           steps=steps)
+        n_batches = max(1, int(np.ceil(len(tgt.test) / self.train_cfg.eval_batch_size)))
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        total = sum(p.numel() for p in model.parameters()) + sum(b.numel() for b in model.buffers())
+        return ExperimentResult(self.model_name, f"{self.data.meta.name}->{target.meta.name}", self.task, metrics,
+                                trainable, total, 0.0, 0.0, 0, (time.time() - t1) / n_batches * 1000)

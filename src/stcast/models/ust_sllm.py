@@ -27,6 +27,7 @@ Choices where the paper is silent (written down here, not hidden):
   over time; the GRU of eq. 5 has hidden d_h (`gru_hidden`).
 - For forecasting the guidance GRU's per-step outputs are mapped to C and the last S kept (eq. 7 and the text
   after it), which needs L >= S; with L < S the guidance is the linear map of the last hidden state to S steps.
+  `guidance="horizon"` always uses the latter (measured better on Los-loop: docs/benchmarks.md).
 - RConv (eq. 13) is a 1x1 Conv1d taking the L token positions to S output steps, then a linear map d -> N*C.
 - Attention is causal by default, as in the GPT-2 the paper adapts (`causal=False` makes it bidirectional).
 - The engine's losses are masked MAE (BasicTS convention), not the paper's MSE; eq. 15's alpha is TrainConfig.alpha.
@@ -94,18 +95,25 @@ class SpatioTemporalEmbedding(nn.Module):
 
 
 class ForecastGuidance(nn.Module):
-    """Eq. 7, prediction: Linear(GRU(X_r)) per node; the last S steps are the guidance."""
+    """Eq. 7, prediction: Linear(GRU(X_r)) per node; the last S steps are the guidance (mode "paper").
 
-    def __init__(self, channels: int, hidden: int, input_len: int, horizon: int):
+    Mode "horizon" (our deviation, a switch): the linear layer maps the GRU's last hidden state to all S
+    future steps, a real per-node forecast instead of per-step outputs aligned with the input steps.
+    """
+
+    def __init__(self, channels: int, hidden: int, input_len: int, horizon: int, mode: str = "paper"):
         super().__init__()
+        if mode not in ("paper", "horizon"):
+            raise StcastError(f"guidance={mode!r}; use 'paper' or 'horizon'")
         self.gru = nn.GRU(channels, hidden, batch_first=True)
         self.horizon, self.input_len = horizon, input_len
-        self.out = nn.Linear(hidden, channels) if input_len >= horizon else nn.Linear(hidden, horizon * channels)
+        self.per_step = mode == "paper" and input_len >= horizon
+        self.out = nn.Linear(hidden, channels) if self.per_step else nn.Linear(hidden, horizon * channels)
 
     def forward(self, xs):
         B, L, N, C = xs.shape
         h, _ = self.gru(xs.permute(0, 2, 1, 3).reshape(B * N, L, C))  # (B N, L, d_h)
-        if self.input_len >= self.horizon:
+        if self.per_step:
             g = self.out(h[:, -self.horizon:])  # (B N, S, C)
         else:
             g = self.out(h[:, -1]).view(B * N, self.horizon, C)
@@ -209,6 +217,7 @@ class USTSLLM(STModel):
                  lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj"), groups: int = 64,
                  gru_hidden: int = 64, guidance_hidden: int = 32, bias_hidden: int = 32, causal: bool = True,
                  use_scaling: bool = True, use_ste: bool = True, use_gs: bool = True, use_ge: bool = True,
+                 guidance: str = "paper",
                  backbone_config: dict | None = None, pretrained: bool = True):
         super().__init__(spec)
         from stcast.nn.adapt import AdaptPolicy, adapt
@@ -238,7 +247,7 @@ class USTSLLM(STModel):
         if spec.task in ("forecast", "multitask"):
             heads["forecast"] = RegressionHead(L, spec.horizon, d, N, C)
             if use_gs:
-                guides["forecast"] = ForecastGuidance(C, guidance_hidden, L, spec.horizon)
+                guides["forecast"] = ForecastGuidance(C, guidance_hidden, L, spec.horizon, guidance)
         if spec.task in ("impute", "multitask"):
             heads["impute"] = RegressionHead(L, L, d, N, C)
             if use_gs:
