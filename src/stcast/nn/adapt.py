@@ -80,7 +80,9 @@ class LoRAAMRLinear(nn.Module):
 
 
 def _is_norm(m: nn.Module) -> bool:
-    return isinstance(m, (nn.LayerNorm, nn.RMSNorm))
+    from stcast.nn.transformer import RMSNorm
+
+    return isinstance(m, (nn.LayerNorm, nn.RMSNorm, RMSNorm))
 
 
 def adapt(backbone, policy: AdaptPolicy) -> dict:
