@@ -16,15 +16,19 @@ from stcast.data.core import SpatioTemporalData
 from stcast.errors import StcastError
 
 
-def _profiles(data: SpatioTemporalData) -> np.ndarray:
-    tod, _ = data.calendar()
-    v = np.where(data.observed(), np.asarray(data.values, dtype=np.float64), 0.0).mean(-1)  # (T, N)
-    m = data.observed().any(-1).astype(np.float64)
-    s = data.meta.steps_per_day
-    sums, cnt = np.zeros((s, v.shape[1])), np.zeros((s, v.shape[1]))
+def daily_profiles(values: np.ndarray, observed: np.ndarray, tod: np.ndarray, steps_per_day: int) -> np.ndarray:
+    """Mean daily profile per node (steps_per_day, N): observed entries only, channels averaged."""
+    v = np.where(observed, values, 0.0).astype(np.float64).mean(-1)  # (T, N)
+    m = observed.any(-1).astype(np.float64)
+    sums, cnt = np.zeros((steps_per_day, v.shape[1])), np.zeros((steps_per_day, v.shape[1]))
     np.add.at(sums, tod, v)
     np.add.at(cnt, tod, m)
-    prof = sums / np.maximum(cnt, 1)
+    return sums / np.maximum(cnt, 1)
+
+
+def _profiles(data: SpatioTemporalData) -> np.ndarray:
+    tod, _ = data.calendar()
+    prof = daily_profiles(np.asarray(data.values), data.observed(), tod, data.meta.steps_per_day)
     prof = (prof - prof.mean(0)) / prof.std(0).clip(min=1e-9)
     return prof.T  # (N, steps_per_day)
 

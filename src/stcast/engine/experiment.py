@@ -61,6 +61,12 @@ def prepare_windows(data: SpatioTemporalData, task: str = "forecast", input_len:
     return Splits(sets["train"], sets["val"], sets["test"], scaler, spec)
 
 
+def _param_counts(model) -> tuple[int, int]:
+    """(trainable parameters, all parameters + buffers)."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, sum(p.numel() for p in model.parameters()) + sum(b.numel() for b in model.buffers())
+
+
 @dataclass
 class ExperimentResult:
     model: str
@@ -118,8 +124,7 @@ class Experiment:
         if collect:
             preds = {"pred": metrics.pop("pred"), "truth": metrics.pop("truth"), "mask": metrics.pop("mask"),
                      "starts": self.splits.test.starts, "input_len": self.input_len}
-        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        total = sum(p.numel() for p in model.parameters()) + sum(b.numel() for b in model.buffers())
+        trainable, total = _param_counts(model)
         spe = float(np.mean(trainer.epoch_seconds)) if trainer.epoch_seconds else 0.0
         self.model = model
         return ExperimentResult(self.model_name, self.data.meta.name, self.task, metrics, trainable, total, train_s,
@@ -150,7 +155,6 @@ class Experiment:
         metrics = evaluate(model, tgt.test, self.train_cfg.eval_batch_size, self.train_cfg.device, task=eval_task,
                            steps=steps)
         n_batches = max(1, int(np.ceil(len(tgt.test) / self.train_cfg.eval_batch_size)))
-        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        total = sum(p.numel() for p in model.parameters()) + sum(b.numel() for b in model.buffers())
+        trainable, total = _param_counts(model)
         return ExperimentResult(self.model_name, f"{self.data.meta.name}->{target.meta.name}", self.task, metrics,
                                 trainable, total, 0.0, 0.0, 0, (time.time() - t1) / n_batches * 1000)

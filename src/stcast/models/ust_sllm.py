@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stcast.data.transforms import daily_profiles
 from stcast.errors import StcastError
 from stcast.models.base import Prediction, ProblemSpec, STModel, register_model
 
@@ -181,13 +182,7 @@ class DynamicAttentionBias(nn.Module):
 
 def functional_graph(values: np.ndarray, observed: np.ndarray, tod: np.ndarray, steps_per_day: int) -> np.ndarray:
     """Cosine similarity (N x N) of the nodes' mean daily profiles (observed entries, channel-averaged)."""
-    v = np.where(observed, values, 0.0).astype(np.float64).mean(-1)  # (T, N)
-    m = observed.any(-1).astype(np.float64)
-    sums = np.zeros((steps_per_day, v.shape[1]))
-    cnt = np.zeros_like(sums)
-    np.add.at(sums, tod, v)
-    np.add.at(cnt, tod, m)
-    prof = sums / np.maximum(cnt, 1)
+    prof = daily_profiles(values, observed, tod, steps_per_day)
     prof = prof - prof.mean(0, keepdims=True)
     prof /= np.linalg.norm(prof, axis=0, keepdims=True).clip(min=1e-9)
     return (prof.T @ prof).astype(np.float32)
@@ -228,14 +223,12 @@ class USTSLLM(STModel):
         self.lm = load_backbone(backbone, num_layers=num_layers, causal=causal, config=backbone_config,
                                 pretrained=pretrained)
         self.lm.embeddings = None  # tokens come from the STE, never from a vocabulary
-        n = len(self.lm.stack.layers)
-        if not 0 <= trainable_top <= n:
-            raise StcastError(f"trainable_top={trainable_top} but the backbone has {n} layers")
-        self.lm.stack.bias_layers = set(range(n - trainable_top, n))  # eq. 12: top U blocks only
         self.adapt_report = adapt(self.lm, AdaptPolicy(trainable_top=trainable_top, attention="lora",
                                                        lora_rank=lora_rank, lora_alpha=lora_alpha,
                                                        lora_targets=tuple(lora_targets), train_norms=False,
                                                        train_positions=False))
+        n = len(self.lm.stack.layers)
+        self.lm.stack.bias_layers = set(range(n - trainable_top, n))  # eq. 12: top U blocks only
         d = self.lm.hidden_size
         self.scaling = ConditionalInputScaling() if use_scaling else None
         if use_ste:

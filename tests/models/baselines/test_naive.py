@@ -17,12 +17,17 @@ def test_last_value_repeats_the_last_observed_input(los):
     assert torch.allclose(out[0, :, 4], b.x[0, -3, 4].expand(12, 1))
 
 
-def test_historical_average_is_the_time_of_week_mean(los):
+def _fitted_on_los(los, name):
+    """Splits, the fitted statistical model, two test windows and its predictions for them in km/h."""
     s = prepare_windows(los, "forecast", 12, 12)
-    m = build_model("ha", s.spec)
+    m = build_model(name, s.spec)
     m.fit_statistics(s.train)
     b = s.test.gather(s.test.starts[:2])
-    pred = s.scaler.inverse(m(b).point)
+    return s, m, b, s.scaler.inverse(m(b).point)
+
+
+def test_historical_average_is_the_time_of_week_mean(los):
+    s, m, b, pred = _fitted_on_los(los, "ha")
     # by hand: the training steps with the same (day of week, slot) as the first target step
     end = int(s.train.starts.max()) + 24
     tod, dow = los.calendar()
@@ -41,11 +46,7 @@ def test_historical_average_is_the_time_of_week_mean(los):
 
 
 def test_seasonal_naive_reads_one_day_back(los):
-    s = prepare_windows(los, "forecast", 12, 12)
-    m = build_model("seasonal-naive", s.spec)
-    m.fit_statistics(s.train)
-    b = s.test.gather(s.test.starts[:2])
-    pred = s.scaler.inverse(m(b).point)
+    s, m, b, pred = _fitted_on_los(los, "seasonal-naive")
     t = int(b.start[0]) + 12
     assert np.allclose(pred[0, :, :, 0].numpy(), los.values[t - 288:t - 288 + 12, :, 0], atol=1e-3)
 
