@@ -22,3 +22,21 @@ def test_bad_transfer_configs():
         BenchConfig.from_dict({"cluster": {"k": 4, "colour": "red"}})
     with pytest.raises(StcastError, match="unknown dataset|not a known dataset|unknown"):
         BenchConfig.from_dict({"transfer_to": "atlantis"})
+
+
+def test_variants_run_one_model_under_several_settings_with_their_own_labels():
+    cfg = BenchConfig.from_dict({
+        "models": ["stid", "stid-bare"], "datasets": ["los-loop"], "input_len": 12, "horizon": 12,
+        "variants": {"stid-bare": {"model": "stid", "use_node": False, "use_tod": False}},
+        "model_kw": {"stid": {"use_dow": False}},
+        "train": {"epochs": 1, "max_batches_per_epoch": 2, "progress": False},
+        "model_train": {"stid-bare": {"lr": 0.01}}})
+    assert cfg.model_kwargs("stid-bare") == {"use_dow": False, "use_node": False, "use_tod": False}
+    assert cfg.train_config("stid-bare").lr == 0.01 and cfg.train_config("stid").lr != 0.01
+    rows = run_benchmark(cfg, collect=False, log=lambda *a: None).rows()
+    assert [r["model"] for r in rows] == ["stid", "stid-bare"]
+    assert rows[1]["trainable_params"] < rows[0]["trainable_params"]  # the variant's switches took effect
+    with pytest.raises(StcastError, match="variant 'x' needs a 'model'"):
+        BenchConfig.from_dict({"models": ["x"], "variants": {"x": {"use_node": False}}})
+    with pytest.raises(StcastError, match="unknown model|not a registered|atlantis"):
+        BenchConfig.from_dict({"models": ["x"], "variants": {"x": {"model": "atlantis"}}})

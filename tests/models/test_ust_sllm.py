@@ -178,3 +178,21 @@ def test_trains_on_real_data_with_the_pretrained_backbone(fc):
     Trainer(m, TrainConfig(epochs=3, lr=2e-3, progress=False)).fit(fc.train, fc.val)
     after = evaluate(m, fc.val, 64)["mae"]
     assert after < 0.7 * before, (before, after)
+
+
+def test_patching_groups_steps_into_tokens_and_pools_the_bias(los_small):
+    long = prepare_windows(los_small, "forecast", 24, 12)
+    m = _model(long, patch_len=6)
+    seen = {}
+    m.lm.stack.layers[2].self_attn.register_forward_hook(lambda mod, args, out: seen.update(x=args[0], b=args[2]))
+    batch = long.train.gather(long.train.starts[:3])
+    m.eval()
+    with torch.no_grad():
+        out = m(batch).point
+        step_bias = m.bias(m.scaling(batch.x, batch.x_mask.bool()) * batch.x)
+    assert out.shape == (3, 12, 20, 1)
+    assert seen["x"].shape[:2] == (3, 4) and seen["b"].shape == (3, 1, 4, 4)  # 24 steps -> 4 tokens of 6
+    assert torch.allclose(seen["b"][:, 0, 1, 2], step_bias[:, 0, 6:12, 12:18].mean((1, 2)), atol=1e-5)
+    for bad in (5, 0):
+        with pytest.raises(StcastError, match=f"patch_len={bad}"):
+            _model(long, patch_len=bad)

@@ -43,6 +43,7 @@ class BenchConfig:
     name: str = "benchmark"
     cluster: dict | None = None  # {k, by, reduce}: aggregate every dataset to k nodes (stcast.data.transforms)
     transfer_to: str | None = None  # zero-shot: train on each dataset, evaluate on this one without updates
+    variants: dict = field(default_factory=dict)  # label -> {model: registered name, **hyper-parameters} (ablations)
 
     @classmethod
     def from_yaml(cls, path) -> BenchConfig:
@@ -68,16 +69,32 @@ class BenchConfig:
         bad = set(cfg.train) - {f.name for f in fields(TrainConfig)}
         if bad:
             raise StcastError(f"{source}: unknown training settings {sorted(bad)}")
+        for label, v in cfg.variants.items():
+            if not isinstance(v, dict) or "model" not in v:
+                raise StcastError(f"{source}: variant {label!r} needs a 'model' key naming a registered model")
+            get_model_class(v["model"])
         for m in cfg.models:
-            get_model_class(m)  # fail early on an unknown model
+            if m not in cfg.variants:
+                get_model_class(m)  # fail early on an unknown model
         for d in cfg.datasets + ([cfg.transfer_to] if cfg.transfer_to else []):
             get_info(d)
         if cfg.cluster is not None and set(cfg.cluster) - {"k", "by", "reduce", "seed"}:
             raise StcastError(f"{source}: cluster takes k, by, reduce, seed; got {sorted(cfg.cluster)}")
         return cfg
 
+    def base_model(self, label: str) -> str:
+        return self.variants[label]["model"] if label in self.variants else label
+
+    def model_kwargs(self, label: str) -> dict:
+        """The base model's model_kw, then the variant's settings, then model_kw under the label itself."""
+        own = {k: v for k, v in self.variants.get(label, {}).items() if k != "model"}
+        return {**self.model_kw.get(self.base_model(label), {}), **own, **self.model_kw.get(label, {})} \
+            if label in self.variants else dict(self.model_kw.get(label, {}))
+
     def train_config(self, model: str) -> TrainConfig:
-        return TrainConfig(**{**self.train, **self.model_train.get(model, {})})
+        base = self.base_model(model)
+        over = {**self.model_train.get(base, {}), **(self.model_train.get(model, {}) if model != base else {})}
+        return TrainConfig(**{**self.train, **over})
 
 
 @dataclass
@@ -106,19 +123,21 @@ def run_benchmark(cfg: BenchConfig, data_dir=None, collect: bool = True, log=pri
         d = load(ds)
         data[ds] = d
         for m in cfg.models:
-            cls = get_model_class(m)
+            cls = get_model_class(cfg.base_model(m))
             task = "impute" if cfg.task == "impute" else "forecast"
             if task not in cls.tasks:
                 log(f"  skip {m}: it does not support {task}")
                 continue
             t0 = time.time()
-            exp = Experiment(m, d, task=cfg.task, input_len=cfg.input_len, horizon=cfg.horizon, split=cfg.split,
+            exp = Experiment(cfg.base_model(m), d, task=cfg.task, input_len=cfg.input_len, horizon=cfg.horizon,
+                             split=cfg.split,
                              protocol=cfg.protocol, missing=cfg.missing, missing_kw=cfg.missing_kw,
-                             few_shot_fraction=cfg.few_shot, model_kw=cfg.model_kw.get(m, {}),
+                             few_shot_fraction=cfg.few_shot, model_kw=cfg.model_kwargs(m),
                              train=cfg.train_config(m))
             res = exp.run(collect=collect and target is None, steps=tuple(cfg.steps))
             if target is not None:
                 res = exp.evaluate_zero_shot(target, steps=tuple(cfg.steps))
+            res.model = m  # the variant's label in the tables
             results.append(res)
             log(f"  {ds:>14} {m:<15} MAE {res.metrics['mae']:.4f}  ({time.time() - t0:.1f}s)")
     return BenchReport(cfg, results, data)

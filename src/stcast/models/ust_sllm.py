@@ -29,6 +29,9 @@ Choices where the paper is silent (written down here, not hidden):
   after it), which needs L >= S; with L < S the guidance is the linear map of the last hidden state to S steps.
   `guidance="horizon"` always uses the latter (measured better on Los-loop: docs/benchmarks.md).
 - RConv (eq. 13) is a 1x1 Conv1d taking the L token positions to S output steps, then a linear map d -> N*C.
+- `patch_len` P (ours, for long inputs on CPU): tokens are groups of P consecutive steps (L/P tokens): the STE
+  GRU runs over all L steps and P consecutive outputs are concatenated before the projection of eq. 6; the
+  step-level bias of eq. 9 is average-pooled to P x P blocks. P = 1 (default) is the paper's one token per step.
 - Attention is causal by default, as in the GPT-2 the paper adapts (`causal=False` makes it bidirectional).
 - The engine's losses are masked MAE (BasicTS convention), not the paper's MSE; eq. 15's alpha is TrainConfig.alpha.
 Parameters that depend on N (zero-shot transfer needs the same N, e.g. after node clustering): the grouped
@@ -74,16 +77,17 @@ class ConditionalInputScaling(nn.Module):
 class SpatioTemporalEmbedding(nn.Module):
     """Eqs. 2-6: calendar embeddings, Conv2D 1x1 over channels, grouped Conv1D over nodes, GRU, projection."""
 
-    def __init__(self, num_nodes: int, channels: int, steps_per_day: int, groups: int, gru_hidden: int, d: int):
+    def __init__(self, num_nodes: int, channels: int, steps_per_day: int, groups: int, gru_hidden: int, d: int,
+                 patch_len: int = 1):
         super().__init__()
-        self.groups = groups
+        self.groups, self.patch_len = groups, patch_len
         self.padded = math.ceil(num_nodes / groups) * groups
         self.tod = nn.Embedding(steps_per_day, groups)  # W_d, eq. 2
         self.dow = nn.Embedding(7, groups)  # W_w
         self.channel_mix = nn.Conv2d(channels, 1, 1)  # eq. 3
         self.group_conv = nn.Conv1d(self.padded, groups, 3, padding=1, groups=groups)  # eq. 4
         self.gru = nn.GRU(groups, gru_hidden, batch_first=True)  # eq. 5
-        self.proj = nn.Linear(gru_hidden, d)  # eq. 6
+        self.proj = nn.Linear(gru_hidden * patch_len, d)  # eq. 6 (P steps per token)
 
     def forward(self, xs, tod, dow):
         B, L, N, C = xs.shape
@@ -92,7 +96,7 @@ class SpatioTemporalEmbedding(nn.Module):
         f = F.gelu(self.group_conv(xc)).transpose(1, 2)  # (B, L, D)
         e = self.tod(tod) + self.dow(dow)  # (B, L, D)
         h, _ = self.gru(f + torch.tanh(e))  # (B, L, d_h)
-        return self.proj(h)  # (B, L, d)
+        return self.proj(h.reshape(B, L // self.patch_len, -1))  # (B, L/P, d)
 
 
 class ForecastGuidance(nn.Module):
@@ -212,13 +216,16 @@ class USTSLLM(STModel):
                  lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj"), groups: int = 64,
                  gru_hidden: int = 64, guidance_hidden: int = 32, bias_hidden: int = 32, causal: bool = True,
                  use_scaling: bool = True, use_ste: bool = True, use_gs: bool = True, use_ge: bool = True,
-                 guidance: str = "paper",
+                 guidance: str = "paper", patch_len: int = 1,
                  backbone_config: dict | None = None, pretrained: bool = True):
         super().__init__(spec)
         from stcast.nn.adapt import AdaptPolicy, adapt
         from stcast.nn.backbones import load_backbone
 
         N, C, L = spec.num_nodes, spec.num_channels, spec.input_len
+        if patch_len < 1 or L % patch_len:
+            raise StcastError(f"patch_len={patch_len} must be >= 1 and divide the input length {L}")
+        self.patch_len, tokens = patch_len, L // patch_len
         self.use_scaling, self.use_ste, self.use_gs, self.use_ge = use_scaling, use_ste, use_gs, use_ge
         self.lm = load_backbone(backbone, num_layers=num_layers, causal=causal, config=backbone_config,
                                 pretrained=pretrained)
@@ -232,17 +239,17 @@ class USTSLLM(STModel):
         d = self.lm.hidden_size
         self.scaling = ConditionalInputScaling() if use_scaling else None
         if use_ste:
-            self.ste = SpatioTemporalEmbedding(N, C, spec.steps_per_day, groups, gru_hidden, d)
+            self.ste = SpatioTemporalEmbedding(N, C, spec.steps_per_day, groups, gru_hidden, d, patch_len)
         else:
-            self.ste = nn.Linear(N * C, d)
+            self.ste = nn.Linear(N * C * patch_len, d)
         self.bias = DynamicAttentionBias(N, L, C, bias_hidden) if use_ge else None
         heads, guides = {}, {}
         if spec.task in ("forecast", "multitask"):
-            heads["forecast"] = RegressionHead(L, spec.horizon, d, N, C)
+            heads["forecast"] = RegressionHead(tokens, spec.horizon, d, N, C)
             if use_gs:
                 guides["forecast"] = ForecastGuidance(C, guidance_hidden, L, spec.horizon, guidance)
         if spec.task in ("impute", "multitask"):
-            heads["impute"] = RegressionHead(L, L, d, N, C)
+            heads["impute"] = RegressionHead(tokens, L, d, N, C)
             if use_gs:
                 guides["impute"] = ARGRU(C, guidance_hidden)
         self.heads, self.guides = nn.ModuleDict(heads), nn.ModuleDict(guides)
@@ -282,8 +289,11 @@ class USTSLLM(STModel):
         B, L, N, C = x.shape
         s = self.scaling(x, mask) if self.scaling is not None else x.new_ones(B, 1, 1, 1)
         xs = s * x  # X_s = s X_m
-        tokens = self.ste(xs, batch.tod_x, batch.dow_x) if self.use_ste else self.ste(xs.reshape(B, L, N * C))
+        P = self.patch_len
+        tokens = self.ste(xs, batch.tod_x, batch.dow_x) if self.use_ste else self.ste(xs.reshape(B, L // P, -1))
         bias = self.bias(xs) if self.bias is not None else None
+        if bias is not None and P > 1:
+            bias = F.avg_pool2d(bias, P)  # (B, 1, L/P, L/P)
         h = self.lm(tokens, attn_bias=bias)  # (B, L, d), eq. 12 in the top U blocks
         outs = {}
         for task, head in self.heads.items():

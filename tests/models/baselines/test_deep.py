@@ -59,3 +59,17 @@ def test_brits_imputes_better_than_mean(los_small):
     pred = brits(b)
     assert set(pred.aux_losses) == {"reconstruction", "consistency"}
     assert np.isfinite(float(sum(pred.aux_losses.values()).detach()))
+
+
+def test_gwnet_crops_long_inputs_to_its_receptive_field_without_changing_the_output(los_small):
+    s = prepare_windows(los_small, "forecast", 40, 12)
+    torch.manual_seed(0)
+    g = build_model("gwnet", s.spec, skip=32, end=64).eval()
+    b = s.test.gather(s.test.starts[:2])
+    cropped = g(b).point
+    rf = g.receptive_field
+    g.receptive_field = 40  # neither pad nor crop: the reference computation over all 40 steps
+    full = g(b).point
+    assert rf == 13 and torch.allclose(cropped, full, atol=1e-5)
+    b.x[:, :40 - rf] += 5.0  # steps before the receptive field cannot reach the output
+    assert torch.allclose(g(b).point, full, atol=1e-5)

@@ -6,6 +6,9 @@ kernel-2 convolution is W0 x[t] + W1 x[t + d], i.e. one Linear over the two shif
 concatenated; filter and gate share that Linear. The skip connections only reach the output through
 the last time step (the receptive field covers the padded input exactly), so each skip projection is
 computed on that step alone: the same function as the reference, ~8x fewer FLOPs in the skips.
+For the same reason only the last `receptive_field` (13) input steps can reach the output, so longer
+inputs are cropped to them (288 -> 144 would otherwise hold >24 GiB of activations at batch 32); the one
+difference from the reference is that BatchNorm's training statistics then come from those steps only.
 """
 
 from __future__ import annotations
@@ -81,6 +84,8 @@ class GraphWaveNet(STModel):
         x = torch.cat([batch.x, tod], -1).transpose(1, 2)  # (B, N, L, C+1)
         if L < self.receptive_field:
             x = F.pad(x, (0, 0, self.receptive_field - L, 0))
+        elif L > self.receptive_field:  # earlier steps cannot reach the output (see the module docstring)
+            x = x[:, :, -self.receptive_field:]
         supports = list(self.supports)
         if self.adaptive:
             supports.append(F.softmax(F.relu(self.e1 @ self.e2), dim=1))
