@@ -97,4 +97,5 @@ def build_model(name: str, spec: ProblemSpec, **hparams) -> STModel:
 
 def _load_all() -> None:
     import stcast.models.baselines  # noqa: F401  (registers the baselines)
+    import stcast.models.st_link  # noqa: F401
     import stcast.models.ust_sllm  # noqa: F401
