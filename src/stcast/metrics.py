@@ -118,3 +118,36 @@ def crps_normalised(quantile_pred, y, quantiles, mask=None) -> torch.Tensor:
     m = valid_mask(y, mask)
     denom = torch.where(m, y, 0.0).abs().sum() / m.sum().clamp(min=1)
     return crps_from_quantiles(quantile_pred, y, quantiles, mask) / denom.clamp(min=1e-12)
+
+
+class ProbabilisticAccumulator:
+    """Streams quantile forecasts: CRPS (2 x mean pinball over the levels, in units and normalised by mean |y|)
+    and the empirical coverage of the central intervals whose bounds are among the levels (80 %: 0.1-0.9,
+    98 %: 0.01-0.99, ...). Empty summary when nothing probabilistic was seen."""
+
+    def __init__(self):
+        self.pin, self.n, self.abs_y, self.levels = 0.0, 0.0, 0.0, None
+        self.inside: dict[str, float] = {}
+
+    @torch.no_grad()
+    def update(self, q: torch.Tensor, y: torch.Tensor, levels, mask=None) -> None:
+        m = valid_mask(y, mask)
+        n = float(m.sum())
+        self.levels = tuple(float(v) for v in levels)
+        self.pin += float(pinball_loss(q, y, levels, m)) * n
+        self.n += n
+        self.abs_y += float(torch.where(m, y, 0.0).abs().sum())
+        for lo_i, lo in enumerate(self.levels):
+            hi = round(1 - lo, 6)
+            if lo < 0.5 and hi in self.levels:
+                hi_i = self.levels.index(hi)
+                key = f"coverage{round(100 * (hi - lo))}"
+                self.inside[key] = self.inside.get(key, 0.0) + float(
+                    interval_coverage(q[..., lo_i], q[..., hi_i], y, m)) * n
+
+    def summary(self) -> dict[str, float]:
+        if not self.n:
+            return {}
+        out = {"crps": 2 * self.pin / self.n, "crps_norm": 2 * self.pin / max(self.abs_y, 1e-12)}
+        out.update({k: v / self.n for k, v in sorted(self.inside.items())})
+        return out

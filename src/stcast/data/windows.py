@@ -248,3 +248,38 @@ def inference_batch(data: SpatioTemporalData, input_len: int, horizon: int, scal
                  tod_y=t(np.ascontiguousarray(tod_y)), dow_y=t(np.ascontiguousarray(dow_y)),
                  start=torch.tensor([end - input_len]), node_ids=torch.arange(data.num_nodes),
                  eval_mask=eval_mask)
+
+
+class ReplayWindows:
+    """Continual Memory Replay (FactoST-v2 eq. 11): the first floor(s K) training windows are the memory
+    buffer M, the rest the current stream C; every batch of size b takes floor(r b) windows from M (shuffled)
+    in place of as many from C. An epoch is one pass over C. Everything else reads through to the WindowSet."""
+
+    def __init__(self, windows: WindowSet, memory_fraction: float = 0.2, replace_ratio: float = 0.3):
+        if not 0 < memory_fraction < 1 or not 0 <= replace_ratio < 1:
+            raise StcastError(f"replay needs 0 < memory_fraction < 1 and 0 <= replace_ratio < 1; got "
+                              f"{memory_fraction}, {replace_ratio}")
+        k = int(np.floor(memory_fraction * len(windows)))
+        if k < 1 or k >= len(windows):
+            raise StcastError(f"memory fraction {memory_fraction} of {len(windows)} windows leaves an empty "
+                              "memory buffer or stream")
+        order = np.sort(windows.starts)  # the stream in time order: the memory is its beginning
+        self.windows, self.memory, self.current = windows, order[:k], order[k:]
+        self.replace_ratio = replace_ratio
+
+    def __getattr__(self, name):
+        return getattr(self.windows, name)
+
+    def __len__(self) -> int:
+        return len(self.current)
+
+    def batches(self, batch_size: int, shuffle: bool = True, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        cur = self.current[rng.permutation(len(self.current))] if shuffle else self.current
+        mem = self.memory[rng.permutation(len(self.memory))]
+        n_mem = int(np.floor(self.replace_ratio * batch_size))
+        n_cur = batch_size - n_mem
+        gen = torch.Generator().manual_seed(seed)
+        for j, i in enumerate(range(0, len(cur), n_cur)):
+            m = np.take(mem, np.arange(j * n_mem, (j + 1) * n_mem), mode="wrap")
+            yield self.windows.gather(np.concatenate([cur[i:i + n_cur], m]), gen)

@@ -10,7 +10,7 @@ import torch
 
 from stcast.data.windows import Batch
 from stcast.errors import StcastError
-from stcast.metrics import masked_mae
+from stcast.metrics import masked_mae, valid_mask
 from stcast.models.base import Prediction
 
 TASKS = ("forecast", "impute", "multitask")
@@ -24,10 +24,27 @@ def target_and_mask(batch: Batch, task: str) -> tuple[torch.Tensor, torch.Tensor
     return batch.y, batch.y_mask
 
 
-def task_loss(pred: Prediction, batch: Batch, scaler, task: str, alpha: float = 0.5) -> torch.Tensor:
+def quantiles_in_units(pred: Prediction, scaler) -> torch.Tensor:
+    """(B, H, N, C, Q) quantiles back in original units."""
+    return scaler.inverse(pred.quantiles.movedim(-1, 0)).movedim(0, -1)
+
+
+def task_loss(pred: Prediction, batch: Batch, scaler, task: str, alpha: float = 0.5,
+              loss: str = "mae") -> torch.Tensor:
     if task not in TASKS:
         raise StcastError(f"unknown task {task!r}; use one of {TASKS}")
+    if loss not in ("mae", "pinball"):
+        raise StcastError(f"unknown loss {loss!r}; use 'mae' or 'pinball'")
     y, mask = target_and_mask(batch, "impute" if task == "impute" else "forecast")
+    if loss == "pinball":
+        levels = getattr(pred, "levels", None)
+        if pred.quantiles is None or levels is None:
+            raise StcastError("loss 'pinball' needs a model that predicts quantiles")
+        from stcast.metrics import pinball_loss
+
+        out = pinball_loss(quantiles_in_units(pred, scaler), y, levels, valid_mask(y, mask))
+        aux = list(pred.aux_losses.values())
+        return out + sum(aux) if aux else out
     point = scaler.inverse(pred.point)
     loss = masked_mae(point, y, mask)
     if task == "multitask":  # U-STS-LLM eqs. 15-16: alpha L_pred + (1 - alpha) L_imp

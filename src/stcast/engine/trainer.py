@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 from stcast.data.windows import WindowSet
-from stcast.engine.tasks import target_and_mask, task_loss
+from stcast.engine.tasks import quantiles_in_units, target_and_mask, task_loss
 from stcast.errors import StcastError
-from stcast.metrics import MetricAccumulator
+from stcast.metrics import MetricAccumulator, ProbabilisticAccumulator
 from stcast.models.base import STModel
 
 
@@ -41,6 +41,7 @@ class TrainConfig:
     max_minutes: float | None = None  # wall-clock budget for training
     max_batches_per_epoch: int | None = None
     alpha: float = 0.5  # multi-task weight
+    loss: str = "mae"  # mae (point), or pinball over the model's quantiles (probabilistic models)
     checkpoint: str | None = None  # path: saved every epoch, restored with resume=True
     resume: bool = False
     log_csv: str | None = None
@@ -73,6 +74,10 @@ class Trainer:
         params = self._params()
         if not params:  # a statistical model: nothing to optimise
             return self
+        if getattr(self.model, "replay", None):  # FactoST-v2 CMR: mix a memory buffer into every batch
+            from stcast.data.windows import ReplayWindows
+
+            train = ReplayWindows(train, *self.model.replay)
         opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         start_epoch, best, best_state, bad = 0, math.inf, None, 0
         if cfg.resume and cfg.checkpoint and Path(cfg.checkpoint).exists():
@@ -94,7 +99,7 @@ class Trainer:
                 if i >= nb:
                     break
                 batch = batch.to(self.device)
-                loss = task_loss(self.model(batch), batch, train.scaler, self.task, cfg.alpha)
+                loss = task_loss(self.model(batch), batch, train.scaler, self.task, cfg.alpha, cfg.loss)
                 if not torch.isfinite(loss):
                     raise StcastError(f"{self.model.name}: loss became {loss.item()} at epoch {epoch}; "
                                       "lower the learning rate or check the inputs")
@@ -169,17 +174,22 @@ def evaluate(model: STModel, windows: WindowSet, batch_size: int = 64, device="c
     score_task = "impute" if task == "impute" else "forecast"
     out_len = windows.input_len if score_task == "impute" else windows.horizon
     acc = MetricAccumulator(out_len)
+    prob = ProbabilisticAccumulator()
     preds, truths, masks = [], [], []
     for batch in windows.batches(batch_size, shuffle=False, seed=12345):
         batch = batch.to(device)
-        point = windows.scaler.inverse(model(batch).point)
+        pred = model(batch)
+        point = windows.scaler.inverse(pred.point)
         y, mask = target_and_mask(batch, score_task)
         acc.update(point, y, mask)
+        if pred.quantiles is not None and pred.levels is not None:
+            prob.update(quantiles_in_units(pred, windows.scaler), y, pred.levels, mask)
         if collect:
             preds.append(point.cpu())
             truths.append(y.cpu())
             masks.append(mask.cpu())
     result = acc.summary(steps)
+    result.update(prob.summary())
     if collect:
         result["pred"], result["truth"], result["mask"] = torch.cat(preds), torch.cat(truths), torch.cat(masks)
     return result

@@ -30,6 +30,7 @@ class Prediction:
     quantiles: torch.Tensor | None = None  # (B, H, N, C, Q), scaled
     imputed: torch.Tensor | None = None  # (B, L, N, C), scaled: the input window filled (multi-task)
     aux_losses: dict[str, torch.Tensor] = field(default_factory=dict)
+    levels: tuple[float, ...] | None = None  # the quantile levels of `quantiles`, increasing
 
 
 class STModel(nn.Module):
@@ -97,5 +98,6 @@ def build_model(name: str, spec: ProblemSpec, **hparams) -> STModel:
 
 def _load_all() -> None:
     import stcast.models.baselines  # noqa: F401  (registers the baselines)
+    import stcast.models.factost  # noqa: F401
     import stcast.models.st_link  # noqa: F401
     import stcast.models.ust_sllm  # noqa: F401

@@ -1,0 +1,395 @@
+"""FactoST-v2 (../shared/papers/factost-v2.md, section III): a universal temporal backbone (UTP, stage I) and a
+light spatio-temporal adapter on top of it (STA, stage II).
+
+Stage I, `UTPBackbone`: instance normalisation (eq. 1), non-overlapping patches of 16 steps, random sequence
+masking of the first l_mask context patches (eq. 2), a learnable register token between the context and the
+future placeholders (eq. 3), partial RoPE on the high-frequency half of each head (eq. 4), gated attention
+(eq. 5), a multi-quantile head trained with the pinball loss (eq. 6). Shorter horizons are truncated, longer
+ones rolled (the median is appended to the context), quantile crossing is repaired by sorting. Pretraining is
+`stcast pretrain factost` (stcast.pretrain.utp).
+
+Stage II, `FactoST` (registered `factost`): every backbone weight is reused and fine-tuned ("full weight
+transfer"); STMF (eq. 7), STF (eq. 8), DSPA (eqs. 9-10) and CMR (eq. 11, `replay` read by the Trainer) are
+switches. L1 on the median for point benchmarks (the engine's loss), pinball with TrainConfig.loss="pinball".
+
+Choices where the paper is silent (written down, not hidden):
+- Blocks: our Llama-style block (pre-RMSNorm, SwiGLU FFN of width d_ff, bidirectional) with the attention
+  gate of eq. 5 (sigmoid(x W_g + b_g) on the attention output); no dropout (CPU budgets are short).
+- A patch token is W_proj [values (16) || observed indicator (16)]: the indicator tells a masked or padded
+  step from a true zero. The register is a learnable d-vector; future placeholders are empty patches.
+- Random masking zeroes the first l_mask patches (eq. 2) and also hides them from attention (key mask), so a
+  masked prefix is the same as a shorter context: downstream inputs shorter than L_max need no padding.
+- p-RoPE: in the half-split layout pair j has frequency theta^(-2j/d_h); the first half of the pairs (the
+  high frequencies) rotate, the second half keep angle 0 (eq. 4). `use_prope=False` rotates every pair.
+- STF's E_n and E_t are the spatial and temporal slices of W_meta applied to their banks (so they live in
+  I_st's space); affinities are scaled by 1/sqrt(d). Agg_delta is attention of the patch tau - delta's
+  identifier over the M prototypes (softmax(I P^T / sqrt(d)) P); lags before the first patch contribute 0.
+- Calendar banks: minute-of-hour (60), time-of-day (steps_per_day), day-of-week (7), each 32-wide like the
+  node bank; a patch's calendar is that of its last step. The register token gets no identifier.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from stcast.errors import StcastError
+from stcast.models.base import Prediction, ProblemSpec, STModel, register_model
+from stcast.nn.transformer import BlockSpec, TransformerStack, apply_rope
+
+DEFAULT_QUANTILES = (0.01, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.99)
+VARIANTS = {  # Table VI: d_model, d_ff, layers, heads
+    "minuscule": (192, 768, 3, 3),
+    "tiny": (256, 1024, 3, 4),
+    "small": (384, 1536, 4, 6),
+    "base": (512, 2048, 6, 8),
+}
+SHIPPED_CHECKPOINT = Path(__file__).resolve().parent.parent / "resources" / "factost-utp.pt"
+
+
+@dataclass
+class UTPConfig:
+    variant: str = "tiny"
+    patch_len: int = 16
+    max_context: int = 512  # L_max, steps (a multiple of patch_len)
+    min_context: int = 32  # L_min, steps
+    max_horizon: int = 96  # H_max, steps
+    quantiles: tuple[float, ...] = DEFAULT_QUANTILES
+    use_prope: bool = True
+    use_gate: bool = True
+    rope_theta: float = 10000.0
+    extra: dict = field(default_factory=dict)  # free-form notes (recipe) carried with checkpoints
+
+    def __post_init__(self):
+        if self.variant not in VARIANTS:
+            raise StcastError(f"unknown FactoST variant {self.variant!r}; choose from {sorted(VARIANTS)}")
+        if self.max_context % self.patch_len or self.min_context > self.max_context or self.min_context < 1:
+            raise StcastError(f"need patch_len | max_context and 1 <= min_context <= max_context; got "
+                              f"{self.patch_len}, {self.max_context}, {self.min_context}")
+        q = list(self.quantiles)
+        if q != sorted(q) or not all(0 < v < 1 for v in q) or 0.5 not in q:
+            raise StcastError(f"quantiles must be increasing levels in (0, 1) including 0.5; got {q}")
+        self.quantiles = tuple(q)
+
+    @property
+    def ctx_patches(self) -> int:
+        return self.max_context // self.patch_len
+
+    @property
+    def fut_patches(self) -> int:
+        return math.ceil(self.max_horizon / self.patch_len)
+
+
+class PartialRotary(nn.Module):
+    """Eq. 4: RoPE on the high-frequency half of the rotary pairs, the low-frequency half left as it is."""
+
+    def __init__(self, head_dim: int, theta: float, partial: bool = True):
+        super().__init__()
+        inv = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))  # high -> low
+        if partial:
+            inv[head_dim // 4:] = 0.0  # low-frequency pairs: angle 0, identity
+        self.register_buffer("inv_freq", inv, persistent=False)
+        self._cache = None
+
+    def forward(self, q, k, positions):
+        c = self._cache
+        if c is None or c[0] is not positions:
+            ang = positions.float().unsqueeze(-1) * self.inv_freq
+            ang = torch.cat([ang, ang], -1)
+            c = self._cache = (positions, ang.cos(), ang.sin())
+        return apply_rope(q, k, c[1].to(q.dtype), c[2].to(q.dtype))
+
+
+def instance_norm(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-5):
+    """Eq. 1 over the observed steps of each series; x, mask (S, L) -> normalised x, mean (S, 1), std (S, 1)."""
+    m = mask.float()
+    cnt = m.sum(-1, keepdim=True).clamp(min=1)
+    mean = (x * m).sum(-1, keepdim=True) / cnt
+    std = (((x - mean) ** 2 * m).sum(-1, keepdim=True) / cnt).sqrt()
+    return torch.where(mask, (x - mean) / (std + eps), torch.zeros_like(x)), mean, std + eps
+
+
+def to_patches(x: torch.Tensor, mask: torch.Tensor, patch_len: int):
+    """(S, L) -> left-padded (S, P, patch_len) values and indicators, P = ceil(L / patch_len)."""
+    pad = (-x.shape[-1]) % patch_len
+    if pad:
+        x, mask = F.pad(x, (pad, 0)), F.pad(mask, (pad, 0))
+    S = x.shape[0]
+    return x.view(S, -1, patch_len), mask.view(S, -1, patch_len)
+
+
+class UTPBackbone(nn.Module):
+    """Stage I: encoder-only patch transformer with a register token and a multi-quantile head."""
+
+    def __init__(self, cfg: UTPConfig):
+        super().__init__()
+        self.cfg = cfg
+        d, ff, layers, heads = VARIANTS[cfg.variant]
+        spec = BlockSpec(style="llama", hidden_size=d, intermediate_size=ff, num_layers=layers, num_heads=heads,
+                         num_kv_heads=heads, rope_theta=cfg.rope_theta)
+        self.stack = TransformerStack(spec, causal=False)
+        rot = PartialRotary(spec.head_dim, cfg.rope_theta, partial=cfg.use_prope)
+        for i, layer in enumerate(self.stack.layers):
+            self.stack.set_rotary(i, rot)
+            if cfg.use_gate:
+                layer.self_attn.enable_gate()
+        self.proj = nn.Linear(2 * cfg.patch_len, d)  # W_proj, eq. 3
+        self.register = nn.Parameter(torch.randn(d) * 0.02)  # e_reg
+        self.head = nn.Linear(d, cfg.patch_len * len(cfg.quantiles))
+        self.d_model = d
+
+    @property
+    def median_index(self) -> int:
+        return self.cfg.quantiles.index(0.5)
+
+    def tokens(self, xn: torch.Tensor, mask: torch.Tensor, fut_patches: int) -> torch.Tensor:
+        """Eq. 3 before the blocks: [Z_ctx || e_reg || Z_fut] as (S, P_ctx + 1 + P_fut, d)."""
+        vals, ind = to_patches(xn, mask, self.cfg.patch_len)
+        ctx = self.proj(torch.cat([vals, ind.to(vals.dtype)], -1))
+        fut = self.proj.bias.expand(xn.shape[0], fut_patches, -1)  # empty patches: W_proj 0 + b
+        return torch.cat([ctx, self.register.expand(xn.shape[0], 1, -1), fut], 1)
+
+    def encode(self, tokens: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
+        bias = None
+        if key_mask is not None:  # hide masked patches from every query: (S, 1, 1, T)
+            bias = torch.zeros(key_mask.shape, dtype=tokens.dtype, device=tokens.device)
+            bias = bias.masked_fill(~key_mask, float("-inf"))[:, None, None, :]
+        return self.stack(tokens, attn_bias=bias)
+
+    def quantile_head(self, h_fut: torch.Tensor) -> torch.Tensor:
+        """(S, P_fut, d) -> (S, P_fut * patch_len, Q), normalised units."""
+        S, P, _ = h_fut.shape
+        return self.head(h_fut).view(S, P * self.cfg.patch_len, len(self.cfg.quantiles))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, horizon: int, mask_patches: torch.Tensor | None = None):
+        """x, mask (S, L) in original units -> quantiles (S, horizon, Q), normalised, and (mean, std).
+
+        `mask_patches` (S,) zeroes and hides the first l_mask context patches (random masking, eq. 2)."""
+        xn, mean, std = instance_norm(x, mask)
+        fut = math.ceil(horizon / self.cfg.patch_len)
+        tok = self.tokens(xn, mask, fut)
+        p_ctx = tok.shape[1] - 1 - fut
+        key_mask = None
+        if mask_patches is not None:
+            idx = torch.arange(tok.shape[1], device=x.device)
+            key_mask = ~(idx[None, :] < mask_patches[:, None])  # (S, T): False on the masked prefix
+            tok = tok * key_mask.unsqueeze(-1).to(tok.dtype)  # Mask(Z_ctx): zeroed
+        h = self.encode(tok, key_mask)
+        return self.quantile_head(h[:, p_ctx + 1:])[:, :horizon], mean, std
+
+    @torch.no_grad()
+    def forecast(self, x: torch.Tensor, horizon: int, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Zero-shot: (S, L) -> quantiles (S, horizon, Q) in original units; rolled beyond H_max, non-crossing."""
+        mask = torch.isfinite(x) if mask is None else mask.bool() & torch.isfinite(x)
+        x = torch.where(mask, x, torch.zeros_like(x))
+        out = []
+        left = horizon
+        while left > 0:
+            step = min(left, self.cfg.max_horizon)
+            ctx, cm = x[:, -self.cfg.max_context:], mask[:, -self.cfg.max_context:]
+            q, mean, std = self(ctx, cm, step)
+            q = q * std.unsqueeze(-1) + mean.unsqueeze(-1)
+            out.append(q)
+            med = q[..., self.median_index]
+            x, mask = torch.cat([x, med], 1), torch.cat([mask, torch.ones_like(med, dtype=torch.bool)], 1)
+            left -= step
+        return torch.cat(out, 1).sort(-1).values  # quantile crossing repaired
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def save(self, path, extra: dict | None = None) -> None:
+        """State dict in fp16 (the shipped file stays < 10 MB) + config, written atomically."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {k: v.half() if v.is_floating_point() else v for k, v in self.state_dict().items()}
+        cfg = asdict(self.cfg)
+        cfg["quantiles"] = list(cfg["quantiles"])
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        torch.save({"format": "stcast-utp-1", "config": json.dumps(cfg), "state": state,
+                    "extra": json.dumps(extra or {})}, tmp)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path) -> UTPBackbone:
+        path = Path(path)
+        if not path.is_file():
+            raise StcastError(f"FactoST checkpoint {path} does not exist; make one with `stcast pretrain factost`")
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001 - any unpickling failure is a corrupt file to the user
+            raise StcastError(f"{path} is not a readable FactoST checkpoint ({type(e).__name__}: {e})") from e
+        if not isinstance(blob, dict) or blob.get("format") != "stcast-utp-1":
+            raise StcastError(f"{path} is not a FactoST UTP checkpoint (format stcast-utp-1)")
+        cfg = json.loads(blob["config"])
+        cfg["quantiles"] = tuple(cfg["quantiles"])
+        model = cls(UTPConfig(**cfg))
+        try:
+            model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["state"].items()})
+        except RuntimeError as e:
+            raise StcastError(f"{path}: weights do not fit its own config ({e})") from e
+        model.extra = json.loads(blob.get("extra", "{}"))
+        return model
+
+
+def pinball(q_pred: torch.Tensor, y: torch.Tensor, quantiles, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Eq. 6 over valid entries: mean over levels of max((q - 1)(y - f), q (y - f)); levels on the last axis."""
+    from stcast.metrics import pinball_loss
+
+    return pinball_loss(q_pred, y, quantiles, mask)
+
+
+# ============================================================================================ stage II
+
+
+class STMF(nn.Module):
+    """Eq. 7: I_st(i, tau) = W_meta [E_n^i || E_moh || E_tod || E_dow]; also returns the E_n / E_t parts."""
+
+    def __init__(self, num_nodes: int, steps_per_day: int, d: int, dim: int = 32):
+        super().__init__()
+        self.node = nn.Embedding(num_nodes, dim)
+        self.banks = nn.ModuleList([nn.Embedding(60, dim), nn.Embedding(steps_per_day, dim), nn.Embedding(7, dim)])
+        for e in [self.node, *self.banks]:
+            nn.init.normal_(e.weight, std=0.1)
+        self.w_meta = nn.Linear(4 * dim, d)
+        self.dim = dim
+
+    def forward(self, moh, tod, dow, num_nodes: int):
+        """Calendar indices (B, P) -> I_st, E_n, E_t, each (B, N, P, d)."""
+        w = self.w_meta.weight  # (d, 4 dim)
+        en = self.node.weight @ w[:, :self.dim].t()  # (N, d): the spatial slice of W_meta applied to E_n
+        cal = torch.cat([b(i) for b, i in zip(self.banks, (moh, tod, dow))], -1)  # (B, P, 3 dim)
+        et = cal @ w[:, self.dim:].t() + self.w_meta.bias  # (B, P, d)
+        B, P = moh.shape
+        en_b = en[None, :, None].expand(B, num_nodes, P, -1)
+        et_b = et[:, None].expand(B, num_nodes, P, -1)
+        return en_b + et_b, en_b, et_b
+
+
+class STF(nn.Module):
+    """Eq. 8: I_st <- sigmoid(a_s S_s + a_t S_t + a_d S_d) (.) I_st, alpha = softmax([w_s, w_t, w_d])."""
+
+    def __init__(self, d: int, prototypes: int = 8, max_lag: int = 3):
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(3))
+        self.gamma = nn.Parameter(torch.full((max_lag,), 1.0 / max_lag))
+        self.prototypes = nn.Parameter(torch.randn(prototypes, d) / math.sqrt(d))
+        self.max_lag, self.scale = max_lag, 1.0 / math.sqrt(d)
+
+    def affinities(self, ist, en, et):
+        """(B, N, P, d) -> S_s, S_t, S_d (B, N, P)."""
+        s_s = (ist * en).sum(-1) * self.scale
+        s_t = (ist * et).sum(-1) * self.scale
+        agg = torch.softmax(ist @ self.prototypes.t() * self.scale, -1) @ self.prototypes  # Agg over prototypes
+        s_d = torch.zeros_like(s_s)
+        P = ist.shape[2]
+        for lag in range(1, min(self.max_lag, P - 1) + 1):  # Delta = 3 lags: a loop of three, not over samples
+            s_d[..., lag:] = s_d[..., lag:] + self.gamma[lag - 1] * (ist[..., lag:, :] * agg[..., :-lag, :]).sum(-1) \
+                * self.scale
+        return s_s, s_t, s_d
+
+    def forward(self, ist, en, et):
+        a = torch.softmax(self.w, 0)
+        s_s, s_t, s_d = self.affinities(ist, en, et)
+        gate = torch.sigmoid(a[0] * s_s + a[1] * s_t + a[2] * s_d)
+        return gate.unsqueeze(-1) * ist
+
+
+class DSPA(nn.Module):
+    """Eqs. 9-10: K prompt tokens P = U V^T (rank r), prepended to every sequence."""
+
+    def __init__(self, d: int, tokens: int = 3, rank: int = 4):
+        super().__init__()
+        self.U = nn.Parameter(torch.randn(tokens, rank) * 0.02)
+        self.V = nn.Parameter(torch.randn(d, rank) * 0.02)
+
+    def forward(self, h):  # (S, T, d) -> (S, K + T, d)
+        p = (self.U @ self.V.t()).unsqueeze(0).expand(h.shape[0], -1, -1)
+        return torch.cat([p, h], 1)
+
+
+@register_model("factost")
+class FactoST(STModel):
+    """FactoST-v2 stage II: the pretrained UTP backbone + STMF, STF, DSPA (and CMR through the Trainer)."""
+
+    tasks = ("forecast",)
+
+    def __init__(self, spec: ProblemSpec, checkpoint: str | None = None, pretrained: bool = True,
+                 variant: str = "tiny", use_stmf: bool = True, use_stf: bool = True, use_dspa: bool = True,
+                 use_cmr: bool = True, memory_fraction: float = 0.2, replace_ratio: float = 0.3,
+                 prompt_tokens: int = 3, prompt_rank: int = 4, meta_dim: int = 32, prototypes: int = 8,
+                 max_lag: int = 3, freeze_backbone: bool = False, step_minutes: int | None = None):
+        super().__init__(spec)
+        if pretrained:
+            self.backbone = UTPBackbone.load(checkpoint or SHIPPED_CHECKPOINT)
+        else:
+            self.backbone = UTPBackbone(UTPConfig(variant=variant))
+        if freeze_backbone:
+            self.backbone.requires_grad_(False)
+        d = self.backbone.d_model
+        self.step_minutes = step_minutes or max(1, 1440 // spec.steps_per_day)
+        self.stmf = STMF(spec.num_nodes, spec.steps_per_day, d, meta_dim) if use_stmf else None
+        self.stf = STF(d, prototypes, max_lag) if (use_stf and use_stmf) else None
+        self.dspa = DSPA(d, prompt_tokens, prompt_rank) if use_dspa else None
+        if not 0 < memory_fraction < 1 or not 0 <= replace_ratio < 1:
+            raise StcastError(f"CMR needs 0 < memory_fraction < 1 and 0 <= replace_ratio < 1; got "
+                              f"{memory_fraction}, {replace_ratio}")
+        self.replay = (memory_fraction, replace_ratio) if use_cmr else None  # read by the Trainer (eq. 11)
+        self.quantile_levels = self.backbone.cfg.quantiles
+        self.rolling = spec.horizon > self.backbone.cfg.max_horizon
+        if self.rolling and (self.stmf is not None or self.dspa is not None):
+            raise StcastError(f"horizon {spec.horizon} exceeds the backbone's H_max {self.backbone.cfg.max_horizon}: "
+                              "only the bare backbone (use_stmf=False, use_dspa=False) rolls its forecasts")
+
+    def _calendar(self, tod: torch.Tensor, dow: torch.Tensor, patch_idx_last: torch.Tensor):
+        """Calendar indices of each patch's last step: (B, L) -> moh, tod, dow (B, P)."""
+        t = tod[:, patch_idx_last]
+        moh = (t * self.step_minutes) % 60
+        return moh, t, dow[:, patch_idx_last]
+
+    def forward(self, batch) -> Prediction:
+        x, mask = batch.x, batch.x_mask.bool()
+        B, L, N, C = x.shape
+        s = self.spec
+        if (L, N, C) != (s.input_len, s.num_nodes, s.num_channels):
+            raise StcastError(f"FactoST was built for windows (L={s.input_len}, N={s.num_nodes}, C={s.num_channels})"
+                              f" and got (L={L}, N={N}, C={C})")
+        bb, pl = self.backbone, self.backbone.cfg.patch_len
+        H = s.horizon
+        series = x.permute(0, 2, 3, 1).reshape(B * N * C, L)
+        smask = mask.permute(0, 2, 3, 1).reshape(B * N * C, L)
+        if self.rolling:  # zero-shot beyond H_max: the backbone's own rolling forecast
+            q = bb.forecast(series, H, smask).view(B, N, C, H, -1).permute(0, 3, 1, 2, 4)
+            return Prediction(q[..., bb.median_index], quantiles=q, levels=self.quantile_levels)
+        xn, mean, std = instance_norm(series, smask)
+        p_ctx, p_fut = math.ceil(L / pl), math.ceil(H / pl)
+        z = bb.tokens(xn, smask, p_fut)  # Z: (BNC, P_ctx + 1 + P_fut, d)
+        if self.stmf is not None:
+            pad = p_ctx * pl - L
+            ctx_last = torch.arange(p_ctx, device=x.device) * pl + pl - 1 - pad  # last step of each patch
+            tod_all = torch.cat([batch.tod_x, batch.tod_y], 1)  # (B, L + H)
+            dow_all = torch.cat([batch.dow_x, batch.dow_y], 1)
+            fut_last = (L + torch.arange(p_fut, device=x.device) * pl + pl - 1).clamp(max=L + H - 1)
+            idx = torch.cat([ctx_last.clamp(min=0), fut_last])
+            ist, en, et = self.stmf(*self._calendar(tod_all, dow_all, idx), N)  # (B, N, P, d)
+            if self.stf is not None:
+                ist = self.stf(ist, en, et)
+            ist = ist.unsqueeze(2).expand(B, N, C, -1, -1).reshape(B * N * C, p_ctx + p_fut, -1)
+            zero = ist.new_zeros(ist.shape[0], 1, ist.shape[-1])  # the register gets no identifier
+            z = z + torch.cat([ist[:, :p_ctx], zero, ist[:, p_ctx:]], 1)  # H_fused = Z + I_st
+        k = 0
+        if self.dspa is not None:
+            z = self.dspa(z)
+            k = self.dspa.U.shape[0]
+        h = bb.encode(z)
+        q = bb.quantile_head(h[:, k + p_ctx + 1:])[:, :H]  # (BNC, H, Q)
+        q = q * std.unsqueeze(-1) + mean.unsqueeze(-1)
+        if not self.training:
+            q = q.sort(-1).values
+        q = q.view(B, N, C, H, -1).permute(0, 3, 1, 2, 4)  # (B, H, N, C, Q)
+        return Prediction(q[..., bb.median_index], quantiles=q, levels=self.quantile_levels)

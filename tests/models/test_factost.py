@@ -1,0 +1,204 @@
+"""FactoST-v2: each UTP and STA mechanism does what sections III-A/B say; checkpoints round-trip safely."""
+
+import numpy as np
+import pytest
+import torch
+
+from stcast.data.windows import ReplayWindows
+from stcast.engine.experiment import prepare_windows
+from stcast.engine.tasks import task_loss
+from stcast.engine.trainer import TrainConfig, Trainer, evaluate
+from stcast.errors import StcastError
+from stcast.models.base import build_model
+from stcast.models.factost import STF, PartialRotary, UTPBackbone, UTPConfig, instance_norm
+from stcast.pretrain.utp import utp_loss
+
+SMALL = {"variant": "minuscule", "max_context": 64, "min_context": 16, "max_horizon": 32}
+
+
+@pytest.fixture(scope="module")
+def utp():
+    torch.manual_seed(0)
+    return UTPBackbone(UTPConfig(**SMALL))
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory, utp):
+    path = tmp_path_factory.mktemp("utp") / "utp.pt"
+    utp.save(path, extra={"recipe": "test"})
+    return path
+
+
+@pytest.fixture(scope="module")
+def fc(los_small):
+    return prepare_windows(los_small, "forecast", 12, 12)
+
+
+def test_prope_rotates_only_the_high_frequency_half():
+    rot = PartialRotary(head_dim=16, theta=10000.0, partial=True)
+    q, k = torch.randn(2, 3, 5, 16), torch.randn(2, 3, 5, 16)
+    q2, k2 = rot(q, k, torch.arange(5) * 7)
+    low = [4, 5, 6, 7, 12, 13, 14, 15]  # pairs 4..7 (the low frequencies) in the half-split layout
+    high = [0, 1, 2, 3, 8, 9, 10, 11]
+    assert torch.equal(q2[..., low], q[..., low]) and torch.equal(k2[..., low], k[..., low])
+    assert not torch.allclose(q2[..., high], q[..., high])
+    full = PartialRotary(16, 10000.0, partial=False)
+    assert not torch.allclose(full(q, k, torch.arange(5) * 7)[0][..., low], q[..., low])  # vanilla RoPE
+
+
+def test_gate_multiplies_the_attention_output(utp):
+    attn = utp.stack.layers[0].self_attn
+    assert attn.gate is not None
+    x = torch.randn(2, 6, utp.d_model)
+    pos = torch.arange(6)
+    open_out = attn(x, pos)
+    with torch.no_grad():
+        attn.gate.bias.fill_(-30.0)  # sigmoid -> 0: the attention output is gated off
+    closed = attn(x, pos)
+    with torch.no_grad():
+        attn.gate.bias.fill_(3.0)
+    assert torch.allclose(closed, attn.o_proj.bias.expand_as(closed) if attn.o_proj.bias is not None
+                          else torch.zeros_like(closed), atol=1e-6)
+    assert not torch.allclose(open_out, closed)
+    nogate = UTPBackbone(UTPConfig(**SMALL, use_gate=False))
+    assert nogate.stack.layers[0].self_attn.gate is None
+
+
+def test_random_masking_varies_the_effective_context_and_hides_the_prefix(utp):
+    rng = np.random.default_rng(0)
+    seen = []
+    orig = utp.forward
+
+    def spy(x, mask, horizon, mask_patches=None):
+        seen.append(None if mask_patches is None else mask_patches.clone())
+        return orig(x, mask, horizon, mask_patches)
+
+    utp.forward = spy
+    try:
+        w = torch.randn(64, 64 + 32)
+        utp_loss(utp, w, rng, random_mask=True)
+        utp_loss(utp, w, rng, random_mask=False)
+    finally:
+        del utp.forward
+    l_mask = seen[0]
+    assert seen[1] is None
+    assert l_mask.min() >= 0 and l_mask.max() <= (64 - 16) // 16 and len(set(l_mask.tolist())) > 1
+    # a masked prefix is the same as a shorter context: the forecast ignores whatever the prefix holds
+    utp.eval()
+    x, m = torch.randn(2, 64), torch.ones(2, 64, dtype=torch.bool)
+    m2 = m.clone()
+    m2[:, :32] = False
+    a, *_ = utp(x, m2, 16, mask_patches=torch.tensor([2, 2]))
+    x[:, :32] = 100.0
+    b, *_ = utp(x, m2, 16, mask_patches=torch.tensor([2, 2]))
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_forecast_quantiles_do_not_cross_and_long_horizons_roll(utp):
+    utp.eval()
+    x = torch.sin(torch.arange(80).float() / 5).repeat(3, 1) * 10 + 50
+    with torch.no_grad():
+        utp.head.bias.normal_(0, 2.0)  # an untrained head crosses its quantiles freely
+    q = utp.forecast(x, 20)
+    assert q.shape == (3, 20, len(utp.cfg.quantiles)) and (q.diff(dim=-1) >= 0).all()
+    long = utp.forecast(x, 70)  # H_max = 32: three rolled chunks
+    assert long.shape == (3, 70, len(utp.cfg.quantiles)) and torch.isfinite(long).all()
+    assert torch.allclose(long[:, :20], q, atol=1e-4)  # the first chunk is the direct forecast, truncated
+
+
+def test_instance_norm_uses_observed_steps_only():
+    x = torch.tensor([[1.0, 2.0, 3.0, 1000.0]])
+    m = torch.tensor([[True, True, True, False]])
+    xn, mean, std = instance_norm(x, m)
+    assert float(mean) == pytest.approx(2.0) and xn[0, 3] == 0
+
+
+def test_checkpoint_round_trip_and_bad_files(tmp_path, utp, ckpt):
+    back = UTPBackbone.load(ckpt)
+    assert back.extra == {"recipe": "test"} and back.cfg == utp.cfg
+    for (k, v), (k2, v2) in zip(utp.state_dict().items(), back.state_dict().items()):
+        assert k == k2 and torch.allclose(v, v2, atol=1e-2, rtol=1e-2)  # fp16 storage
+    with pytest.raises(StcastError, match="does not exist"):
+        UTPBackbone.load(tmp_path / "missing.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(StcastError, match="not a readable"):
+        UTPBackbone.load(bad)
+    torch.save({"format": "something-else"}, tmp_path / "other.pt")
+    with pytest.raises(StcastError, match="not a FactoST UTP checkpoint"):
+        UTPBackbone.load(tmp_path / "other.pt")
+
+
+def test_stf_gate_follows_eq_8():
+    torch.manual_seed(0)
+    stf = STF(d=8, prototypes=3, max_lag=3)
+    ist, en, et = torch.randn(2, 4, 5, 8), torch.randn(2, 4, 5, 8), torch.randn(2, 4, 5, 8)
+    s_s, s_t, s_d = stf.affinities(ist, en, et)
+    assert torch.allclose(s_s, (ist * en).sum(-1) / 8 ** 0.5, atol=1e-6)
+    assert torch.equal(s_d[..., 0], torch.zeros_like(s_d[..., 0]))  # no lag before the first patch
+    a = torch.softmax(stf.w, 0)
+    want = torch.sigmoid(a[0] * s_s + a[1] * s_t + a[2] * s_d).unsqueeze(-1) * ist
+    assert torch.allclose(stf(ist, en, et), want, atol=1e-6)
+
+
+def test_sta_model_switches_prompts_and_full_weight_transfer(fc, ckpt):
+    m = build_model("factost", fc.spec, checkpoint=str(ckpt))
+    b = fc.train.gather(fc.train.starts[:3])
+    seen = {}
+    m.backbone.stack.layers[0].register_forward_hook(lambda mod, a, o: seen.update(x=a[0]))
+    pred = m(b)
+    assert pred.point.shape == (3, 12, 20, 1) and pred.quantiles.shape == (3, 12, 20, 1, 11)
+    assert seen["x"].shape == (3 * 20, 3 + 1 + 1 + 1, m.backbone.d_model)  # K=3 prompts, ctx, register, future
+    assert all(p.requires_grad for p in m.backbone.parameters())  # every backbone weight is reused and tuned
+    src = UTPBackbone.load(ckpt)
+    assert all(torch.equal(a, b) for a, b in zip(m.backbone.state_dict().values(), src.state_dict().values()))
+    bare = build_model("factost", fc.spec, checkpoint=str(ckpt), use_stmf=False, use_stf=False, use_dspa=False,
+                       use_cmr=False)
+    assert bare.stmf is None and bare.stf is None and bare.dspa is None and bare.replay is None
+    assert bare(b).point.shape == (3, 12, 20, 1)
+    with pytest.raises(StcastError, match="memory_fraction"):
+        build_model("factost", fc.spec, checkpoint=str(ckpt), memory_fraction=1.5)
+
+
+def test_cmr_batches_mix_memory_and_current_in_the_stated_ratio(fc):
+    rep = ReplayWindows(fc.train, memory_fraction=0.2, replace_ratio=0.3)
+    starts = np.sort(fc.train.starts)
+    k = int(0.2 * len(starts))
+    assert set(rep.memory) == set(starts[:k]) and len(rep) == len(starts) - k
+    seen_cur = []
+    for batch in rep.batches(20, shuffle=True, seed=1):
+        s = batch.start.numpy()
+        mem = np.isin(s, rep.memory)
+        if len(s) == 20:
+            assert mem.sum() == 6  # floor(0.3 * 20) memory windows, 14 current
+        seen_cur.extend(s[~mem])
+    assert sorted(seen_cur) == sorted(rep.current)  # one epoch = one pass over the current stream
+    with pytest.raises(StcastError, match="replay needs"):
+        ReplayWindows(fc.train, memory_fraction=0.0)
+
+
+def test_adaptation_trains_with_l1_and_pinball_and_reports_probabilistic_metrics(fc, ckpt):
+    torch.manual_seed(0)
+    m = build_model("factost", fc.spec, checkpoint=str(ckpt))
+    before = evaluate(m, fc.val, 64)
+    assert {"crps", "coverage80", "coverage98"} <= set(before)
+    Trainer(m, TrainConfig(epochs=2, lr=1e-3, progress=False)).fit(fc.train, fc.val)
+    after = evaluate(m, fc.val, 64)
+    assert after["mae"] < before["mae"]
+    b = fc.train.gather(fc.train.starts[:4])
+    assert torch.isfinite(task_loss(m(b), b, fc.scaler, "forecast", loss="pinball"))
+    stid = build_model("stid", fc.spec)
+    with pytest.raises(StcastError, match="quantiles"):
+        task_loss(stid(b), b, fc.scaler, "forecast", loss="pinball")
+
+
+def test_wrong_shapes_are_clear_errors(fc, los, ckpt):
+    m = build_model("factost", fc.spec, checkpoint=str(ckpt))
+    other = prepare_windows(los.subset_nodes(np.arange(30)), "forecast", 12, 12)
+    with pytest.raises(StcastError, match="N=20.*N=30"):
+        m(other.train.gather(other.train.starts[:2]))
+    long = prepare_windows(los.subset_nodes(np.arange(20)), "forecast", 12, 48)
+    with pytest.raises(StcastError, match="H_max"):
+        build_model("factost", long.spec, checkpoint=str(ckpt))
+    rolled = build_model("factost", long.spec, checkpoint=str(ckpt), use_stmf=False, use_dspa=False)
+    assert rolled(long.test.gather(long.test.starts[:2])).point.shape == (2, 48, 20, 1)

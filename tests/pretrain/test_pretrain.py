@@ -1,0 +1,69 @@
+"""UTP pretraining: the corpus excludes the evaluation datasets, KernelSynth draws what it says, the loop
+runs, resumes and writes a loadable checkpoint with its recipe."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from stcast.errors import StcastError
+from stcast.models.factost import UTPBackbone
+from stcast.pretrain.corpus import EVALUATION_DATASETS, PRETRAINING_DATASETS, Corpus, real_series
+from stcast.pretrain.kernelsynth import kernelsynth
+from stcast.pretrain.utp import UTPRun, pretrain, wsd_lr
+
+
+def test_corpus_never_contains_an_evaluation_dataset():
+    assert not set(PRETRAINING_DATASETS) & set(EVALUATION_DATASETS)
+    assert {"los-loop", "etth2"} <= set(EVALUATION_DATASETS)
+    with pytest.raises(StcastError, match="evaluation datasets"):
+        real_series(("chickenpox", "los-loop"), log=lambda *a: None)
+
+
+def test_kernelsynth_series_are_standardised_and_periodic_kernels_show_their_period():
+    x, names = kernelsynth(40, 400, seed=1)
+    assert x.shape == (40, 400) and np.isfinite(x).all()
+    assert np.allclose(x.mean(1), 0, atol=1e-4) and np.allclose(x.std(1), 1, atol=1e-3)
+    assert len(set(names)) > 10 and any("periodic" in n for n in names)
+    again, _ = kernelsynth(40, 400, seed=1)
+    assert np.array_equal(x, again)
+    pure = [i for i, n in enumerate(names) if n == "periodic24"]
+    for i in pure:  # a pure daily kernel at hourly steps: the series repeats every 24 steps
+        assert np.corrcoef(x[i, :-24], x[i, 24:])[0, 1] > 0.9
+
+
+def test_corpus_windows_end_inside_a_series():
+    real = [np.arange(300, dtype=np.float32), np.arange(50, dtype=np.float32) + 1000]
+    c = Corpus.build(64, 32, num_synthetic=0, real=real)
+    w = c.sample(500, 16, 32, np.random.default_rng(0))
+    assert w.shape == (500, 96)
+    assert np.isfinite(w[:, -32:]).all()  # the target horizon is always real data
+    assert np.isnan(w[:, :64]).any()  # windows on the short series start before it: masked context
+    assert len(real_series(("chickenpox",), log=lambda *a: None)) == 20
+
+
+def test_wsd_schedule():
+    lrs = [wsd_lr(s, 100, 1.0) for s in range(100)]
+    assert lrs[0] < lrs[4] == 1.0 == lrs[50] and lrs[99] < 0.2
+
+
+def test_pretrain_runs_resumes_and_writes_a_checkpoint_with_its_recipe(tmp_path):
+    out = tmp_path / "utp.pt"
+    small = {"variant": "minuscule", "max_context": 64, "min_context": 16, "max_horizon": 32}
+    run = UTPRun(out=str(out), steps=6, batch_size=8, num_synthetic=20, datasets=("chickenpox",), save_every=3,
+                 model=small)
+    pretrain(run, log=lambda *a: None)
+    model = UTPBackbone.load(out)
+    recipe = json.loads(out.with_suffix(".json").read_text())
+    assert model.extra["steps_done"] == 6 == recipe["steps_done"]
+    assert recipe["corpus"]["real_datasets"] == ["chickenpox"]
+    first = {k: v.clone() for k, v in model.state_dict().items()}
+    run.steps, run.resume = 9, True
+    pretrain(run, log=lambda *a: None)
+    resumed = UTPBackbone.load(out)
+    assert resumed.extra["steps_done"] == 9
+    assert any(not torch.equal(first[k], v) for k, v in resumed.state_dict().items())
+    with pytest.raises(StcastError, match="different recipe"):
+        pretrain(UTPRun(out=str(out), steps=9, batch_size=16, num_synthetic=20, datasets=("chickenpox",),
+                        resume=True, model=small), log=lambda *a: None)
