@@ -459,7 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--lr", type=float, default=5e-4)
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--variant", default="tiny", help="minuscule, tiny, small, base (Table VI)")
-    sp.add_argument("--context", type=int, default=512, help="L_max in steps")
+    sp.add_argument("--context", type=int, default=256, help="L_max in steps")
     sp.add_argument("--horizon", type=int, default=96, help="H_max in steps")
     sp.add_argument("--synthetic", type=int, default=1000, help="KernelSynth series in the corpus")
     sp.add_argument("--resume", action="store_true", help="continue from <out>.state.pt")

@@ -27,12 +27,13 @@ def test_bad_transfer_configs():
 def test_variants_run_one_model_under_several_settings_with_their_own_labels():
     cfg = BenchConfig.from_dict({
         "models": ["stid", "stid-bare"], "datasets": ["los-loop"], "input_len": 12, "horizon": 12,
-        "variants": {"stid-bare": {"model": "stid", "use_node": False, "use_tod": False}},
+        "variants": {"stid-bare": {"model": "stid", "use_node": False, "use_tod": False, "few_shot": 0.1}},
         "model_kw": {"stid": {"use_dow": False}},
         "train": {"epochs": 1, "max_batches_per_epoch": 2, "progress": False},
         "model_train": {"stid-bare": {"lr": 0.01}}})
     assert cfg.model_kwargs("stid-bare") == {"use_dow": False, "use_node": False, "use_tod": False}
     assert cfg.train_config("stid-bare").lr == 0.01 and cfg.train_config("stid").lr != 0.01
+    assert cfg.few_shot_of("stid-bare") == 0.1 and cfg.few_shot_of("stid") is None
     rows = run_benchmark(cfg, collect=False, log=lambda *a: None).rows()
     assert [r["model"] for r in rows] == ["stid", "stid-bare"]
     assert rows[1]["trainable_params"] < rows[0]["trainable_params"]  # the variant's switches took effect

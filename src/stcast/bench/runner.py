@@ -43,7 +43,7 @@ class BenchConfig:
     name: str = "benchmark"
     cluster: dict | None = None  # {k, by, reduce}: aggregate every dataset to k nodes (stcast.data.transforms)
     transfer_to: str | None = None  # zero-shot: train on each dataset, evaluate on this one without updates
-    variants: dict = field(default_factory=dict)  # label -> {model: registered name, **hyper-parameters} (ablations)
+    variants: dict = field(default_factory=dict)  # label -> {model: name, [few_shot: f], **hyper-parameters}
 
     @classmethod
     def from_yaml(cls, path) -> BenchConfig:
@@ -85,9 +85,13 @@ class BenchConfig:
     def base_model(self, label: str) -> str:
         return self.variants[label]["model"] if label in self.variants else label
 
+    def few_shot_of(self, label: str) -> float | None:
+        """A variant's own few-shot fraction (`few_shot: 0.1`, or null for full-shot), else the config's."""
+        return self.variants[label].get("few_shot", self.few_shot) if label in self.variants else self.few_shot
+
     def model_kwargs(self, label: str) -> dict:
         """The base model's model_kw, then the variant's settings, then model_kw under the label itself."""
-        own = {k: v for k, v in self.variants.get(label, {}).items() if k != "model"}
+        own = {k: v for k, v in self.variants.get(label, {}).items() if k not in ("model", "few_shot")}
         return {**self.model_kw.get(self.base_model(label), {}), **own, **self.model_kw.get(label, {})} \
             if label in self.variants else dict(self.model_kw.get(label, {}))
 
@@ -132,7 +136,7 @@ def run_benchmark(cfg: BenchConfig, data_dir=None, collect: bool = True, log=pri
             exp = Experiment(cfg.base_model(m), d, task=cfg.task, input_len=cfg.input_len, horizon=cfg.horizon,
                              split=cfg.split,
                              protocol=cfg.protocol, missing=cfg.missing, missing_kw=cfg.missing_kw,
-                             few_shot_fraction=cfg.few_shot, model_kw=cfg.model_kwargs(m),
+                             few_shot_fraction=cfg.few_shot_of(m), model_kw=cfg.model_kwargs(m),
                              train=cfg.train_config(m))
             res = exp.run(collect=collect and target is None, steps=tuple(cfg.steps))
             if target is not None:

@@ -57,7 +57,7 @@ SHIPPED_CHECKPOINT = Path(__file__).resolve().parent.parent / "resources" / "fac
 class UTPConfig:
     variant: str = "tiny"
     patch_len: int = 16
-    max_context: int = 512  # L_max, steps (a multiple of patch_len)
+    max_context: int = 256  # L_max, steps (a multiple of patch_len); the paper's 2048 is a GPU budget
     min_context: int = 32  # L_min, steps
     max_horizon: int = 96  # H_max, steps
     quantiles: tuple[float, ...] = DEFAULT_QUANTILES
