@@ -5,7 +5,9 @@
 Both run SmolLM2-135M cut to the same number of layers, fp32, causal attention (transformers' Llama is
 always causal), with the same frozen set (PFA: lower blocks frozen except norms, the top `--top` blocks'
 attention trainable), on the token shapes the methods use. Runs alternate and the order flips every
-repeat, so the machine's drift hits both; the best repeat of each is reported with the ratio ours / transformers.
+repeat, so the machine's drift hits both. Reported: each side's best repeat and its ratio, and the median of
+the paired ratios (the two runs of one repeat are back to back, so a pair shares the machine's state; the
+median over pairs is the steadiest figure on a machine whose speed drifts).
 """
 
 from __future__ import annotations
@@ -60,20 +62,26 @@ def main(argv=None) -> int:
     print(f"SmolLM2-135M x {args.layers} layers, PFA top {args.top} attention trainable ({n_ours:,} params), "
           f"fp32, {torch.get_num_threads()} threads, torch {torch.__version__}, "
           f"transformers {transformers.__version__}")
-    print(f"{'B x S':>10}{'tokens':>8}{'ours tok/s':>12}{'HF tok/s':>12}{'ratio':>8}")
+    print(f"{'B x S':>10}{'tokens':>8}{'ours tok/s':>12}{'HF tok/s':>12}{'best ratio':>12}{'median paired':>15}")
     for shape in args.shapes.split(","):
         b, s = (int(v) for v in shape.split("x"))
         x = torch.randn(b, s, ours.hidden_size)
         best = {"ours": float("inf"), "hf": float("inf")}
+        pairs = []
         _step(run_ours, x), _step(run_theirs, x)  # warm-up
         for r in range(args.repeats):  # alternate which runs first, so drift and allocator state hit both
             order = (("ours", run_ours), ("hf", run_theirs)) if r % 2 == 0 else (("hf", run_theirs), ("ours", run_ours))
+            t = {}
             for key, fn in order:
                 gc.collect()
-                best[key] = min(best[key], _step(fn, x))
+                t[key] = _step(fn, x)
+                best[key] = min(best[key], t[key])
+            pairs.append(t["hf"] / t["ours"])
         tok = b * s
+        pairs.sort()
+        median = pairs[len(pairs) // 2] if len(pairs) % 2 else (pairs[len(pairs) // 2 - 1] + pairs[len(pairs) // 2]) / 2
         print(f"{shape:>10}{tok:>8}{tok / best['ours']:>12.0f}{tok / best['hf']:>12.0f}"
-              f"{best['hf'] / best['ours']:>8.2f}", flush=True)
+              f"{best['hf'] / best['ours']:>12.2f}{median:>15.2f}", flush=True)
     return 0
 
 
