@@ -196,3 +196,9 @@ def test_patching_groups_steps_into_tokens_and_pools_the_bias(los_small):
     for bad in (5, 0):
         with pytest.raises(StcastError, match=f"patch_len={bad}"):
             _model(long, patch_len=bad)
+
+
+def test_long_inputs_default_to_hour_patches(los):
+    long = prepare_windows(los.subset_nodes(np.arange(20)), "forecast", 288, 12)
+    assert _model(long).patch_len == 12  # 24 tokens per sample
+    assert _model(prepare_windows(los.subset_nodes(np.arange(20)), "forecast", 12, 12)).patch_len == 1
