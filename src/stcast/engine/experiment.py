@@ -127,8 +127,9 @@ class Experiment:
         trainable, total = _param_counts(model)
         spe = float(np.mean(trainer.epoch_seconds)) if trainer.epoch_seconds else 0.0
         self.model = model
-        return ExperimentResult(self.model_name, self.data.meta.name, self.task, metrics, trainable, total, train_s,
-                                spe, len(trainer.epoch_seconds), infer, preds)
+        self.result = ExperimentResult(self.model_name, self.data.meta.name, self.task, metrics, trainable, total,
+                                       train_s, spe, len(trainer.epoch_seconds), infer, preds)
+        return self.result
 
     def evaluate_zero_shot(self, target: SpatioTemporalData, steps=(3, 6, 12)) -> ExperimentResult:
         """The trained model on another dataset's test split, without any update (zero-shot transfer).
@@ -156,5 +157,7 @@ class Experiment:
                            steps=steps)
         n_batches = max(1, int(np.ceil(len(tgt.test) / self.train_cfg.eval_batch_size)))
         trainable, total = _param_counts(model)
+        src_run = self.result  # the training figures are the source run's: nothing is trained on the target
         return ExperimentResult(self.model_name, f"{self.data.meta.name}->{target.meta.name}", self.task, metrics,
-                                trainable, total, 0.0, 0.0, 0, (time.time() - t1) / n_batches * 1000)
+                                trainable, total, src_run.train_seconds, src_run.seconds_per_epoch, src_run.epochs,
+                                (time.time() - t1) / n_batches * 1000)
