@@ -201,4 +201,7 @@ def test_trains_on_real_data_with_the_pretrained_backbone(fc):
     before = evaluate(m, fc.val, 64)["mae"]
     Trainer(m, TrainConfig(epochs=3, lr=1e-3, progress=False)).fit(fc.train, fc.val)
     after = evaluate(m, fc.val, 64)["mae"]
-    assert after < 0.7 * before, (before, after)
+    last = build_model("last-value", fc.spec)
+    naive = evaluate(last, fc.val, 64)["mae"]
+    # RevIN makes the untrained model already a mean forecaster; after 3 epochs it must beat last value too
+    assert after < 0.9 * before and after < naive, (before, after, naive)
