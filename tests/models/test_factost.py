@@ -10,7 +10,8 @@ from stcast.engine.tasks import task_loss
 from stcast.engine.trainer import TrainConfig, Trainer, evaluate
 from stcast.errors import StcastError
 from stcast.models.base import build_model
-from stcast.models.factost import STF, PartialRotary, UTPBackbone, UTPConfig, instance_norm
+from stcast.models.factost import STF, UTPBackbone, UTPConfig, instance_norm
+from stcast.nn.transformer import Rotary
 from stcast.pretrain.utp import utp_loss
 
 SMALL = {"variant": "minuscule", "max_context": 64, "min_context": 16, "max_horizon": 32}
@@ -35,14 +36,14 @@ def fc(los_small):
 
 
 def test_prope_rotates_only_the_high_frequency_half():
-    rot = PartialRotary(head_dim=16, theta=10000.0, partial=True)
+    rot = Rotary(head_dim=16, theta=10000.0, fraction=0.5)
     q, k = torch.randn(2, 3, 5, 16), torch.randn(2, 3, 5, 16)
     q2, k2 = rot(q, k, torch.arange(5) * 7)
     low = [4, 5, 6, 7, 12, 13, 14, 15]  # pairs 4..7 (the low frequencies) in the half-split layout
     high = [0, 1, 2, 3, 8, 9, 10, 11]
     assert torch.equal(q2[..., low], q[..., low]) and torch.equal(k2[..., low], k[..., low])
     assert not torch.allclose(q2[..., high], q[..., high])
-    full = PartialRotary(16, 10000.0, partial=False)
+    full = Rotary(16, 10000.0)
     assert not torch.allclose(full(q, k, torch.arange(5) * 7)[0][..., low], q[..., low])  # vanilla RoPE
 
 
@@ -62,6 +63,7 @@ def test_gate_multiplies_the_attention_output(utp):
     assert not torch.allclose(open_out, closed)
     nogate = UTPBackbone(UTPConfig(**SMALL, use_gate=False))
     assert nogate.stack.layers[0].self_attn.gate is None
+    assert utp.stack.layers[0].self_attn.rotary.fraction == 0.5  # p-RoPE installed in the backbone
 
 
 def test_random_masking_varies_the_effective_context_and_hides_the_prefix(utp):

@@ -1,7 +1,7 @@
 """Task losses: forecasting, imputation (hidden entries only) and their weighted sum (multi-task).
 
-All losses are masked MAE in original units (the BasicTS convention), plus any auxiliary losses the
-model returns.
+All losses are masked MAE in original units (the BasicTS convention; or the pinball loss over a probabilistic
+model's quantiles with loss="pinball"), plus any auxiliary losses the model returns.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import torch
 
 from stcast.data.windows import Batch
 from stcast.errors import StcastError
-from stcast.metrics import masked_mae, valid_mask
+from stcast.metrics import masked_mae, pinball_loss, valid_mask
 from stcast.models.base import Prediction
 
 TASKS = ("forecast", "impute", "multitask")
@@ -37,21 +37,16 @@ def task_loss(pred: Prediction, batch: Batch, scaler, task: str, alpha: float = 
         raise StcastError(f"unknown loss {loss!r}; use 'mae' or 'pinball'")
     y, mask = target_and_mask(batch, "impute" if task == "impute" else "forecast")
     if loss == "pinball":
-        levels = getattr(pred, "levels", None)
-        if pred.quantiles is None or levels is None:
+        if pred.quantiles is None or pred.levels is None:
             raise StcastError("loss 'pinball' needs a model that predicts quantiles")
-        from stcast.metrics import pinball_loss
-
-        out = pinball_loss(quantiles_in_units(pred, scaler), y, levels, valid_mask(y, mask))
-        aux = list(pred.aux_losses.values())
-        return out + sum(aux) if aux else out
-    point = scaler.inverse(pred.point)
-    loss = masked_mae(point, y, mask)
+        out = pinball_loss(quantiles_in_units(pred, scaler), y, pred.levels, valid_mask(y, mask))
+    else:
+        out = masked_mae(scaler.inverse(pred.point), y, mask)
     if task == "multitask":  # U-STS-LLM eqs. 15-16: alpha L_pred + (1 - alpha) L_imp
         if pred.imputed is None or batch.x_target is None:
             raise StcastError("multitask needs a model that returns an imputed window and windows with "
                               "hidden inputs (a missingness pattern)")
-        loss = alpha * loss + (1 - alpha) * masked_mae(scaler.inverse(pred.imputed), batch.x_target,
+        out = alpha * out + (1 - alpha) * masked_mae(scaler.inverse(pred.imputed), batch.x_target,
                                                        batch.eval_mask)
     aux = list(pred.aux_losses.values())
-    return loss + sum(aux) if aux else loss
+    return out + sum(aux) if aux else out

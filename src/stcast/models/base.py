@@ -58,6 +58,14 @@ class STModel(nn.Module):
     def attach(self, data, scaler) -> None:  # noqa: B027 - optional hook
         """Give a loaded model the series it reads from at inference (models that look up history)."""
 
+    def check_window(self, x: torch.Tensor, hint: str = "") -> None:
+        """x (B, L, N, C) must match the (L, N, C) the model was built for; a clear error otherwise."""
+        B, L, N, C = x.shape
+        s = self.spec
+        if (L, N, C) != (s.input_len, s.num_nodes, s.num_channels):
+            raise StcastError(f"{self.name} was built for windows (L={s.input_len}, N={s.num_nodes}, "
+                              f"C={s.num_channels}) and got (L={L}, N={N}, C={C}){hint}")
+
     @property
     def out_len(self) -> int:
         return self.spec.input_len if self.spec.task == "impute" else self.spec.horizon

@@ -41,7 +41,7 @@ from torch import nn
 
 from stcast.errors import StcastError
 from stcast.models.base import Prediction, ProblemSpec, STModel, register_model
-from stcast.nn.transformer import BlockSpec, TransformerStack, apply_rope
+from stcast.nn.transformer import BlockSpec, Rotary, TransformerStack
 
 DEFAULT_QUANTILES = (0.01, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.99)
 VARIANTS = {  # Table VI: d_model, d_ff, layers, heads
@@ -86,26 +86,6 @@ class UTPConfig:
         return math.ceil(self.max_horizon / self.patch_len)
 
 
-class PartialRotary(nn.Module):
-    """Eq. 4: RoPE on the high-frequency half of the rotary pairs, the low-frequency half left as it is."""
-
-    def __init__(self, head_dim: int, theta: float, partial: bool = True):
-        super().__init__()
-        inv = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))  # high -> low
-        if partial:
-            inv[head_dim // 4:] = 0.0  # low-frequency pairs: angle 0, identity
-        self.register_buffer("inv_freq", inv, persistent=False)
-        self._cache = None
-
-    def forward(self, q, k, positions):
-        c = self._cache
-        if c is None or c[0] is not positions:
-            ang = positions.float().unsqueeze(-1) * self.inv_freq
-            ang = torch.cat([ang, ang], -1)
-            c = self._cache = (positions, ang.cos(), ang.sin())
-        return apply_rope(q, k, c[1].to(q.dtype), c[2].to(q.dtype))
-
-
 def instance_norm(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-5):
     """Eq. 1 over the observed steps of each series; x, mask (S, L) -> normalised x, mean (S, 1), std (S, 1)."""
     m = mask.float()
@@ -134,7 +114,7 @@ class UTPBackbone(nn.Module):
         spec = BlockSpec(style="llama", hidden_size=d, intermediate_size=ff, num_layers=layers, num_heads=heads,
                          num_kv_heads=heads, rope_theta=cfg.rope_theta)
         self.stack = TransformerStack(spec, causal=False)
-        rot = PartialRotary(spec.head_dim, cfg.rope_theta, partial=cfg.use_prope)
+        rot = Rotary(spec.head_dim, cfg.rope_theta, fraction=0.5 if cfg.use_prope else 1.0)  # eq. 4
         for i, layer in enumerate(self.stack.layers):
             self.stack.set_rotary(i, rot)
             if cfg.use_gate:
@@ -235,13 +215,6 @@ class UTPBackbone(nn.Module):
             raise StcastError(f"{path}: weights do not fit its own config ({e})") from e
         model.extra = json.loads(blob.get("extra", "{}"))
         return model
-
-
-def pinball(q_pred: torch.Tensor, y: torch.Tensor, quantiles, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Eq. 6 over valid entries: mean over levels of max((q - 1)(y - f), q (y - f)); levels on the last axis."""
-    from stcast.metrics import pinball_loss
-
-    return pinball_loss(q_pred, y, quantiles, mask)
 
 
 # ============================================================================================ stage II
@@ -354,11 +327,9 @@ class FactoST(STModel):
 
     def forward(self, batch) -> Prediction:
         x, mask = batch.x, batch.x_mask.bool()
+        self.check_window(x)
         B, L, N, C = x.shape
         s = self.spec
-        if (L, N, C) != (s.input_len, s.num_nodes, s.num_channels):
-            raise StcastError(f"FactoST was built for windows (L={s.input_len}, N={s.num_nodes}, C={s.num_channels})"
-                              f" and got (L={L}, N={N}, C={C})")
         bb, pl = self.backbone, self.backbone.cfg.patch_len
         H = s.horizon
         series = x.permute(0, 2, 3, 1).reshape(B * N * C, L)

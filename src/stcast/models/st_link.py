@@ -24,7 +24,7 @@ Where the summary is silent (choices a careful reader of RoPE, memory networks a
 - Tokens. One token per node and temporal patch (`patch_len`, default = the whole input: 12 -> 1 patch, so N
   tokens per sample: 207 on Los-loop). The spatial RoPE needs each token to *be* a node; node tokens are
   what the GPT-2 ST-LLM line ST-LINK extends uses. Cost: 207 tokens x 1,395 windows = 289k tokens per Los-loop
-  epoch; SmolLM2 trains ~1,000-1,500 tokens/s per 4-6 blocks on 2 cores, so the CPU default keeps 2 blocks
+  epoch; SmolLM2 trains ~1,000 tokens/s through 6 blocks on 2 cores, so the CPU default keeps 2 blocks
   (the lower frozen, the upper adapted: PFA at 50 %) to stay within minutes per epoch; `num_layers` and
   `trainable_top` scale it up (the frozen-ratio sweep uses 4). With one patch every token has the same time, so
   the temporal half of the rotation cancels in q.k and time enters through the calendar embeddings; shorter
@@ -53,11 +53,7 @@ from torch import nn
 
 from stcast.errors import StcastError
 from stcast.models.base import Prediction, ProblemSpec, STModel, register_model
-from stcast.nn.transformer import apply_rope, rope_cos_sin
-
-
-def _freqs(dim: int, theta: float) -> torch.Tensor:
-    return 1.0 / (theta ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim))  # (dim/2,)
+from stcast.nn.transformer import apply_rope, rope_cos_sin, rope_inv_freq
 
 
 class SERotary(nn.Module):
@@ -73,7 +69,7 @@ class SERotary(nn.Module):
             raise StcastError(f"SE-Attention splits each head in two rotary halves: head_dim {head_dim} must "
                               "divide by 4")
         self.half, self.theta = head_dim // 2, theta
-        self.register_buffer("inv_freq", _freqs(self.half, theta), persistent=False)
+        self.register_buffer("inv_freq", rope_inv_freq(self.half, theta), persistent=False)
         init = torch.arange(num_nodes, dtype=torch.float32) if node_init is None else node_init.float()
         self.node_embedding = nn.Parameter(init.unsqueeze(1).repeat(1, self.half // 2))  # e (N, d_s/2)
         self._tokens = None
@@ -252,11 +248,9 @@ class STLINK(STModel):
 
     def forward(self, batch) -> Prediction:
         x, mask = batch.x, batch.x_mask.bool()
+        self.check_window(x)
         B, L, N, C = x.shape
         s = self.spec
-        if (L, N, C) != (s.input_len, s.num_nodes, s.num_channels):
-            raise StcastError(f"ST-LINK was built for windows (L={s.input_len}, N={s.num_nodes}, C={s.num_channels})"
-                              f" and got (L={L}, N={N}, C={C})")
         if self.use_revin:
             x, mean, std = self._revin(x, mask)
         P, T = self.patches, self.patch_len

@@ -33,7 +33,7 @@ Choices where the paper is silent (written down here, not hidden):
   GRU runs over all L steps and P consecutive outputs are concatenated before the projection of eq. 6; the
   step-level bias of eq. 9 is average-pooled to P x P blocks. P = 1 is the paper's one token per step and the
   default up to 48 input steps; longer inputs default to the smallest P giving <= 24 tokens (288 -> P = 12), so
-  a 288 -> 144 epoch on Los-loop stays near 70 s on 2 cores instead of ~5 min.
+  a 288 -> 144 epoch on Los-loop measured 73 s on 2 cores (one token per step: ~5 min, estimated).
 - Attention is causal by default, as in the GPT-2 the paper adapts (`causal=False` makes it bidirectional).
 - The engine's losses are masked MAE (BasicTS convention), not the paper's MSE; eq. 15's alpha is TrainConfig.alpha.
 Parameters that depend on N (zero-shot transfer needs the same N, e.g. after node clustering): the grouped
@@ -279,17 +279,10 @@ class USTSLLM(STModel):
                               f"{self.spec.num_nodes} nodes")
         self.bias.A.copy_(torch.from_numpy(A))
 
-    def _check(self, x):
-        B, L, N, C = x.shape
-        s = self.spec
-        if (L, N, C) != (s.input_len, s.num_nodes, s.num_channels):
-            raise StcastError(f"U-STS-LLM was built for windows (L={s.input_len}, N={s.num_nodes}, "
-                              f"C={s.num_channels}) and got (L={L}, N={N}, C={C}); for another region with a "
-                              "different node count cluster both to the same K nodes (stcast.data.transforms)")
-
     def forward(self, batch) -> Prediction:
         x, mask = batch.x, batch.x_mask.bool()  # hidden/missing entries are 0 in x
-        self._check(x)
+        self.check_window(x, "; for another region with a different node count cluster both to the same K "
+                             "nodes (stcast.data.transforms)")
         B, L, N, C = x.shape
         s = self.scaling(x, mask) if self.scaling is not None else x.new_ones(B, 1, 1, 1)
         xs = s * x  # X_s = s X_m

@@ -61,9 +61,19 @@ class BlockSpec:
 # ------------------------------------------------------------------------------------------ rotary
 
 
-def rope_cos_sin(positions: torch.Tensor, dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+def rope_inv_freq(dim: int, theta: float, fraction: float = 1.0, device=None) -> torch.Tensor:
+    """(dim/2,) pair frequencies, highest first; with fraction < 1 only the first (highest-frequency) share of
+    the pairs rotates and the rest get frequency 0, i.e. stay as they are (FactoST p-RoPE, eq. 4)."""
+    inv = 1.0 / (theta ** (torch.arange(0, dim, 2, dtype=torch.float32, device=device) / dim))
+    if fraction < 1.0:
+        inv[int(round(fraction * len(inv))):] = 0.0
+    return inv
+
+
+def rope_cos_sin(positions: torch.Tensor, dim: int, theta: float,
+                 fraction: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """cos/sin tables (..., S, dim) in the half-split layout Hugging Face uses."""
-    inv = 1.0 / (theta ** (torch.arange(0, dim, 2, dtype=torch.float32, device=positions.device) / dim))
+    inv = rope_inv_freq(dim, theta, fraction, positions.device)
     ang = positions.float().unsqueeze(-1) * inv
     ang = torch.cat([ang, ang], -1)
     return ang.cos(), ang.sin()
@@ -82,17 +92,18 @@ def apply_rope(q, k, cos, sin):
 
 
 class Rotary(nn.Module):
-    """The backbone's own RoPE: positions (S,) or (B, S) -> rotated (q, k)."""
+    """The backbone's own RoPE: positions (S,) or (B, S) -> rotated (q, k); `fraction` < 1 rotates only that
+    share of the pairs (the high frequencies: partial RoPE)."""
 
-    def __init__(self, head_dim: int, theta: float):
+    def __init__(self, head_dim: int, theta: float, fraction: float = 1.0):
         super().__init__()
-        self.head_dim, self.theta = head_dim, theta
+        self.head_dim, self.theta, self.fraction = head_dim, theta, fraction
         self._cache: tuple | None = None  # (positions, dtype, cos, sin): the stack passes one positions tensor
 
     def forward(self, q, k, positions):
         c = self._cache
         if c is None or c[0] is not positions or c[1] != q.dtype:
-            cos, sin = rope_cos_sin(positions, self.head_dim, self.theta)
+            cos, sin = rope_cos_sin(positions, self.head_dim, self.theta, self.fraction)
             c = self._cache = (positions, q.dtype, cos.to(q.dtype), sin.to(q.dtype))
         return apply_rope(q, k, c[2], c[3])
 
