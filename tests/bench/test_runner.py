@@ -1,5 +1,7 @@
 """Benchmark configs: zero-shot transfer and node clustering are wired through the runner."""
 
+from pathlib import Path
+
 import pytest
 
 from stcast.bench.runner import BenchConfig, run_benchmark
@@ -41,3 +43,24 @@ def test_variants_run_one_model_under_several_settings_with_their_own_labels():
         BenchConfig.from_dict({"models": ["x"], "variants": {"x": {"use_node": False}}})
     with pytest.raises(StcastError, match="unknown model|not a registered|atlantis"):
         BenchConfig.from_dict({"models": ["x"], "variants": {"x": {"model": "atlantis"}}})
+
+
+def test_tables_show_probabilistic_columns_only_when_a_model_has_them():
+    from stcast.bench.runner import format_table, table_columns
+
+    point = {"dataset": "d", "model": "stid", "mae": 1.0, "rmse": 2.0, "mape": 0.1}
+    prob = {**point, "model": "factost", "crps": 0.8, "crps_norm": 0.05, "coverage80": 0.78, "coverage98": 0.97}
+    assert "crps" not in table_columns([point], steps=())
+    cols = table_columns([point, prob], steps=())
+    assert cols[cols.index("mape") + 1:cols.index("mape") + 5] == ["crps", "crps_norm", "coverage80", "coverage98"]
+    text = format_table([point, prob], cols)
+    assert "78.00%" in text and "97.00%" in text  # coverage printed as a percentage
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[2] / "src/stcast/configs").glob("*.yaml")),
+                         ids=lambda p: p.stem)
+def test_every_shipped_benchmark_config_parses_and_names_known_models(path):
+    cfg = BenchConfig.from_yaml(path)  # unknown keys, models, datasets or variants raise here
+    assert cfg.models, f"{path.name} lists no models"
+    for m in cfg.models:
+        cfg.train_config(m)  # every override is a real TrainConfig field

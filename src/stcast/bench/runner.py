@@ -157,6 +157,8 @@ def table_columns(rows: list[dict], steps) -> list[str]:
     cols += ["mae", "rmse", "mape"]
     if any("mre" in r and r.get("task") == "impute" for r in rows):
         cols.append("mre")
+    # quantile models (FactoST): CRPS and the empirical coverage of the central 80 % / 98 % intervals
+    cols += [c for c in ("crps", "crps_norm", "coverage80", "coverage98") if any(c in r for r in rows)]
     cols += ["trainable_params", "total_params", "epochs", "s_per_epoch", "infer_ms_per_batch"]
     return cols
 
@@ -165,7 +167,7 @@ def _fmt(col: str, v) -> str:
     if v is None or v == "":
         return "-"
     if isinstance(v, float):
-        if col.startswith("mape") or col == "mre":
+        if col.startswith(("mape", "coverage")) or col in ("mre", "crps_norm"):
             return f"{100 * v:.2f}%"
         return f"{v:.3f}" if abs(v) < 1e4 else f"{v:.3g}"
     return str(v)
