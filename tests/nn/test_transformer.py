@@ -150,3 +150,43 @@ def test_spec_validation_and_position_limit():
                                        num_kv_heads=4, learned_positions=8, act="gelu_tanh", bias=True))
     with pytest.raises(ValueError, match="learned positions"):
         stack(torch.randn(1, 9, 32))
+
+
+@pytest.mark.parametrize("style", ["llama", "gpt2"])
+def test_fused_projections_match_the_separate_ones_and_keep_each_weights_gradient(style):
+    """Plain q/k/v (and gate/up) Linears run as one GEMM; a wrapped projection (LoRA) falls back to its own call.
+    Both paths must give the same output and the same per-weight gradients, and a frozen weight gets none."""
+    from torch import nn
+
+    spec = BlockSpec(style=style, hidden_size=32, intermediate_size=64, num_heads=4, num_kv_heads=2 if style == "llama"
+                     else 4, num_layers=1, bias=style == "gpt2", learned_positions=0,
+                     rope_theta=10000.0 if style == "llama" else None, act="silu" if style == "llama" else "gelu_tanh")
+    torch.manual_seed(0)
+    stack = TransformerStack(spec)
+    attn, mlp = stack.layers[0].self_attn, stack.layers[0].mlp
+    attn.k_proj.weight.requires_grad_(False)
+    x = torch.randn(2, 5, 32)
+
+    class Wrapped(nn.Module):  # stands in for a peft LoRA layer around the same Linear
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            return self.inner(x)
+
+    out_fused = stack(x)
+    out_fused.square().sum().backward()
+    grads_fused = {n: p.grad.clone() for n, p in stack.named_parameters() if p.grad is not None}
+    stack.zero_grad()
+    attn.q_proj = Wrapped(attn.q_proj)
+    if mlp.gate_proj is not None:
+        mlp.gate_proj = Wrapped(mlp.gate_proj)
+    out_sep = stack(x)
+    out_sep.square().sum().backward()
+    grads_sep = {n.replace(".inner", ""): p.grad for n, p in stack.named_parameters() if p.grad is not None}
+    assert torch.allclose(out_fused, out_sep, atol=1e-6)
+    assert grads_fused.keys() == grads_sep.keys() and "layers.0.self_attn.k_proj.weight" not in grads_fused
+    assert "layers.0.self_attn.q_proj.weight" in grads_fused
+    for n in grads_fused:
+        assert torch.allclose(grads_fused[n], grads_sep[n], atol=1e-5), n
