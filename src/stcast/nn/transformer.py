@@ -129,23 +129,11 @@ class Attention(nn.Module):
         nn.init.zeros_(self.gate.weight)
         nn.init.constant_(self.gate.bias, 3.0)
 
-    def _qkv(self, x):
-        """q, k, v projections. When all three are plain nn.Linear (no LoRA wrapper), one GEMM over their
-        concatenated weights: on CPU that beats three thin GEMMs forward and backward (one grad-input GEMM
-        instead of three plus two adds). The weights stay separate parameters (loading, freezing, LoRA)."""
-        ps = (self.q_proj, self.k_proj, self.v_proj)
-        if all(type(p) is nn.Linear for p in ps):
-            w = torch.cat([p.weight for p in ps])
-            b = torch.cat([p.bias for p in ps]) if self.q_proj.bias is not None else None
-            return F.linear(x, w, b).split([p.out_features for p in ps], -1)
-        return tuple(p(x) for p in ps)
-
     def forward(self, x, positions, bias=None, causal: bool = False):
         B, S, _ = x.shape  # x (B, S, d)
-        q, k, v = self._qkv(x)
-        q = q.view(B, S, self.n_head, self.head_dim).transpose(1, 2)  # (B, H, S, hd)
-        k = k.view(B, S, self.n_kv, self.head_dim).transpose(1, 2)
-        v = v.view(B, S, self.n_kv, self.head_dim).transpose(1, 2)
+        q = self.q_proj(x).view(B, S, self.n_head, self.head_dim).transpose(1, 2)  # (B, H, S, hd)
+        k = self.k_proj(x).view(B, S, self.n_kv, self.head_dim).transpose(1, 2)
+        v = self.v_proj(x).view(B, S, self.n_kv, self.head_dim).transpose(1, 2)
         if self.rotary is not None:
             q, k = self.rotary(q, k, positions)
         if bias is not None and causal:
@@ -171,10 +159,6 @@ class MLP(nn.Module):
 
     def forward(self, x):
         if self.swiglu:
-            if type(self.gate_proj) is nn.Linear and type(self.up_proj) is nn.Linear:  # one GEMM for both
-                b = None if self.up_proj.bias is None else torch.cat([self.gate_proj.bias, self.up_proj.bias])
-                g, u = F.linear(x, torch.cat([self.gate_proj.weight, self.up_proj.weight]), b).chunk(2, -1)
-                return self.down_proj(F.silu(g) * u)
             return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
         h = self.up_proj(x)
         h = F.gelu(h, approximate="tanh") if self.act == "gelu_tanh" else F.gelu(h)
