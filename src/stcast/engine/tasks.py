@@ -47,6 +47,6 @@ def task_loss(pred: Prediction, batch: Batch, scaler, task: str, alpha: float = 
             raise StcastError("multitask needs a model that returns an imputed window and windows with "
                               "hidden inputs (a missingness pattern)")
         out = alpha * out + (1 - alpha) * masked_mae(scaler.inverse(pred.imputed), batch.x_target,
-                                                       batch.eval_mask)
+                                                     batch.eval_mask)
     aux = list(pred.aux_losses.values())
     return out + sum(aux) if aux else out
