@@ -36,6 +36,37 @@ def test_llama_parity():
     assert torch.allclose(got, want, atol=1e-4), (got - want).abs().max()
 
 
+def test_llama_gradients_match_transformers():
+    """The fused RMSNorm and RoPE backwards give transformers' gradients: input, norm weights, projections."""
+    ref, ours = _llama()
+    x = torch.randn(2, 17, 64)
+    xr, xo = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ref(inputs_embeds=xr).last_hidden_state.pow(2).mean().backward()
+    ours(xo).pow(2).mean().backward()
+    assert torch.allclose(xo.grad, xr.grad, atol=1e-5), (xo.grad - xr.grad).abs().max()
+    for theirs, mine in ((ref.layers[0].input_layernorm, ours.stack.layers[0].norm1),
+                         (ref.layers[1].self_attn.q_proj, ours.stack.layers[1].self_attn.q_proj),
+                         (ref.layers[2].self_attn.k_proj, ours.stack.layers[2].self_attn.k_proj),
+                         (ref.norm, ours.stack.norm)):
+        assert torch.allclose(mine.weight.grad, theirs.weight.grad, atol=1e-5), type(mine).__name__
+
+
+def test_fused_backwards_pass_gradcheck():
+    from stcast.nn.transformer import _RMSNormFn, _RopeFn, rotate_half
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 5, 8, dtype=torch.double, requires_grad=True)
+    w = torch.randn(8, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x, w: _RMSNormFn.apply(x, w, 1e-5), (x, w))
+    q = torch.randn(2, 3, 5, 8, dtype=torch.double, requires_grad=True)
+    k = torch.randn(2, 1, 5, 8, dtype=torch.double, requires_grad=True)
+    cos, sin = torch.randn(5, 8, dtype=torch.double), torch.randn(5, 8, dtype=torch.double)  # any tables, not only
+    assert torch.autograd.gradcheck(lambda q, k: _RopeFn.apply(q, k, cos, sin), (q, k))  # true rotations
+    got_q, got_k = _RopeFn.apply(q, k, cos, sin)
+    assert torch.allclose(got_q, q * cos + rotate_half(q) * sin)
+    assert torch.allclose(got_k, k * cos + rotate_half(k) * sin)
+
+
 def test_gpt2_parity():
     cfg = transformers.GPT2Config(n_embd=64, n_layer=3, n_head=4, n_positions=64, vocab_size=100)
     torch.manual_seed(0)
