@@ -162,6 +162,23 @@ def test_sta_model_switches_prompts_and_full_weight_transfer(fc, ckpt):
         build_model("factost", fc.spec, checkpoint=str(ckpt), memory_fraction=1.5)
 
 
+def test_frozen_backbone_keeps_its_weights_while_the_adapter_trains(fc, ckpt):
+    torch.manual_seed(0)
+    m = build_model("factost", fc.spec, checkpoint=str(ckpt), freeze_backbone=True)
+    assert not any(p.requires_grad for p in m.backbone.parameters())
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    opt = torch.optim.Adam([p for p in m.parameters() if p.requires_grad], lr=1e-2)
+    for start in (0, 3):
+        b = fc.train.gather(fc.train.starts[start:start + 3])
+        opt.zero_grad()
+        task_loss(m(b), b, fc.scaler, "forecast").backward()
+        opt.step()
+    after = m.state_dict()
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert moved and all(not k.startswith("backbone.") for k in moved), sorted(moved)[:5]
+    assert any(k.startswith("stmf.") for k in moved) and any(k.startswith("dspa.") for k in moved)
+
+
 def test_cmr_batches_mix_memory_and_current_in_the_stated_ratio(fc):
     rep = ReplayWindows(fc.train, memory_fraction=0.2, replace_ratio=0.3)
     starts = np.sort(fc.train.starts)
