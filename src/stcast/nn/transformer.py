@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 STYLES = ("llama", "gpt2", "bert")
 
@@ -84,13 +85,13 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([-b, a], -1)
 
 
-def _rope_into(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, sign: float) -> torch.Tensor:
-    """x * cos + sign * rotate_half(x) * sin with one allocation: the rotated half is added in place, half by half
-    (rotate_half(x) = [-x2, x1], so out1 = x1 cos1 - x2 sin1, out2 = x2 cos2 + x1 sin2 for sign = +1)."""
+def _rope_into(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """x * cos + rotate_half(x) * sin with one allocation: the rotated half is added in place, half by half
+    (rotate_half(x) = [-x2, x1], so out1 = x1 cos1 - x2 sin1, out2 = x2 cos2 + x1 sin2)."""
     h = x.shape[-1] // 2
     out = x * cos
-    out[..., :h].addcmul_(x[..., h:], sin[..., :h], value=-sign)
-    out[..., h:].addcmul_(x[..., :h], sin[..., h:], value=sign)
+    out[..., :h].addcmul_(x[..., h:], sin[..., :h], value=-1.0)
+    out[..., h:].addcmul_(x[..., :h], sin[..., h:])
     return out
 
 
@@ -103,9 +104,10 @@ class _RopeFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, cos, sin):
         ctx.save_for_backward(cos, sin)
-        return _rope_into(q, cos, sin, 1.0), _rope_into(k, cos, sin, 1.0)
+        return _rope_into(q, cos, sin), _rope_into(k, cos, sin)
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, gq, gk):
         cos, sin = ctx.saved_tensors
         h = cos.shape[-1] // 2
@@ -218,6 +220,7 @@ class _RMSNormFn(torch.autograd.Function):
         return xh * weight
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, g):
         xh, r, weight = ctx.saved_tensors
         dw = None
