@@ -79,14 +79,16 @@ def resolve_dataset(spec: str, args) -> object:
 
 def cmd_datasets(args) -> int:
     from stcast.data.download import data_dir
-    from stcast.data.registry import dataset_folder, dataset_names, get_info, load_dataset
+    from stcast.data.registry import dataset_folder, dataset_names, get_info, load_dataset, shared_data_dir
 
     if args.action == "list":
         print(f"{'name':<16}{'where':<10}{'step':>6}  {'here':<5} description")
         for n in dataset_names():
             info = get_info(n)
             folder = dataset_folder(info, args.data_dir)
-            here = folder is not None and all((folder / f).exists() for f in info.files)
+            shared = shared_data_dir()
+            here = (folder is not None and all((folder / f).exists() for f in info.files)) or bool(
+                info.shared_copy and shared is not None and (shared / info.shared_copy).exists())
             print(f"{n:<16}{info.location:<10}{info.step_minutes:>4}m  {'yes' if here else 'no':<5} "
                   f"{info.description}")
         return 0

@@ -62,27 +62,47 @@ class MetricAccumulator:
         self.n_ape += mp.sum(dims).double()
 
     def per_step(self) -> dict[str, torch.Tensor]:
-        n = self.n.clamp(min=1)
-        return {"mae": self.abs / n, "rmse": (self.sq / n).sqrt(), "mape": self.ape / self.n_ape.clamp(min=1)}
+        """Per-step figures; NaN where a step has nothing to score (never a silent 0)."""
+        nan = torch.tensor(float("nan"), dtype=torch.float64)
+        n = torch.where(self.n > 0, self.n, nan)
+        n_ape = torch.where(self.n_ape > 0, self.n_ape, nan)
+        return {"mae": self.abs / n, "rmse": (self.sq / n).sqrt(), "mape": self.ape / n_ape}
 
     def summary(self, steps=(3, 6, 12)) -> dict[str, float]:
-        """Pooled over all steps ('mae'), per-step averaged ('mae_stepavg'), and at chosen steps ('mae@3')."""
+        """Pooled over all steps ('mae'), per-step averaged ('mae_stepavg'), and at chosen steps ('mae@3').
+
+        A figure with nothing to score is NaN (every target missing; MAPE when every target is ~0), and
+        `count` / `count_mape` say how many entries were scored."""
+        def ratio(num, den) -> float:
+            return float(num / den) if float(den) > 0 else float("nan")
+
         out = {}
         per = self.per_step()
-        n = self.n.sum().clamp(min=1)
-        out["mae"] = float(self.abs.sum() / n)
-        out["rmse"] = float((self.sq.sum() / n).sqrt())
-        out["mape"] = float(self.ape.sum() / self.n_ape.sum().clamp(min=1))
-        out["mre"] = float(self.abs.sum() / self.abs_y.sum().clamp(min=1e-12))
-        out["mse"] = float(self.sq.sum() / n)
+        n = self.n.sum()
+        out["mae"] = ratio(self.abs.sum(), n)
+        out["rmse"] = ratio(self.sq.sum(), n) ** 0.5
+        out["mape"] = ratio(self.ape.sum(), self.n_ape.sum())
+        out["mre"] = ratio(self.abs.sum(), self.abs_y.sum()) if float(n) > 0 else float("nan")
+        out["mse"] = ratio(self.sq.sum(), n)
         for k in ("mae", "rmse", "mape"):
-            out[f"{k}_stepavg"] = float(per[k].mean())
+            valid = per[k][~torch.isnan(per[k])]
+            out[f"{k}_stepavg"] = float(valid.mean()) if len(valid) else float("nan")
         for s in steps:
             if 1 <= s <= len(self.n):
                 for k in ("mae", "rmse", "mape"):
                     out[f"{k}@{s}"] = float(per[k][s - 1])
-        out["count"] = int(self.n.sum())
+        out["count"] = int(n)
+        out["count_mape"] = int(self.n_ape.sum())
         return out
+
+
+def nothing_scored(metrics: dict) -> str | None:
+    """A sentence for a user when a split had nothing to score (else None)."""
+    if metrics.get("count", 1) == 0:
+        return "nothing could be scored: every target entry of this split is missing (MAE/RMSE/MAPE are NaN)"
+    if metrics.get("count_mape", 1) == 0:
+        return "MAPE could not be scored: every target is zero or missing (MAPE is NaN)"
+    return None
 
 
 # ------------------------------------------------------------------------------------ probabilistic

@@ -108,27 +108,52 @@ def load_dcrnn_adjacency(pkl_path) -> tuple[list[str], np.ndarray]:
 
 
 def load_dcrnn_h5(h5_path, name: str, adj_pkl=None) -> SpatioTemporalData:
-    """METR-LA / PEMS-BAY: pandas HDF with a DataFrame (DatetimeIndex, one column per sensor)."""
-    path = _need(h5_path)
+    """METR-LA / PEMS-BAY: pandas HDF with a DataFrame (DatetimeIndex, one column per sensor).
+
+    Read with h5py from the published fixed-frame layout (stcast.data.hdf): nothing is unpickled, so a
+    crafted file cannot run code; object columns are refused."""
+    from stcast.data.hdf import read_pandas_hdf
+
+    values, index, ids = read_pandas_hdf(_need(h5_path))
+    return _speed_matrix(values, index, ids, name, str(h5_path), adj_pkl)
+
+
+def load_metr_la_npz(npz_path, adj_pkl=None) -> SpatioTemporalData:
+    """The shared full METR-LA copy: keys `speed` (T, 207) with 0 = missing, `sensor_ids`, `timestamps`."""
+    path = _need(npz_path)
     try:
-        df = pd.read_hdf(path)
-    except ImportError as e:
-        raise StcastError("reading .h5 needs PyTables: pip install 'stcast[h5]'") from e
-    except Exception as e:
-        raise StcastError(f"{path} is not a readable pandas HDF file ({type(e).__name__}: {e})") from e
-    if not isinstance(df, pd.DataFrame) or not isinstance(df.index, pd.DatetimeIndex):
-        raise StcastError(f"{path}: expected a DataFrame with a DatetimeIndex, one column per sensor")
-    ids = [str(c) for c in df.columns]
+        with np.load(path, allow_pickle=False) as z:
+            missing = {"speed", "sensor_ids", "timestamps"} - set(z.files)
+            if missing:
+                raise StcastError(f"{path}: missing keys {sorted(missing)}; expected speed, sensor_ids, timestamps")
+            values, ids, ts = z["speed"], [str(s) for s in z["sensor_ids"]], z["timestamps"]
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+        raise StcastError(f"{path} is not a readable .npz file ({e})") from e
+    return _speed_matrix(values, np.asarray(ts).astype("datetime64[ns]"), ids, "metr-la", str(path), adj_pkl)
+
+
+def _speed_matrix(values, index, ids, name: str, source: str, adj_pkl) -> SpatioTemporalData:
+    values = np.asarray(values)
+    if values.ndim != 2 or values.shape != (len(index), len(ids)):
+        raise StcastError(f"{source}: values {values.shape} do not match {len(index)} timestamps x {len(ids)} sensors")
+    if len(index) < 2:
+        raise StcastError(f"{source}: need at least two time steps")
     adj = None
     if adj_pkl is not None:
         graph_ids, adj = load_dcrnn_adjacency(adj_pkl)
         if graph_ids != ids:
             raise StcastError(f"{adj_pkl} lists {len(graph_ids)} sensors that do not match the {len(ids)} "
-                              f"columns of {path} (same ids in the same order are required)")
-    step = int(pd.Series(df.index).diff().mode().iloc[0] / pd.Timedelta(minutes=1))
+                              f"columns of {source} (same ids in the same order are required)")
+    steps = np.diff(np.asarray(index).astype("datetime64[m]").astype(np.int64))
+    if (steps <= 0).any():
+        raise StcastError(f"{source}: timestamps are not strictly increasing")
+    uniq, counts = np.unique(steps, return_counts=True)
+    step = int(uniq[counts.argmax()])
+    if step <= 0 or 1440 % step:
+        raise StcastError(f"{source}: a time step of {step} minutes does not divide a day")
     meta = DatasetMeta(name, step, 1440 // step, ("speed",), "mph", null_value=0.0)
-    return SpatioTemporalData.from_array(df.to_numpy(np.float32), df.index.to_numpy("datetime64[ns]"), meta,
-                                         adjacency=adj, node_ids=ids)
+    return SpatioTemporalData.from_array(values.astype(np.float32, copy=False), index, meta, adjacency=adj,
+                                         node_ids=list(ids))
 
 
 # ------------------------------------------------------------------------------------ telecom/mobility

@@ -57,6 +57,14 @@ def make_missing(kind: str, **kw):
 def aqi36_split(data: SpatioTemporalData, window: int = 36) -> dict[str, np.ndarray]:
     """GRIN/CSDI protocol: test months 3, 6, 9, 12 (non-overlapping windows); validation = the last 10%
     of the month before each test month; training = every other step."""
+    labels = aqi36_labels(data)
+    return {"train": starts_within(labels, 0, window), "val": starts_within(labels, 1, window),
+            "test": starts_within(labels, 2, window, stride=window)}
+
+
+def aqi36_labels(data: SpatioTemporalData) -> np.ndarray:
+    """Per step: 0 training, 1 validation, 2 test (the GRIN/CSDI months). Anything fitted (scaler,
+    historical means, graphs) may only read the steps labelled 0."""
     ts = data.timestamps.astype("datetime64[M]")
     month = (ts.astype(np.int64) % 12) + 1
     labels = np.zeros(len(ts), dtype=np.int8)  # 0 train, 1 val, 2 test
@@ -65,5 +73,4 @@ def aqi36_split(data: SpatioTemporalData, window: int = 36) -> dict[str, np.ndar
         idx = np.flatnonzero(month == m)
         if len(idx):
             labels[idx[int(len(idx) * 0.9):]] = 1
-    return {"train": starts_within(labels, 0, window), "val": starts_within(labels, 1, window),
-            "test": starts_within(labels, 2, window, stride=window)}
+    return labels

@@ -40,6 +40,7 @@ class DatasetInfo:
     urls: dict[str, str] = field(default_factory=dict)
     sha256: dict[str, str] = field(default_factory=dict)
     folder: str = ""
+    shared_copy: str = ""  # a file under ../shared/data used when `files` are not in the data dir
 
 
 def shared_data_dir() -> Path | None:
@@ -131,8 +132,9 @@ for _info in [
     _pems("pems07", "2017-05-01", 883),
     _pems("pems08", "2016-07-01", 170),
     DatasetInfo("metr-la", "METR-LA loop speeds, 207 sensors, 4 months (5 min), split 7:1:2", ("metr-la.h5",),
-                lambda p, o: loaders.load_dcrnn_h5(p[0], "metr-la", _graph(o, "metr-la-graph", "adj_mx.pkl")),
-                "download", 5, 288, ("speed",), "mph", 0.0, optional_files=("adj_mx.pkl",), folder="metr-la"),
+                lambda p, o: _metr_la(p[0], _graph(o, "metr-la-graph", "adj_mx.pkl")),
+                "download", 5, 288, ("speed",), "mph", 0.0, optional_files=("adj_mx.pkl",), folder="metr-la",
+                shared_copy="metr-la/metr-la.npz"),
     DatasetInfo("pems-bay", "PEMS-BAY speeds, 325 sensors, 6 months (5 min), split 7:1:2", ("pems-bay.h5",),
                 lambda p, o: loaders.load_dcrnn_h5(p[0], "pems-bay",
                                                    _graph(o, "pems-bay-graph", "adj_mx_bay.pkl")),
@@ -148,6 +150,13 @@ def _graph(optional: list, shared_folder: str, filename: str):
     shared = shared_data_dir()
     path = shared / shared_folder / filename if shared else None
     return path if path is not None and path.exists() else None
+
+
+def _metr_la(path: Path, adj_pkl):
+    """The user's DCRNN metr-la.h5 when it is in the data dir, else the shared full copy (.npz)."""
+    if path.suffix == ".npz":
+        return loaders.load_metr_la_npz(path, adj_pkl)
+    return loaders.load_dcrnn_h5(path, "metr-la", adj_pkl)
 
 
 def dataset_names() -> list[str]:
@@ -182,6 +191,9 @@ def load_dataset(name: str, data_dir=None, download_missing: bool = False) -> Sp
                           "STCAST_SHARED_DATA to its path")
     paths = [folder / f for f in info.files]
     missing = [p for p in paths if not p.exists()]
+    shared = shared_data_dir()
+    if missing and info.shared_copy and shared is not None and (shared / info.shared_copy).exists():
+        paths, missing = [shared / info.shared_copy], []  # e.g. the full METR-LA in ../shared/data/metr-la
     if missing and download_missing and info.urls:
         for p in missing:
             download(info.urls[p.name], p, info.sha256.get(p.name))

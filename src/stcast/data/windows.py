@@ -82,12 +82,20 @@ class StandardScaler:
     def __init__(self, mean: np.ndarray | None = None, std: np.ndarray | None = None):
         self.mean, self.std = mean, std
 
-    def fit(self, data: SpatioTemporalData, end_step: int, chunk: int = 4096) -> StandardScaler:
+    def fit(self, data: SpatioTemporalData, end_step: int | None = None, chunk: int = 4096,
+            steps: np.ndarray | None = None) -> StandardScaler:
+        """Fit on steps [0, end_step), or on the steps listed in `steps` (sorted indices: the training
+        months of a protocol whose training steps are not one prefix, e.g. AQI-36)."""
         C = data.num_channels
         s, ss, n = np.zeros(C), np.zeros(C), np.zeros(C)
-        for a in range(0, end_step, chunk):  # chunked so a memmap is never loaded whole
-            v = np.asarray(data.values[a:min(end_step, a + chunk)], dtype=np.float64)
-            m = data.observed(slice(a, min(end_step, a + chunk)))
+        if steps is None:
+            steps = slice(0, data.num_steps if end_step is None else end_step)
+        index = np.arange(data.num_steps)[steps]
+        for a in range(0, len(index), chunk):  # chunked so a memmap is never loaded whole
+            part = index[a:a + chunk]
+            sel = slice(int(part[0]), int(part[-1]) + 1) if part[-1] - part[0] + 1 == len(part) else part
+            v = np.asarray(data.values[sel], dtype=np.float64)
+            m = data.observed(sel)
             v = np.where(m, v, 0.0)
             s += v.sum((0, 1))
             ss += (v * v).sum((0, 1))
@@ -158,7 +166,8 @@ class WindowSet:
     """
 
     def __init__(self, data: SpatioTemporalData, starts: np.ndarray, input_len: int, horizon: int,
-                 scaler: StandardScaler, task: str = "forecast", hide=None, protocol_eval: bool = False):
+                 scaler: StandardScaler, task: str = "forecast", hide=None, protocol_eval: bool = False,
+                 fit_steps: slice | np.ndarray | None = None):
         if task not in ("forecast", "impute"):
             raise StcastError(f"unknown task {task!r}; use 'forecast' or 'impute'")
         if len(starts) and starts.max() + input_len + (horizon if task == "forecast" else 0) > data.num_steps:
@@ -168,6 +177,10 @@ class WindowSet:
         self.data, self.starts, self.scaler = data, np.asarray(starts, dtype=np.int64), scaler
         self.input_len, self.horizon, self.task = input_len, horizon, task
         self.hide, self.protocol_eval = hide, protocol_eval
+        if fit_steps is None:  # the prefix of the series that the windows cover (chronological splits)
+            end = int(self.starts.max()) + input_len + (horizon if task == "forecast" else 0) if len(starts) else 0
+            fit_steps = slice(0, end)
+        self.fit_steps = fit_steps  # the steps whose values statistics may be fitted on (scaler, HA, ...)
         self.tod, self.dow = data.calendar()
         self.node_ids = torch.arange(data.num_nodes)
 

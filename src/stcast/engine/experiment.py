@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from stcast.data.core import SpatioTemporalData
-from stcast.data.missing import aqi36_split, make_missing
+from stcast.data.missing import aqi36_labels, aqi36_split, make_missing
 from stcast.data.registry import load_dataset
 from stcast.data.windows import StandardScaler, WindowSet, few_shot, split_starts
 from stcast.engine.trainer import TrainConfig, Trainer, evaluate, seed_everything
@@ -43,16 +43,19 @@ def prepare_windows(data: SpatioTemporalData, task: str = "forecast", input_len:
         if data.eval_mask is None:
             raise StcastError("protocol 'aqi36' needs the AQI-36 dataset (its simulated-failure mask)")
         starts = aqi36_split(data, input_len + horizon_eff)
+        fit_steps = np.flatnonzero(aqi36_labels(data) == 0)  # the training months only (GRIN/CSDI)
     elif protocol is None:
         starts = split_starts(data.num_steps, input_len, horizon_eff, split)
+        fit_steps = slice(0, int(starts["train"].max()) + input_len + horizon_eff)
     else:
         raise StcastError(f"unknown protocol {protocol!r}; known: aqi36")
     if few_shot_fraction is not None:
         starts["train"] = few_shot(starts["train"], few_shot_fraction)
-    scaler = StandardScaler().fit(data, int(starts["train"].max()) + input_len + horizon_eff)
+    scaler = StandardScaler().fit(data, steps=fit_steps)
     hide = make_missing(missing, **(missing_kw or {})) if task in ("impute", "multitask") else None
     sets = {k: WindowSet(data, v, input_len, horizon, scaler, window_task, hide=hide,
-                         protocol_eval=(protocol == "aqi36" and k == "test" and window_task == "impute"))
+                         protocol_eval=(protocol == "aqi36" and k == "test" and window_task == "impute"),
+                         fit_steps=fit_steps)
             for k, v in starts.items()}
     spec = ProblemSpec(num_nodes=data.num_nodes, num_channels=data.num_channels, input_len=input_len,
                        horizon=input_len if window_task == "impute" else horizon,

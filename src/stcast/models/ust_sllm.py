@@ -266,14 +266,14 @@ class USTSLLM(STModel):
     def fit_statistics(self, train_windows) -> None:
         if self.bias is None:
             return
-        from stcast.models.baselines.naive import _training_steps
+        from stcast.models.baselines.naive import training_steps
 
         data, scaler = train_windows.data, train_windows.scaler
-        end = _training_steps(train_windows)
+        steps = training_steps(train_windows)
         tod, _ = data.calendar()
-        vals = scaler.transform(np.asarray(data.values[:end], dtype=np.float32))
-        obs = np.asarray(data.observed(slice(0, end)))
-        A = functional_graph(vals, obs, tod[:end], self.spec.steps_per_day)
+        vals = scaler.transform(np.asarray(data.values[steps], dtype=np.float32))
+        obs = np.asarray(data.observed(steps))
+        A = functional_graph(vals, obs, tod[steps], self.spec.steps_per_day)
         if A.shape != tuple(self.bias.A.shape):
             raise StcastError(f"functional graph is {A.shape[0]}x{A.shape[1]} but the model was built for "
                               f"{self.spec.num_nodes} nodes")

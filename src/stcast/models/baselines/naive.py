@@ -8,9 +8,10 @@ import torch
 from stcast.models.base import Prediction, ProblemSpec, STModel, register_model
 
 
-def _training_steps(train_windows) -> int:
-    extra = train_windows.horizon if train_windows.task == "forecast" else 0
-    return int(train_windows.starts.max()) + train_windows.input_len + extra
+def training_steps(train_windows):
+    """The steps statistics may be fitted on: a prefix slice (chronological splits) or sorted indices
+    (the AQI-36 training months). Never the validation or test steps."""
+    return train_windows.fit_steps
 
 
 class _Statistical(STModel):
@@ -83,16 +84,16 @@ class HistoricalAverage(_Statistical):
 
     def fit_statistics(self, train_windows) -> None:
         data, scaler = train_windows.data, train_windows.scaler
-        end = _training_steps(train_windows)
+        steps = training_steps(train_windows)
         tod, dow = data.calendar()
-        v = torch.from_numpy(scaler.transform(np.asarray(data.values[:end], dtype=np.float32)))
-        m = torch.from_numpy(np.asarray(data.observed(slice(0, end)))).float()
+        v = torch.from_numpy(scaler.transform(np.asarray(data.values[steps], dtype=np.float32)))
+        m = torch.from_numpy(np.asarray(data.observed(steps))).float()
         v = v * m
         S = self.spec.steps_per_day
         node_mean = v.sum(0) / m.sum(0).clamp(min=1)
 
         def slot_means(slot, n_slots, fallback):
-            idx = torch.from_numpy(slot[:end])
+            idx = torch.from_numpy(slot[steps])
             s = torch.zeros(n_slots, *v.shape[1:]).index_add_(0, idx, v)
             c = torch.zeros(n_slots, *v.shape[1:]).index_add_(0, idx, m)
             return torch.where(c > 0, s / c.clamp(min=1), fallback)
@@ -123,9 +124,9 @@ class MeanImputer(_Statistical):
         self.register_buffer("mean", torch.zeros(spec.num_nodes, spec.num_channels))
 
     def fit_statistics(self, train_windows) -> None:
-        data, end = train_windows.data, _training_steps(train_windows)
-        v = train_windows.scaler.transform(np.asarray(data.values[:end], dtype=np.float32))
-        m = np.asarray(data.observed(slice(0, end)))
+        data, steps = train_windows.data, training_steps(train_windows)
+        v = train_windows.scaler.transform(np.asarray(data.values[steps], dtype=np.float32))
+        m = np.asarray(data.observed(steps))
         self.mean.copy_(torch.from_numpy((np.where(m, v, 0).sum(0) / np.maximum(m.sum(0), 1)).astype(np.float32)))
 
     def forward(self, batch) -> Prediction:
