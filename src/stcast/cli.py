@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from importlib import resources
 from pathlib import Path
 
@@ -12,6 +13,36 @@ import torch
 import yaml
 
 from stcast.errors import StcastError
+
+
+def positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return v
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
+    return v
+
+
+def positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not np.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return v
 
 
 def _parse_value(text: str):
@@ -29,6 +60,8 @@ def apply_overrides(raw: dict, sets: list[str]) -> dict:
         key, value = item.split("=", 1)
         node = raw
         parts = key.split(".")
+        if not all(parts):
+            raise StcastError(f"--set {item!r}: empty key part")
         for p in parts[:-1]:
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
@@ -66,6 +99,10 @@ def resolve_dataset(spec: str, args) -> object:
     path = Path(spec)
     if path.suffix.lower() in (".csv", ".parquet", ".pq", ".gz") or path.exists():
         data = load_user_table(path, layout=getattr(args, "layout", "auto"), time_col=getattr(args, "time_col", None),
+                               node_col=getattr(args, "node_col", None) or "node",
+                               value_col=getattr(args, "value_col", None) or "value",
+                               channel_col=getattr(args, "channel_col", None) or "channel",
+                               null_value=getattr(args, "null_value", None),
                                step_minutes=getattr(args, "step_minutes", None))
         adj = getattr(args, "adjacency", None)
         if adj:
@@ -133,28 +170,77 @@ def cmd_backbones(args) -> int:
     return 0
 
 
-def _train_config(args, base: dict | None = None):
+def _train_config(args, base: dict | None = None, source: str = "train"):
     from stcast.engine.trainer import TrainConfig
 
+    if base is not None and not isinstance(base, dict):
+        raise StcastError(f"{source}: 'train' must be a mapping of training settings")
     raw = dict(base or {})
     for key in ("epochs", "batch_size", "lr", "seed", "device", "max_minutes", "patience"):
         v = getattr(args, key, None)
         if v is not None:
             raw[key] = v
-    return TrainConfig(**raw)
+    return TrainConfig.from_dict(raw, source)
+
+
+TRAIN_CONFIG_KEYS = ("train", "model_kw")
+
+
+def train_settings(raw: dict, model: str, source: str) -> tuple[dict, dict]:
+    """(training settings, hyper-parameters of `model`) from a `train` config. `model_kw` may be flat
+    (`model_kw.embed_dim`) or keyed by model name as in benchmark configs (`model_kw.stid.embed_dim`)."""
+    unknown = sorted(set(raw) - set(TRAIN_CONFIG_KEYS))
+    if unknown:
+        import difflib
+
+        close = [m for k in unknown for m in difflib.get_close_matches(str(k), TRAIN_CONFIG_KEYS, n=1)]
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise StcastError(f"{source}: unknown keys {unknown} for `stcast train` (it reads {', '.join(TRAIN_CONFIG_KEYS)})"
+                          f"{hint}")
+    model_kw = raw.get("model_kw") or {}
+    if not isinstance(model_kw, dict):
+        raise StcastError(f"{source}: model_kw must be a mapping of hyper-parameters")
+    from stcast.models.base import model_names
+
+    names = set(model_names())
+    keyed = {k: v for k, v in model_kw.items() if k in names}
+    for k, v in keyed.items():
+        if not isinstance(v, dict):
+            raise StcastError(f"{source}: model_kw.{k} must be a mapping of {k}'s hyper-parameters")
+    flat = {k: v for k, v in model_kw.items() if k not in names}
+    return raw.get("train"), {**flat, **keyed.get(model, {})}
+
+
+def check_writable(path, what: str = "--out") -> None:
+    """Fail before a long run, not after it: the directory must exist or be creatable, and writable."""
+    out = Path(path)
+    if out.is_dir():
+        raise StcastError(f"{what} {path} is a directory; give a file name")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        probe = out.parent / f".stcast-write-test-{out.name}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise StcastError(f"{what} {path} cannot be written ({e.strerror or e}); choose another path") from e
 
 
 def cmd_train(args) -> int:
     from stcast.engine.checkpoint import save_model
     from stcast.engine.experiment import Experiment
+    from stcast.metrics import nothing_scored
 
+    source = args.config or "--set"
     raw = apply_overrides(_read_yaml(args.config), args.set)
+    train_raw, model_kw = train_settings(raw, args.model, source)
+    for path, what in ((args.out, "--out"), (args.checkpoint, "--checkpoint"), (args.log_csv, "--log-csv")):
+        if path:
+            check_writable(path, what)
     data = resolve_dataset(args.dataset, args)
-    train = _train_config(args, raw.get("train"))
+    train = _train_config(args, train_raw, source)
     train.checkpoint = args.checkpoint
     train.resume = args.resume
     train.log_csv = args.log_csv
-    model_kw = raw.get("model_kw", {})
     exp = Experiment(args.model, data, task=args.task, input_len=args.input_len, horizon=args.horizon,
                      split=args.split, protocol=args.protocol, missing=args.missing, model_kw=model_kw,
                      few_shot_fraction=args.few_shot, train=train)
@@ -163,23 +249,45 @@ def cmd_train(args) -> int:
 
     row = res.row()
     print(format_table([row], table_columns([row], (3, 6, 12))))
+    if (msg := nothing_scored(res.metrics)) is not None:
+        print(f"stcast: warning: test split of {data.meta.name}: {msg}", file=sys.stderr)
     if args.out:
-        save_model(args.out, exp.model, model_kw, exp.splits.scaler, data.meta.name, exp.task)
+        save_model(args.out, exp.model, model_kw, exp.splits.scaler, data.meta.name, exp.task,
+                   protocol=exp.protocol_record(_dataset_source(args.dataset)))
         print(f"model written to {args.out}")
     return 0
 
 
+def _dataset_source(spec: str) -> str:
+    """A registered name as given; a path made absolute, so `evaluate --model-file` finds it again."""
+    path = Path(spec)
+    return str(path.resolve()) if path.exists() else spec
+
+
 def cmd_evaluate(args) -> int:
+    import warnings
+
     from stcast.engine.checkpoint import load_model
     from stcast.engine.experiment import prepare_windows
     from stcast.engine.trainer import evaluate
+    from stcast.metrics import nothing_scored
 
     model, scaler, info = load_model(args.model_file)
-    data = resolve_dataset(args.dataset or info["dataset"], args)
+    trained = info["protocol"]  # how the model was trained: evaluate on the same split and protocol
+    data = resolve_dataset(args.dataset or trained.get("source") or info["dataset"], args)
     _check_nodes(model, data)
     spec = model.spec
-    splits = prepare_windows(data, info["task"], spec.input_len, spec.horizon, args.split or "7:1:2",
-                             protocol=args.protocol, missing=args.missing)
+    split = args.split or trained.get("split") or "7:1:2"
+    protocol = args.protocol if args.protocol is not None else trained.get("protocol")
+    if trained.get("split") and args.split and args.split != trained["split"]:
+        warnings.warn(f"{args.model_file} was trained with split {trained['split']}; evaluating with {args.split} "
+                      "may score windows it was trained on", stacklevel=2)
+    if not trained:
+        warnings.warn(f"{args.model_file} does not record its training split (an older file): assuming {split}",
+                      stacklevel=2)
+    splits = prepare_windows(data, info["task"], spec.input_len, spec.horizon, split, protocol=protocol,
+                             missing=args.missing or trained.get("missing", "point"),
+                             missing_kw=trained.get("missing_kw"))
     test = splits.test
     test.scaler = scaler  # the model's own scaler, fitted on its training data
     model.fit_statistics(splits.train) if not any(p.requires_grad for p in model.parameters()) else None
@@ -189,6 +297,8 @@ def cmd_evaluate(args) -> int:
 
     row = {"model": info["model"], "dataset": data.meta.name, **m}
     print(format_table([row], table_columns([row], (3, 6, 12))[:-4]))
+    if (msg := nothing_scored(m)) is not None:
+        print(f"stcast: warning: test split of {data.meta.name}: {msg}", file=sys.stderr)
     return 0
 
 
@@ -196,6 +306,18 @@ def _check_nodes(model, data) -> None:
     if model.spec.num_nodes != data.num_nodes or model.spec.num_channels != data.num_channels:
         raise StcastError(f"the model was trained on {model.spec.num_nodes} nodes x {model.spec.num_channels} "
                           f"channels; {data.meta.name} has {data.num_nodes} x {data.num_channels}")
+
+
+TABLE_SUFFIXES = (".csv", ".parquet", ".pq", ".gz")
+
+
+def check_table_out(out: str) -> None:
+    """--out of forecast/impute: a CSV (optionally .csv.gz) or Parquet path, writable; checked first."""
+    suffix = Path(out).suffix.lower()
+    if suffix not in TABLE_SUFFIXES or (suffix == ".gz" and not out.lower().endswith(".csv.gz")):
+        raise StcastError(f"--out {out}: stcast writes .csv, .csv.gz or .parquet tables; {suffix or 'no suffix'} "
+                          "is not one of them")
+    check_writable(out)
 
 
 def _write_table(df, out: str) -> None:
@@ -216,10 +338,11 @@ def cmd_forecast(args) -> int:
     from stcast.data.windows import inference_batch
     from stcast.engine.checkpoint import load_model
 
+    check_table_out(args.out)
     model, scaler, info = load_model(args.model_file)
     if info["task"] != "forecast":
         raise StcastError(f"{args.model_file} was trained for {info['task']}, not forecasting")
-    data = resolve_dataset(args.dataset or info["dataset"], args)
+    data = resolve_dataset(args.dataset or info["protocol"].get("source") or info["dataset"], args)
     _check_nodes(model, data)
     model.attach(data, scaler)
     spec = model.spec
@@ -252,6 +375,7 @@ def cmd_impute(args) -> int:
     from stcast.engine.checkpoint import load_model
     from stcast.models.base import ProblemSpec, build_model
 
+    check_table_out(args.out)
     data = resolve_dataset(args.dataset, args)
     if args.model_file:
         model, scaler, info = load_model(args.model_file)
@@ -261,8 +385,10 @@ def cmd_impute(args) -> int:
     else:
         from stcast.data.windows import WindowSet
 
-        scaler = StandardScaler().fit(data, data.num_steps)
         L = args.window
+        if L > data.num_steps:
+            raise StcastError(f"--window {L} is longer than {data.meta.name}'s {data.num_steps} steps")
+        scaler = StandardScaler().fit(data, data.num_steps)
         spec = ProblemSpec(data.num_nodes, data.num_channels, L, L, data.meta.steps_per_day, task="impute")
         model = build_model(args.method, spec)
         model.fit_statistics(WindowSet(data, np.arange(0, data.num_steps - L + 1, L), L, 0, scaler, "impute",
@@ -362,19 +488,24 @@ def cmd_pretrain(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stcast", description=__doc__)
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's choice)")
     sub = p.add_subparsers(dest="command", required=True)
 
     def data_args(sp):
         sp.add_argument("--data-dir", default=None, help="data directory (default $STCAST_DATA or ~/.cache/stcast)")
         sp.add_argument("--layout", default="auto", choices=["auto", "wide", "long"], help="own table layout")
         sp.add_argument("--time-col", default=None, help="timestamp column of an own table")
-        sp.add_argument("--step-minutes", type=int, default=None, help="time step of an own table")
+        sp.add_argument("--step-minutes", type=positive_int, default=None, help="time step of an own table")
         sp.add_argument("--adjacency", default=None, help="adjacency CSV/NPY for an own table")
+        sp.add_argument("--node-col", default=None, help="node column of a long table (default: node)")
+        sp.add_argument("--value-col", default=None, help="value column of a long table (default: value)")
+        sp.add_argument("--channel-col", default=None, help="channel column of a long table (default: channel)")
+        sp.add_argument("--null-value", type=float, default=None,
+                        help="a value that means 'no reading' in an own table (e.g. 0 for loop detectors)")
 
     def train_args(sp):
-        for name, typ in (("epochs", int), ("batch-size", int), ("lr", float), ("seed", int),
-                          ("max-minutes", float), ("patience", int)):
+        for name, typ in (("epochs", non_negative_int), ("batch-size", positive_int), ("lr", positive_float),
+                          ("seed", non_negative_int), ("max-minutes", positive_float), ("patience", positive_int)):
             sp.add_argument(f"--{name}", type=typ, default=None)
         sp.add_argument("--device", default=None, help="cpu or cuda")
         sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -397,8 +528,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--model", required=True)
     sp.add_argument("--dataset", required=True, help="registered name or a CSV/Parquet path")
     sp.add_argument("--task", default="forecast", choices=["forecast", "impute", "multitask"])
-    sp.add_argument("--input-len", type=int, default=None)
-    sp.add_argument("--horizon", type=int, default=None)
+    sp.add_argument("--input-len", type=positive_int, default=None)
+    sp.add_argument("--horizon", type=positive_int, default=None)
     sp.add_argument("--split", default=None)
     sp.add_argument("--protocol", default=None)
     sp.add_argument("--missing", default="point", choices=["point", "block"])
@@ -414,16 +545,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("evaluate", help="evaluate a saved model on a dataset's test split")
     sp.add_argument("--model-file", required=True)
     sp.add_argument("--dataset", default=None)
-    sp.add_argument("--split", default=None)
-    sp.add_argument("--protocol", default=None)
-    sp.add_argument("--missing", default="point", choices=["point", "block"])
+    sp.add_argument("--split", default=None, help="default: the split the model was trained with")
+    sp.add_argument("--protocol", default=None, help="default: the protocol the model was trained with")
+    sp.add_argument("--missing", default=None, choices=["point", "block"])
     data_args(sp)
     sp.set_defaults(func=cmd_evaluate)
 
     sp = sub.add_parser("forecast", help="forecast the steps after a window; writes CSV/Parquet")
     sp.add_argument("--model-file", required=True)
     sp.add_argument("--dataset", default=None)
-    sp.add_argument("--end", type=int, default=None, help="window end step (default: the end of the data)")
+    sp.add_argument("--end", type=positive_int, default=None, help="window end step (default: the end of the data)")
     sp.add_argument("--out", required=True)
     data_args(sp)
     sp.set_defaults(func=cmd_forecast)
@@ -432,8 +563,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--dataset", required=True)
     sp.add_argument("--model-file", default=None, help="a model trained with --task impute")
     sp.add_argument("--method", default="interpolate", help="without a model file: interpolate, mean-impute, ha")
-    sp.add_argument("--window", type=int, default=24)
-    sp.add_argument("--batch-size", type=int, default=64)
+    sp.add_argument("--window", type=positive_int, default=24)
+    sp.add_argument("--batch-size", type=positive_int, default=64)
     sp.add_argument("--out", required=True)
     data_args(sp)
     sp.set_defaults(func=cmd_impute)
@@ -445,8 +576,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--protocol", default=None)
     sp.add_argument("--missing", default=None, choices=["point", "block"])
     sp.add_argument("--split", default=None)
-    sp.add_argument("--input-len", type=int, default=None)
-    sp.add_argument("--horizon", type=int, default=None)
+    sp.add_argument("--input-len", type=positive_int, default=None)
+    sp.add_argument("--horizon", type=positive_int, default=None)
     sp.add_argument("--out-dir", default="results")
     data_args(sp)
     train_args(sp)
@@ -455,15 +586,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("pretrain", help="stage-I pretraining of a foundation backbone (FactoST-v2 UTP)")
     sp.add_argument("method", choices=["factost"])
     sp.add_argument("--out", default="results/pretrain/factost-utp.pt")
-    sp.add_argument("--steps", type=int, default=2000, help="optimiser steps (also sets the LR schedule)")
-    sp.add_argument("--minutes", type=float, default=None, help="wall-clock budget; stops early when reached")
-    sp.add_argument("--batch-size", type=int, default=64)
-    sp.add_argument("--lr", type=float, default=5e-4)
-    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--steps", type=positive_int, default=2000, help="optimiser steps (also sets the LR schedule)")
+    sp.add_argument("--minutes", type=positive_float, default=None, help="wall-clock budget; stops early when reached")
+    sp.add_argument("--batch-size", type=positive_int, default=64)
+    sp.add_argument("--lr", type=positive_float, default=5e-4)
+    sp.add_argument("--seed", type=non_negative_int, default=0)
     sp.add_argument("--variant", default="tiny", help="minuscule, tiny, small, base (Table VI)")
-    sp.add_argument("--context", type=int, default=256, help="L_max in steps")
-    sp.add_argument("--horizon", type=int, default=96, help="H_max in steps")
-    sp.add_argument("--synthetic", type=int, default=1000, help="KernelSynth series in the corpus")
+    sp.add_argument("--context", type=positive_int, default=256, help="L_max in steps")
+    sp.add_argument("--horizon", type=positive_int, default=96, help="H_max in steps")
+    sp.add_argument("--synthetic", type=non_negative_int, default=1000, help="KernelSynth series in the corpus")
     sp.add_argument("--resume", action="store_true", help="continue from <out>.state.pt")
     for flag in ("no-prope", "no-gate", "no-random-mask", "no-quantile-loss"):
         sp.add_argument(f"--{flag}", action="store_true", help="UTP ablation (Table X)")
@@ -477,18 +608,35 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+_plain_format = warnings.formatwarning
+
+
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    """Our warnings as one `stcast: warning:` line; library deprecations keep their usual form."""
+    if category is UserWarning:
+        return f"stcast: warning: {message}\n"
+    return _plain_format(message, category, filename, lineno, line)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    warnings.formatwarning = _format_warning
     try:
         return args.func(args)
     except StcastError as e:
         print(f"stcast: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a file the user named: unreadable, a directory, no space left, ...
+        where = f" {e.filename}" if getattr(e, "filename", None) else ""
+        print(f"stcast: error:{where}: {e.strerror or e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("stcast: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = _plain_format
 
 
 if __name__ == "__main__":

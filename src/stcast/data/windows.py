@@ -19,6 +19,10 @@ STANDARD_SPLITS = {"7:1:2": (0.7, 0.1, 0.2), "6:2:2": (0.6, 0.2, 0.2), "8:1:1": 
 
 
 def parse_split(split) -> tuple[float, float, float]:
+    """'7:1:2', '6:2:2', '8:2', '0.7:0.1:0.2' or a tuple. The parts are fractions that sum to 1, or tenths
+    / percentages that sum to 10 / 100 (the DCRNN '7:1:2' notation). Any other sum is an error, never
+    renormalised: 0.7:0.1:0.1 would silently drop a tenth of the data."""
+    text = split
     if isinstance(split, str):
         if split in STANDARD_SPLITS:
             split = STANDARD_SPLITS[split]
@@ -26,14 +30,21 @@ def parse_split(split) -> tuple[float, float, float]:
             try:
                 split = tuple(float(s) for s in split.split(":"))
             except ValueError as e:
-                raise StcastError(f"split {split!r} is not like '7:1:2'") from e
-    split = tuple(float(s) for s in split)
+                raise StcastError(f"split {split!r} is not like '7:1:2' (train:val:test)") from e
+    try:
+        split = tuple(float(s) for s in split)
+    except (TypeError, ValueError) as e:
+        raise StcastError(f"split {text!r} is not like '7:1:2' (train:val:test)") from e
     if len(split) == 2:
         split = (split[0], 0.0, split[1])
-    if len(split) != 3 or min(split) < 0 or sum(split) <= 0:
-        raise StcastError(f"split {split} must be 2 or 3 non-negative ratios")
+    if len(split) != 3 or not all(np.isfinite(split)) or min(split) < 0:
+        raise StcastError(f"split {text!r} must be 2 or 3 non-negative parts (train:val:test)")
     total = sum(split)
-    return tuple(s / total for s in split)
+    for whole in (1.0, 10.0, 100.0):
+        if abs(total - whole) < 1e-6 * whole:
+            return tuple(s / whole for s in split)
+    raise StcastError(f"split {text!r} sums to {total:g}; its parts must sum to 1 (fractions), 10 (7:1:2) or "
+                      "100 (percent)")
 
 
 def split_starts(num_steps: int, input_len: int, horizon: int, split="7:1:2") -> dict[str, np.ndarray]:

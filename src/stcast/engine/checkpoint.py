@@ -6,6 +6,7 @@ pickled objects, so a model file from elsewhere cannot run code on load.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -19,13 +20,17 @@ from stcast.models.base import ProblemSpec, STModel, build_model
 FORMAT = "stcast-model-1"
 
 
-def save_model(path, model: STModel, hparams: dict, scaler: StandardScaler, dataset: str, task: str) -> Path:
+def save_model(path, model: STModel, hparams: dict, scaler: StandardScaler, dataset: str, task: str,
+               protocol: dict | None = None) -> Path:
+    """`protocol` records how the model was trained and must be evaluated: split, protocol, missing pattern,
+    few-shot fraction and where the dataset came from (a registry name or the user's table path)."""
     spec = {k: v for k, v in asdict(model.spec).items() if k != "adjacency"}
     spec["quantiles"] = list(spec["quantiles"])
     adj = model.spec.adjacency
     state = {"format": FORMAT, "model": model.name, "hparams": dict(hparams), "spec": spec,
              "adjacency": None if adj is None else torch.as_tensor(np.asarray(adj, dtype=np.float32)),
-             "scaler": scaler.state_dict(), "dataset": dataset, "task": task, "state_dict": model.state_dict()}
+             "scaler": scaler.state_dict(), "dataset": dataset, "task": task, "state_dict": model.state_dict(),
+             "protocol": dict(protocol or {})}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -34,7 +39,14 @@ def save_model(path, model: STModel, hparams: dict, scaler: StandardScaler, data
     return path
 
 
+_KEYS = {"model": str, "hparams": dict, "spec": dict, "scaler": dict, "dataset": str, "task": str, "state_dict": dict}
+_SPEC_INTS = ("num_nodes", "num_channels", "input_len", "horizon", "steps_per_day")
+
+
 def load_model(path, map_location="cpu") -> tuple[STModel, StandardScaler, dict]:
+    """A model file back as (model, scaler, info). Everything in it is checked before anything is allocated:
+    the settings are rebuilt on the meta device (no memory) and every stored tensor must have the shape they
+    imply, so a file with edited or absurd sizes fails with a message, not a 25 GB allocation."""
     path = Path(path)
     if not path.is_file():
         raise StcastError(f"model file {path} does not exist")
@@ -44,12 +56,56 @@ def load_model(path, map_location="cpu") -> tuple[STModel, StandardScaler, dict]
         raise StcastError(f"{path} is not a readable stcast model file ({type(e).__name__}: {e})") from e
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise StcastError(f"{path} is not an stcast model file (expected format {FORMAT!r})")
+    for key, typ in _KEYS.items():
+        if not isinstance(state.get(key), typ):
+            raise StcastError(f"model file {path}: entry {key!r} is missing or not a {typ.__name__}")
     spec_kw = dict(state["spec"])
-    spec_kw["quantiles"] = tuple(spec_kw["quantiles"])
-    adj = state["adjacency"]
-    spec = ProblemSpec(**spec_kw, adjacency=None if adj is None else adj.numpy())
+    for key in _SPEC_INTS:
+        v = spec_kw.get(key)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise StcastError(f"model file {path}: spec.{key}={v!r} is not a positive integer")
+    try:
+        spec_kw["quantiles"] = tuple(float(q) for q in spec_kw.get("quantiles", ()))
+        adj = state.get("adjacency")
+        spec = ProblemSpec(**spec_kw, adjacency=None if adj is None else np.asarray(adj, dtype=np.float32))
+    except (TypeError, ValueError) as e:
+        raise StcastError(f"model file {path}: unreadable problem spec ({e})") from e
+    if spec.adjacency is not None and spec.adjacency.shape != (spec.num_nodes, spec.num_nodes):
+        raise StcastError(f"model file {path}: adjacency is {spec.adjacency.shape} for {spec.num_nodes} nodes")
+    stored = state["state_dict"]
+    _check_shapes(path, state["model"], spec, state["hparams"], stored)
     model = build_model(state["model"], spec, **state["hparams"])
-    model.load_state_dict(state["state_dict"])
+    model.load_state_dict(stored)
     model.eval()
+    try:
+        scaler = StandardScaler.from_state_dict(state["scaler"])
+    except (KeyError, AttributeError, TypeError) as e:
+        raise StcastError(f"model file {path}: unreadable scaler ({e})") from e
+    if scaler.mean.shape != (spec.num_channels,) or scaler.std.shape != (spec.num_channels,):
+        raise StcastError(f"model file {path}: the scaler has {scaler.mean.shape} statistics for "
+                          f"{spec.num_channels} channels")
     info = {k: state[k] for k in ("model", "hparams", "dataset", "task")}
-    return model, StandardScaler.from_state_dict(state["scaler"]), info
+    info["protocol"] = dict(state.get("protocol") or {})
+    return model, scaler, info
+
+
+def _check_shapes(path, name: str, spec: ProblemSpec, hparams: dict, stored: dict) -> None:
+    """Build the model on the meta device (no memory) and compare every tensor shape with the file's."""
+    with warnings.catch_warnings(), torch.device("meta"):
+        warnings.simplefilter("ignore")  # copying pretrained weights into meta tensors warns that it is a no-op
+        try:
+            skeleton = build_model(name, spec, **hparams)
+        except StcastError as e:
+            raise StcastError(f"model file {path}: {e}") from e
+    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    missing = sorted(set(expected) - set(stored))
+    extra = sorted(set(stored) - set(expected))
+    if missing or extra:
+        raise StcastError(f"model file {path} does not match a {name} model with its stored settings: missing "
+                          f"{missing[:3]}, unexpected {extra[:3]}")
+    for k, shape in expected.items():
+        got = stored[k]
+        if not isinstance(got, torch.Tensor) or tuple(got.shape) != shape:
+            got_shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+            raise StcastError(f"model file {path}: {k} is {got_shape} but the stored settings build {shape} "
+                              "(edited or corrupt file)")

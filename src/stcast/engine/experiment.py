@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,6 +35,10 @@ def prepare_windows(data: SpatioTemporalData, task: str = "forecast", input_len:
     chosen pattern (seeded); protocol='aqi36' uses the GRIN split and scores the simulated failures."""
     if task not in ("forecast", "impute", "multitask"):
         raise StcastError(f"unknown task {task!r}; use forecast, impute or multitask")
+    checks = [("input_len", input_len)] + ([("horizon", horizon)] if task != "impute" else [])  # impute: H = L
+    for name, v in checks:
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
+            raise StcastError(f"{name} must be an integer >= 1; got {v!r}")
     window_task = "impute" if task == "impute" else "forecast"
     if window_task == "impute":
         horizon_eff = 0
@@ -52,6 +57,7 @@ def prepare_windows(data: SpatioTemporalData, task: str = "forecast", input_len:
     if few_shot_fraction is not None:
         starts["train"] = few_shot(starts["train"], few_shot_fraction)
     scaler = StandardScaler().fit(data, steps=fit_steps)
+    warn_unobserved_nodes(data, fit_steps)
     hide = make_missing(missing, **(missing_kw or {})) if task in ("impute", "multitask") else None
     sets = {k: WindowSet(data, v, input_len, horizon, scaler, window_task, hide=hide,
                          protocol_eval=(protocol == "aqi36" and k == "test" and window_task == "impute"),
@@ -62,6 +68,20 @@ def prepare_windows(data: SpatioTemporalData, task: str = "forecast", input_len:
                        steps_per_day=data.meta.steps_per_day, task=task, quantiles=tuple(quantiles),
                        adjacency=data.adjacency)
     return Splits(sets["train"], sets["val"], sets["test"], scaler, spec)
+
+
+def warn_unobserved_nodes(data: SpatioTemporalData, steps) -> None:
+    """A node with no observation in the training steps is usable (it is scored where the truth is
+    observed) but nothing can be learned about it: say so, naming the nodes."""
+    if data.values.size > 5e8:  # a LargeST-size memmap: not scanned here
+        return
+    seen = np.asarray(data.observed(steps)).any(axis=(0, 2))
+    if not seen.all():
+        bad = np.flatnonzero(~seen)
+        ids = [data.node_ids[i] if data.node_ids else str(i) for i in bad[:5]]
+        warnings.warn(f"{data.meta.name}: {len(bad)} node(s) have no observed value in the training steps "
+                      f"(e.g. {', '.join(map(str, ids))}); their forecasts fall back to what other nodes teach",
+                      stacklevel=3)
 
 
 def _param_counts(model) -> tuple[int, int]:
@@ -101,14 +121,24 @@ class Experiment:
         from stcast.data.registry import _REGISTRY
 
         info = _REGISTRY.get(self.data.meta.name)
-        self.input_len = input_len or (info.input_len if info else 12)
-        self.horizon = horizon or (info.horizon if info else 12)
-        self.split = split or (info.split if info else "7:1:2")
+        # `is None`, not `or`: an explicit 0 must reach validation, never silently become the default
+        self.input_len = input_len if input_len is not None else (info.input_len if info else 12)
+        self.horizon = horizon if horizon is not None else (info.horizon if info else 12)
+        self.split = split if split is not None else (info.split if info else "7:1:2")
+        self.protocol, self.missing, self.few_shot_fraction = protocol, missing, few_shot_fraction
         self.model_name, self.task, self.model_kw = model, task, model_kw or {}
         self.train_cfg = train or TrainConfig()
+        self.missing_kw = dict(missing_kw or {})
         self.splits = prepare_windows(self.data, task, self.input_len, self.horizon, self.split,
                                       missing=missing, missing_kw=missing_kw,
                                       few_shot_fraction=few_shot_fraction, protocol=protocol)
+
+    def protocol_record(self, source: str | None = None) -> dict:
+        """How this model was trained, for its model file: `evaluate` reuses it (same split, protocol,
+        missingness), so a model is never scored on windows it was trained on."""
+        split = self.split if isinstance(self.split, str) else ":".join(f"{v:g}" for v in self.split)
+        return {"split": split, "protocol": self.protocol, "missing": self.missing, "missing_kw": self.missing_kw,
+                "few_shot": self.few_shot_fraction, "source": source or self.data.meta.name}
 
     def run(self, collect: bool = False, steps=(3, 6, 12)) -> ExperimentResult:
         seed_everything(self.train_cfg.seed)

@@ -100,8 +100,12 @@ def build_model(name: str, spec: ProblemSpec, **hparams) -> STModel:
     cls = get_model_class(name)
     try:
         return cls(spec, **hparams)
-    except TypeError as e:
-        raise StcastError(f"bad hyper-parameters for {name!r}: {e}") from e
+    except StcastError:
+        raise
+    except (TypeError, ValueError, RuntimeError, ZeroDivisionError, OverflowError) as e:
+        # wrong names, types or sizes in hyper-parameters (e.g. embed_dim: abc, or -4)
+        shown = ", ".join(f"{k}={v!r}" for k, v in hparams.items()) or "defaults"
+        raise StcastError(f"bad hyper-parameters for {name!r} ({shown}): {str(e).splitlines()[0][:200]}") from e
 
 
 def _load_all() -> None:

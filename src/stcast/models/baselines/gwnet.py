@@ -13,6 +13,7 @@ difference from the reference is that BatchNorm's training statistics then come 
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -52,7 +53,7 @@ class GraphWaveNet(STModel):
         C, N = spec.num_channels, spec.num_nodes
         supports = []
         if spec.adjacency is not None and use_graph:
-            a = torch.as_tensor(spec.adjacency, dtype=torch.float32).numpy()
+            a = np.asarray(spec.adjacency, dtype=np.float32)
             supports = [torch.as_tensor(row_normalise(a)), torch.as_tensor(row_normalise(a.T))]
         self.register_buffer("supports", torch.stack(supports) if supports else torch.zeros(0, N, N))
         self.adaptive = adaptive
