@@ -166,6 +166,12 @@ def check_adjacency(adj: np.ndarray, num_nodes: int, name: str = "dataset") -> n
     if adj.ndim != 2 or adj.shape != (num_nodes, num_nodes):
         raise StcastError(f"adjacency is {'x'.join(map(str, adj.shape))}; expected "
                           f"{num_nodes}x{num_nodes} for {name}")
+    if adj.dtype.kind not in "fiub":
+        raise StcastError(f"adjacency of {name} holds {adj.dtype} data; expected numbers")
     if not np.isfinite(adj).all():
         raise StcastError(f"adjacency of {name} contains NaN or inf")
+    if (adj < 0).any():
+        raise StcastError(f"adjacency of {name} has {int((adj < 0).sum())} negative weights (e.g. "
+                          f"{float(adj.min()):g}); edge weights must be >= 0: pass |A| or clip the negatives "
+                          "yourself (graph convolutions would otherwise cancel or drop those rows)")
     return adj

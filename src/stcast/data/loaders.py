@@ -227,7 +227,7 @@ def load_nycbike1(val_npz, test_npz, adj_npz=None) -> SpatioTemporalData:
     sizes 3023/431/864 match it), which fixes calendar features."""
     xs, ys = [], []
     for p in (val_npz, test_npz):
-        with np.load(_need(p)) as z:
+        with np.load(_need(p), allow_pickle=False) as z:
             xs.append(z["x"])
             ys.append(z["y"])
     x, y = np.concatenate(xs), np.concatenate(ys)
@@ -238,7 +238,7 @@ def load_nycbike1(val_npz, test_npz, adj_npz=None) -> SpatioTemporalData:
     ts = _regular_index("2014-04-01", 4392, 60)[first:first + len(series)]
     adj = None
     if adj_npz is not None:
-        with np.load(_need(adj_npz)) as z:
+        with np.load(_need(adj_npz), allow_pickle=False) as z:
             adj = z["adj_mx"].astype(np.float32)
     meta = DatasetMeta("nycbike1", 60, 24, ("inflow", "outflow"), "trips/hour")
     return SpatioTemporalData.from_array(series, ts, meta, adjacency=adj, nan_as_missing=True)
@@ -333,9 +333,26 @@ def load_user_table(path, name: str | None = None, layout: str = "auto", time_co
         times = pd.to_datetime(df[time_col], format="mixed")
     except (ValueError, TypeError) as e:
         raise StcastError(f"{path}: column {time_col!r} does not hold timestamps ({e})") from e
+    if times.isna().any():
+        raise StcastError(f"{path}: {int(times.isna().sum())} rows have no timestamp in column {time_col!r} "
+                          f"(e.g. row {int(np.flatnonzero(times.isna().to_numpy())[0]) + 2})")
+    if getattr(times.dt, "tz", None) is not None:  # one clock: aware timestamps become naive UTC
+        times = times.dt.tz_convert("UTC").dt.tz_localize(None)
     if layout == "auto":
         layout = "long" if {node_col, value_col} <= set(df.columns) else "wide"
     if layout == "long":
+        absent = [c for c in (node_col, value_col) if c not in df.columns]
+        if absent:
+            raise StcastError(f"{path}: a long table needs columns {node_col!r} and {value_col!r}; missing "
+                              f"{absent} among {list(df.columns)[:10]} (name yours with --node-col/--value-col)")
+        if not pd.api.types.is_numeric_dtype(df[value_col]):
+            bad = pd.to_numeric(df[value_col], errors="coerce").isna() & df[value_col].notna()
+            if bad.any():
+                raise StcastError(f"{path}: value column {value_col!r} holds text, e.g. {df[value_col][bad].iloc[0]!r} "
+                                  f"in row {int(np.flatnonzero(bad.to_numpy())[0]) + 2}")
+            df = df.assign(**{value_col: pd.to_numeric(df[value_col], errors="coerce")})
+        if df[node_col].isna().any():
+            raise StcastError(f"{path}: {int(df[node_col].isna().sum())} rows have no node id in {node_col!r}")
         df = df.assign(**{time_col: times})
         channels = sorted(df[channel_col].astype(str).unique()) if channel_col in df.columns else ["value"]
         if channel_col not in df.columns:
@@ -351,7 +368,10 @@ def load_user_table(path, name: str | None = None, layout: str = "auto", time_co
         nodes, channels = list(table.columns), ["value"]
         non_numeric = [c for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])]
         if non_numeric:
-            raise StcastError(f"{path}: non-numeric node columns {non_numeric[:5]}")
+            raise StcastError(f"{path}: non-numeric node columns {non_numeric[:5]} in a wide table; a long table "
+                              "(time, node, value) needs --layout long --node-col NAME --value-col NAME")
+        if table.shape[1] == 0:
+            raise StcastError(f"{path}: no node columns besides the time column {time_col!r}")
     else:
         raise StcastError(f"unknown layout {layout!r}; use 'wide', 'long' or 'auto'")
     table = table.sort_index()
@@ -378,17 +398,58 @@ def load_user_table(path, name: str | None = None, layout: str = "auto", time_co
     data = SpatioTemporalData.from_array(values, full.to_numpy("datetime64[ns]"), meta,
                                          node_ids=[str(n) for n in nodes], adjacency=adj)
     data.extra["gaps"] = full.difference(table.dropna(how="all").index).size if len(gaps) else 0
+    never = ~data.mask.any(axis=(0, 2))
+    if never.any():
+        ids = [data.node_ids[i] for i in np.flatnonzero(never)[:5]]
+        warnings.warn(f"{name}: {int(never.sum())} node(s) have no observed value at all (e.g. {', '.join(ids)}); "
+                      "they are kept but nothing can be learned or scored for them", stacklevel=2)
     return data
 
 
 def load_adjacency_file(path, num_nodes: int, name: str = "dataset") -> np.ndarray:
-    """An (N, N) adjacency from .npy, .npz (first array) or a headerless/indexed CSV."""
+    """An (N, N) adjacency from .npy, .npz (first array) or a CSV (headerless; a header row of node ids
+    and/or a first column of node ids are recognised and dropped). Never unpickles."""
     path = _need(path)
-    if path.suffix == ".npy":
-        adj = np.load(path, allow_pickle=False)
-    elif path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            adj = z[z.files[0]]
-    else:
-        adj = np.loadtxt(path, delimiter=",", dtype=np.float32, ndmin=2)
-    return check_adjacency(adj.astype(np.float32), num_nodes, name)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            adj = np.load(path, allow_pickle=False)
+        elif suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                if not z.files:
+                    raise StcastError(f"adjacency file {path} holds no array")
+                adj = z[z.files[0]]
+        else:
+            adj = _numeric_csv_matrix(path)
+    except StcastError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:  # object arrays, truncated or foreign files
+        raise StcastError(f"adjacency file {path} is not a readable numeric matrix ({str(e).splitlines()[0]}); "
+                          "expected .npy/.npz of numbers or a CSV of numbers") from e
+    adj = np.asarray(adj)
+    if adj.dtype.kind not in "fiub":
+        raise StcastError(f"adjacency file {path} holds {adj.dtype} data; expected numbers")
+    return check_adjacency(adj.astype(np.float32), num_nodes, f"{name} (from {path})")
+
+
+def _numeric_csv_matrix(path: Path) -> np.ndarray:
+    try:
+        raw = pd.read_csv(path, header=None, dtype=str, skipinitialspace=True)
+    except pd.errors.EmptyDataError as e:
+        raise StcastError(f"adjacency file {path} is empty") from e
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise StcastError(f"adjacency file {path} could not be parsed as CSV ({str(e).splitlines()[0]})") from e
+    num = raw.apply(pd.to_numeric, errors="coerce")
+    text = num.isna() & raw.notna()
+    if len(raw) > 1 and text.iloc[0].sum() >= max(1, raw.shape[1] - 1) and not text.iloc[1:, 1:].any().any():
+        raw, num, text = raw.iloc[1:], num.iloc[1:], text.iloc[1:]  # a header row (node ids)
+    if raw.shape[1] > 1 and (text.iloc[:, 0].all() or raw.shape[1] == len(raw) + 1) and not text.iloc[:, 1:].any().any():
+        raw, num, text = raw.iloc[:, 1:], num.iloc[:, 1:], text.iloc[:, 1:]  # a first column of node ids
+    if text.any().any():
+        r, c = np.argwhere(text.to_numpy())[0]
+        raise StcastError(f"adjacency file {path}: cell (row {r + 1}, column {c + 1}) is {raw.iat[r, c]!r}, "
+                          "not a number")
+    if num.isna().any().any():
+        r, c = np.argwhere(num.isna().to_numpy())[0]
+        raise StcastError(f"adjacency file {path}: cell (row {r + 1}, column {c + 1}) is empty")
+    return num.to_numpy(np.float32)

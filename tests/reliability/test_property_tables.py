@@ -1,0 +1,91 @@
+"""Random malformed tables thrown at the CSV/Parquet reader: a valid dataset or a StcastError, nothing else."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from stcast.data.core import SpatioTemporalData
+from stcast.data.loaders import load_adjacency_file, load_user_table
+from stcast.errors import StcastError
+
+cells = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**12, 10**12),
+                  st.text(max_size=6), st.sampled_from(["2012-03-01 00:00", "2012-03-01 00:05", "nan", "", "1e400",
+                                                        "2012-13-45", "inf", "-0", "x"]))
+
+
+def _time_column(kind: str, n: int, draw) -> list:
+    base = pd.Timestamp("2012-03-01")
+    if kind == "regular":
+        return [str(base + pd.Timedelta(minutes=5 * i)) for i in range(n)]
+    if kind == "shuffled":
+        return [str(base + pd.Timedelta(minutes=5 * i)) for i in draw(st.permutations(list(range(n))))]
+    if kind == "duplicates":
+        return [str(base + pd.Timedelta(minutes=5 * (i // 2))) for i in range(n)]
+    if kind == "gappy":
+        return [str(base + pd.Timedelta(minutes=5 * i * draw(st.integers(1, 3)))) for i in range(n)]
+    return draw(st.lists(cells, min_size=n, max_size=n))
+
+
+@st.composite
+def tables(draw):
+    n_rows = draw(st.integers(0, 12))
+    n_cols = draw(st.integers(1, 4))
+    kind = draw(st.sampled_from(["regular", "shuffled", "duplicates", "gappy", "garbage"]))
+    names = draw(st.lists(st.sampled_from(["timestamp", "node", "value", "channel", "a", "b", "", "1"]),
+                          min_size=n_cols, max_size=n_cols))
+    frame = {"timestamp": _time_column(kind, n_rows, draw)}
+    for j, c in enumerate(names):
+        frame[f"{c}{j}" if draw(st.booleans()) else c] = draw(st.lists(cells, min_size=n_rows, max_size=n_rows))
+    return pd.DataFrame(frame)
+
+
+def _load(path, layout):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return load_user_table(path, layout=layout)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(df=tables(), layout=st.sampled_from(["auto", "wide", "long"]), fmt=st.sampled_from(["csv", "parquet"]))
+def test_random_tables_load_or_fail_clearly(tmp_path, df, layout, fmt):
+    path = tmp_path / f"t.{fmt}"
+    if fmt == "csv":
+        df.to_csv(path, index=False)
+    else:
+        try:
+            df.astype(str).to_parquet(path, index=False)
+        except Exception:  # pyarrow cannot write this frame: nothing to read back
+            return
+    try:
+        data = _load(path, layout)
+    except StcastError as e:
+        assert str(e)  # a message, never an empty error
+        return
+    assert isinstance(data, SpatioTemporalData)
+    assert np.isfinite(data.values).all() and data.mask.shape == data.values.shape
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.lists(cells, min_size=1, max_size=4), min_size=0, max_size=5), n=st.integers(1, 4))
+def test_random_adjacency_csvs_load_or_fail_clearly(tmp_path, rows, n):
+    path = tmp_path / "adj.csv"
+    path.write_text("\n".join(",".join("" if c is None else str(c) for c in r) for r in rows))
+    try:
+        adj = load_adjacency_file(path, n)
+    except StcastError as e:
+        assert str(e)
+        return
+    assert adj.shape == (n, n) and np.isfinite(adj).all() and (adj >= 0).all()
+
+
+def test_a_corrupt_parquet_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "t.parquet"
+    path.write_bytes(b"PAR1 not really parquet")
+    with pytest.raises(StcastError, match="not a readable Parquet"):
+        load_user_table(path)
