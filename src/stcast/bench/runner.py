@@ -65,10 +65,13 @@ class BenchConfig:
         for key in ("models", "datasets"):
             if isinstance(raw.get(key), str):
                 raw[key] = [s.strip() for s in raw[key].split(",") if s.strip()]
+        _check_types(raw, source)
         cfg = cls(**raw)
-        bad = set(cfg.train) - {f.name for f in fields(TrainConfig)}
-        if bad:
-            raise StcastError(f"{source}: unknown training settings {sorted(bad)}")
+        TrainConfig.from_dict(cfg.train, f"{source}: train")  # types, ranges and unknown keys, before any run
+        for name, over in cfg.model_train.items():
+            if not isinstance(over, dict):
+                raise StcastError(f"{source}: model_train.{name} must be a mapping of training settings")
+            TrainConfig.from_dict({**cfg.train, **over}, f"{source}: model_train.{name}")
         for label, v in cfg.variants.items():
             if not isinstance(v, dict) or "model" not in v:
                 raise StcastError(f"{source}: variant {label!r} needs a 'model' key naming a registered model")
@@ -99,6 +102,31 @@ class BenchConfig:
         base = self.base_model(model)
         over = {**self.model_train.get(base, {}), **(self.model_train.get(model, {}) if model != base else {})}
         return TrainConfig(**{**self.train, **over})
+
+
+_FIELD_TYPES = {"models": list, "datasets": list, "task": str, "input_len": int, "horizon": int, "split": (str, list),
+                "protocol": str, "missing": str, "missing_kw": dict, "few_shot": (int, float), "steps": list,
+                "train": dict, "model_kw": dict, "model_train": dict, "plot_node": int, "name": str,
+                "cluster": dict, "transfer_to": str, "variants": dict}
+
+
+def _check_types(raw: dict, source: str) -> None:
+    """Each config field has the type it needs (YAML `epochs: ten` or `models: 3` stop here, named)."""
+    for key, typ in _FIELD_TYPES.items():
+        v = raw.get(key)
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, typ):
+            want = " or ".join(t.__name__ for t in (typ if isinstance(typ, tuple) else (typ,)))
+            raise StcastError(f"{source}: {key} must be a {want}; got {v!r}")
+        if key in ("input_len", "horizon", "plot_node") and v < (0 if key == "plot_node" else 1):
+            raise StcastError(f"{source}: {key} must be >= 1; got {v}")
+        if key in ("models", "datasets") and not all(isinstance(x, str) for x in v):
+            raise StcastError(f"{source}: {key} must be a list of names; got {v!r}")
+        if key == "steps" and not all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in v):
+            raise StcastError(f"{source}: steps must be a list of horizon steps >= 1; got {v!r}")
+        if key == "few_shot" and not 0 < v <= 1:
+            raise StcastError(f"{source}: few_shot must be a fraction in (0, 1]; got {v}")
 
 
 @dataclass

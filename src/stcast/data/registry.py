@@ -11,7 +11,7 @@ from pathlib import Path
 
 from stcast.data import loaders
 from stcast.data.core import SpatioTemporalData
-from stcast.data.download import data_dir, download
+from stcast.data.download import data_dir, download, verify
 from stcast.errors import StcastError
 
 # Standard-benchmark sources. Digests could not be pinned from this offline machine, so the first
@@ -203,5 +203,9 @@ def load_dataset(name: str, data_dir=None, download_missing: bool = False) -> Sp
                else "place the published file there (or pass --data-dir)" if info.location == "download"
                else "it ships with ../shared/data")
         raise StcastError(f"{name}: missing {', '.join(str(p) for p in missing)}; {how}")
+    for p in paths:  # a digest recorded at download (or pinned here) is checked on every load
+        if not verify(p, info.sha256.get(p.name)):
+            raise StcastError(f"{name}: {p} does not match the sha256 recorded when it was downloaded (changed or "
+                              f"truncated since); delete it and run `stcast datasets download {name}`")
     optional = [folder / f for f in info.optional_files if (folder / f).exists()]
     return info.loader(paths, optional)

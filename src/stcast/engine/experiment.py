@@ -161,7 +161,7 @@ class Experiment:
         spe = float(np.mean(trainer.epoch_seconds)) if trainer.epoch_seconds else 0.0
         self.model = model
         self.result = ExperimentResult(self.model_name, self.data.meta.name, self.task, metrics, trainable, total,
-                                       train_s, spe, len(trainer.epoch_seconds), infer, preds)
+                                       train_s, spe, len(trainer.history), infer, preds)
         return self.result
 
     def evaluate_zero_shot(self, target: SpatioTemporalData, steps=(3, 6, 12)) -> ExperimentResult:

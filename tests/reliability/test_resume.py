@@ -1,0 +1,76 @@
+"""Class 6: a run killed with SIGKILL at a random point and resumed ends bit-identical to an uninterrupted
+run (same seed, same threads): weights, metrics, the CSV log (each epoch once) and no stray .tmp."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import yaml
+
+from stcast.engine.checkpoint import load_model
+
+pytestmark = pytest.mark.slow
+
+
+def _command(tmp_path, tag: str, resume: bool = False) -> list[str]:
+    cfg = tmp_path / "cfg.yaml"
+    # STID has dropout (the RNG state matters); a few short epochs keep the run at seconds
+    cfg.write_text(yaml.safe_dump({"train": {"max_batches_per_epoch": 12, "patience": 99, "progress": False}}))
+    cmd = [sys.executable, "-m", "stcast.cli", "--threads", "1", "train", "--model", "stid", "--dataset", "los-loop",
+           "--epochs", "6", "--config", str(cfg), "--checkpoint", str(tmp_path / f"{tag}.ck"),
+           "--log-csv", str(tmp_path / f"{tag}.csv"), "--out", str(tmp_path / f"{tag}.pt")]
+    return cmd + (["--resume"] if resume else [])
+
+
+def _table(stdout: str) -> list[str]:
+    """The result row without its wall-clock columns (s_per_epoch, inference ms)."""
+    return [ln.split()[:-2] for ln in stdout.splitlines() if "los-loop" in ln]
+
+
+def test_sigkill_then_resume_is_bit_identical(tmp_path):
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    t0 = time.time()
+    full = subprocess.run(_command(tmp_path, "full"), capture_output=True, text=True, env=env, timeout=600)
+    assert full.returncode == 0, full.stderr
+    duration = time.time() - t0
+    kill_after = random.uniform(0.45, 0.9) * duration  # somewhere inside training (start-up is ~40 %)
+    proc = subprocess.Popen(_command(tmp_path, "cut"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    time.sleep(kill_after)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    epochs_done = len((tmp_path / "cut.csv").read_text().splitlines()) - 1 if (tmp_path / "cut.csv").exists() else 0
+    resumed = subprocess.run(_command(tmp_path, "cut", resume=True), capture_output=True, text=True, env=env,
+                             timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    note = f"killed after {kill_after:.1f}s of {duration:.1f}s, {epochs_done} epochs logged"
+    assert _table(resumed.stdout) == _table(full.stdout), note
+    a, b = load_model(tmp_path / "full.pt")[0].state_dict(), load_model(tmp_path / "cut.pt")[0].state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a), note
+    log = (tmp_path / "cut.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in log[1:]] == [str(e) for e in range(1, 7)], note
+    assert not list(tmp_path.glob("*.tmp")), note
+
+
+def test_resume_after_early_stopping_trains_no_further(tmp_path, los_small):
+    from stcast.engine.experiment import prepare_windows
+    from stcast.engine.trainer import TrainConfig, Trainer
+    from stcast.models.base import build_model
+
+    splits = prepare_windows(los_small, "forecast", 12, 12)
+    ck = str(tmp_path / "ck.pt")
+    torch.manual_seed(0)
+    model = build_model("stid", splits.spec)
+    cfg = dict(epochs=30, patience=2, lr=0.3, progress=False, checkpoint=ck)
+    first = Trainer(model, TrainConfig(**cfg)).fit(splits.train, splits.val)
+    assert len(first.history) < 30
+    again = build_model("stid", splits.spec)
+    second = Trainer(again, TrainConfig(**cfg, resume=True)).fit(splits.train, splits.val)
+    assert len(second.history) == len(first.history)
+    assert all(torch.equal(x, y) for x, y in zip(model.state_dict().values(), again.state_dict().values()))
