@@ -195,8 +195,8 @@ def train_settings(raw: dict, model: str, source: str) -> tuple[dict, dict]:
 
         close = [m for k in unknown for m in difflib.get_close_matches(str(k), TRAIN_CONFIG_KEYS, n=1)]
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise StcastError(f"{source}: unknown keys {unknown} for `stcast train` (it reads {', '.join(TRAIN_CONFIG_KEYS)})"
-                          f"{hint}")
+        reads = ", ".join(TRAIN_CONFIG_KEYS)
+        raise StcastError(f"{source}: unknown keys {unknown} for `stcast train` (it reads {reads}){hint}")
     model_kw = raw.get("model_kw") or {}
     if not isinstance(model_kw, dict):
         raise StcastError(f"{source}: model_kw must be a mapping of hyper-parameters")

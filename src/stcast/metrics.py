@@ -99,7 +99,8 @@ class MetricAccumulator:
 def nothing_scored(metrics: dict) -> str | None:
     """A sentence for a user when a split had nothing to score (else None)."""
     if metrics.get("count", 1) == 0:
-        return "nothing could be scored: every target entry of this split is missing (MAE/RMSE/MAPE are NaN)"
+        return ("nothing could be scored: the split has no window, or every target entry in it is missing "
+                "(MAE/RMSE/MAPE are NaN)")
     if metrics.get("count_mape", 1) == 0:
         return "MAPE could not be scored: every target is zero or missing (MAPE is NaN)"
     return None

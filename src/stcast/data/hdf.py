@@ -94,8 +94,9 @@ def read_pandas_hdf(path, key: str | None = None) -> tuple[np.ndarray, np.ndarra
                 ds = g[f"block{b}_values"]
                 cls = _text(ds.attrs.get("CLASS", b""))
                 if cls == "VLARRAY" or ds.dtype.kind not in _NUMERIC or "value_type" in ds.attrs:
-                    raise StcastError(f"{where}: columns {items[:5]} hold {'objects' if cls == 'VLARRAY' else ds.dtype} "
-                                      "data; stcast reads numeric columns only and never unpickles objects")
+                    held = "objects" if cls == "VLARRAY" else ds.dtype
+                    raise StcastError(f"{where}: columns {items[:5]} hold {held} data; stcast reads numeric "
+                                      "columns only and never unpickles objects")
                 block = np.asarray(ds[()], dtype=np.float32)
                 if block.ndim != 2:
                     raise StcastError(f"{where}/block{b}_values has rank {block.ndim}; expected 2")

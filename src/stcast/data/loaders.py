@@ -376,7 +376,9 @@ def load_user_table(path, name: str | None = None, layout: str = "auto", time_co
         raise StcastError(f"unknown layout {layout!r}; use 'wide', 'long' or 'auto'")
     table = table.sort_index()
     if table.index.has_duplicates:
-        raise StcastError(f"{path}: duplicate timestamps, e.g. {table.index[table.index.duplicated()][0]}")
+        hint = ("" if layout == "long" else "; if this is a long table (time, node, value) pass --layout long "
+                "--node-col NAME --value-col NAME")
+        raise StcastError(f"{path}: duplicate timestamps, e.g. {table.index[table.index.duplicated()][0]}{hint}")
     diffs = pd.Series(table.index).diff().dropna()
     if diffs.empty:
         raise StcastError(f"{path}: need at least two time steps")
@@ -443,7 +445,8 @@ def _numeric_csv_matrix(path: Path) -> np.ndarray:
     text = num.isna() & raw.notna()
     if len(raw) > 1 and text.iloc[0].sum() >= max(1, raw.shape[1] - 1) and not text.iloc[1:, 1:].any().any():
         raw, num, text = raw.iloc[1:], num.iloc[1:], text.iloc[1:]  # a header row (node ids)
-    if raw.shape[1] > 1 and (text.iloc[:, 0].all() or raw.shape[1] == len(raw) + 1) and not text.iloc[:, 1:].any().any():
+    labels_first = text.iloc[:, 0].all() or raw.shape[1] == len(raw) + 1
+    if raw.shape[1] > 1 and labels_first and not text.iloc[:, 1:].any().any():
         raw, num, text = raw.iloc[:, 1:], num.iloc[:, 1:], text.iloc[:, 1:]  # a first column of node ids
     if text.any().any():
         r, c = np.argwhere(text.to_numpy())[0]

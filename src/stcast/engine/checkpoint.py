@@ -53,7 +53,8 @@ def load_model(path, map_location="cpu") -> tuple[STModel, StandardScaler, dict]
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
-        raise StcastError(f"{path} is not a readable stcast model file ({type(e).__name__}: {e})") from e
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise StcastError(f"{path} is not a readable stcast model file ({type(e).__name__}: {first})") from e
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise StcastError(f"{path} is not an stcast model file (expected format {FORMAT!r})")
     for key, typ in _KEYS.items():

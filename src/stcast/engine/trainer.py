@@ -242,8 +242,9 @@ class Trainer:
         try:
             state = torch.load(path, map_location=self.device, weights_only=True)
         except Exception as e:
+            first = (str(e).strip().splitlines() or [""])[0][:200]
             raise StcastError(f"checkpoint {path} is not a readable training checkpoint "
-                              f"({type(e).__name__}: {e})") from e
+                              f"({type(e).__name__}: {first})") from e
         need = {"model", "optimizer", "epoch", "best_val", "bad_epochs", "best_model", "history_keys", "history",
                 "rng"}
         if not isinstance(state, dict) or need - set(state):

@@ -1,0 +1,269 @@
+"""A sweep of 131 bad inputs through the `stcast` CLI, as a new user would try them (docs/reliability.md).
+
+    .venv/bin/python scripts/bad_input_sweep.py      # prints one line per case and the counts
+
+Each case is a separate `python -m stcast.cli` process in a scratch directory; the outcome is `error`
+(exit 2 with `stcast: error:` or an argparse message), `ok`, `traceback` or `other`. The target is 0
+tracebacks and 0 `other`; read the `ok` lines: each must be a run that works as asked.
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import pandas as pd
+import torch
+
+from stcast.data.registry import shared_data_dir
+
+WORK = tempfile.mkdtemp(prefix="stcast-sweep-")
+D = os.path.join(WORK, "files")
+OUT = os.path.join(WORK, "out")
+os.makedirs(D)
+os.makedirs(OUT)
+los = pd.read_csv(shared_data_dir() / "los-loop" / "los_speed.csv").iloc[:600, :6]
+ts = pd.date_range("2012-03-01", periods=600, freq="5min")
+wide = los.copy()
+wide.insert(0, "time", ts)
+wide.to_csv(f"{D}/good.csv", index=False)
+
+
+def w(name, text):
+    with open(f"{D}/{name}", "w") as fh:
+        fh.write(text)
+    return f"{D}/{name}"
+
+
+def frame(name, df):
+    df.to_csv(f"{D}/{name}", index=False)
+    return f"{D}/{name}"
+
+
+cases = []
+G = f"{D}/good.csv"
+T = ["train", "--model", "stid", "--epochs", "1"]
+# tables
+cases += [
+    ("empty csv", T + ["--dataset", w("empty.csv", "")]),
+    ("header only", T + ["--dataset", w("hdr.csv", "time,a,b\n")]),
+    ("one row", T + ["--dataset", w("one.csv", "time,a\n2012-01-01,1\n")]),
+    ("binary", T + ["--dataset", w("bin.csv", "\x00\x01\x02garbage")]),
+    ("text values", T + ["--dataset", frame("txt.csv", wide.assign(s="abc"))]),
+    ("inf values", T + ["--dataset", frame("inf.csv", wide.assign(**{wide.columns[1]: np.inf}))]),
+    ("all nan", T + ["--dataset", frame("nan.csv", wide.assign(**{c: np.nan for c in wide.columns[1:]}))]),
+    ("dup ts", T + ["--dataset", frame("dup.csv", pd.concat([wide, wide.iloc[:3]]))]),
+    ("bad ts", T + ["--dataset", frame("badts.csv", wide.assign(time="yesterday"))]),
+    ("some NaT", T + ["--dataset", frame("nat.csv", wide.assign(time=[None] + list(wide.time[1:])))]),
+    (
+        "off grid",
+        T
+        + [
+            "--dataset",
+            frame("off.csv", wide.assign(time=list(wide.time[:-1]) + [wide.time.iloc[-1] + pd.Timedelta(minutes=2)])),
+        ],
+    ),
+    (
+        "irregular",
+        T + ["--dataset", frame("irr.csv", wide.assign(time=pd.date_range("2012", periods=600, freq="7min")))],
+    ),
+    (
+        "long no names",
+        T + ["--dataset", frame("long.csv", wide.melt(id_vars="time", var_name="sensor", value_name="speed"))],
+    ),
+    ("long bad col flag", T + ["--dataset", f"{D}/long.csv", "--layout", "long", "--node-col", "nope"]),
+    (
+        "long text values",
+        T
+        + [
+            "--dataset",
+            frame("longtxt.csv", wide.melt(id_vars="time", var_name="node", value_name="value").assign(value="x")),
+        ],
+    ),
+    (
+        "long dup",
+        T
+        + [
+            "--dataset",
+            frame("longdup.csv", pd.concat([wide.melt(id_vars="time", var_name="node", value_name="value")] * 2)),
+        ],
+    ),
+    ("parquet corrupt", T + ["--dataset", w("c.parquet", "PAR1xxxx")]),
+    ("missing file", T + ["--dataset", f"{D}/absent.csv"]),
+    ("directory", T + ["--dataset", D]),
+    ("unknown name", T + ["--dataset", "metr-lax"]),
+    (
+        "tz mixed",
+        T
+        + [
+            "--dataset",
+            frame("tz.csv", wide.assign(time=[str(t) + ("+01:00" if i % 2 else "") for i, t in enumerate(wide.time)])),
+        ],
+    ),
+    ("negative values", T + ["--dataset", frame("neg.csv", wide.assign(**{wide.columns[1]: -5.0}))]),
+    ("huge values", T + ["--dataset", frame("huge.csv", wide.assign(**{wide.columns[1]: 1e38}))]),
+    ("zero variance", T + ["--dataset", frame("const.csv", wide.assign(**{c: 1.0 for c in wide.columns[1:]}))]),
+    ("too short for window", T + ["--dataset", frame("short.csv", wide.iloc[:20])]),
+    ("time col flag wrong", T + ["--dataset", G, "--time-col", "when"]),
+    ("step minutes wrong", T + ["--dataset", G, "--step-minutes", "7"]),
+]
+# adjacency
+adj_cases = {
+    "adj words": "a,b\nc,d\n",
+    "adj wrong size": "0,1\n1,0\n",
+    "adj nan": "\n".join([",".join(["nan"] * 6)] * 6),
+    "adj neg": "\n".join([",".join(["-1"] * 6)] * 6),
+    "adj ragged": "0,1,2\n1\n",
+    "adj empty": "",
+}
+for k, v in adj_cases.items():
+    cases.append((k, T + ["--dataset", G, "--adjacency", w(k.replace(" ", "_") + ".csv", v)]))
+np.save(f"{D}/adj_obj.npy", np.array([[None, 1]], dtype=object), allow_pickle=True)
+np.save(f"{D}/adj_str.npy", np.array([["a"] * 6] * 6))
+np.save(f"{D}/adj_3d.npy", np.zeros((6, 6, 2)))
+w("adj_trunc.npy", "\x93NUMPY\x01\x00garbage")
+for n in ("adj_obj.npy", "adj_str.npy", "adj_3d.npy", "adj_trunc.npy"):
+    cases.append((n, T + ["--dataset", G, "--adjacency", f"{D}/{n}"]))
+cases.append(("adj missing", T + ["--dataset", G, "--adjacency", f"{D}/nope.npy"]))
+# flags
+for flag, val in [
+    ("--epochs", "-1"),
+    ("--epochs", "x"),
+    ("--batch-size", "0"),
+    ("--lr", "-1"),
+    ("--lr", "inf"),
+    ("--patience", "0"),
+    ("--seed", "-3"),
+    ("--input-len", "0"),
+    ("--horizon", "-2"),
+    ("--horizon", "100000"),
+    ("--input-len", "100000"),
+    ("--split", "7:1:1"),
+    ("--split", "a:b:c"),
+    ("--split", "1:0:0"),
+    ("--split", "0:0:1"),
+    ("--few-shot", "0"),
+    ("--few-shot", "1.5"),
+    ("--max-minutes", "0"),
+    ("--device", "cuda"),
+    ("--device", "gpu"),
+    ("--task", "classify"),
+    ("--protocol", "aqi99"),
+    ("--protocol", "aqi36"),
+    ("--model", "stidd"),
+    ("--missing", "blocks"),
+]:
+    args = ["train", "--model", "stid", "--epochs", "1", "--dataset", G, flag, val]
+    if flag == "--model":
+        args = ["train", "--dataset", G, "--epochs", "1", flag, val]
+    cases.append((f"flag {flag} {val}", args))
+cases.append(("threads 0", ["--threads", "0", "models"]))
+cases.append(("impute task stid", ["train", "--model", "stid", "--task", "impute", "--dataset", G, "--epochs", "1"]))
+cases.append(("resume no ck", T + ["--dataset", G, "--resume"]))
+cases.append(("ck is dir", T + ["--dataset", G, "--checkpoint", D, "--resume"]))
+cases.append(("out unwritable", T + ["--dataset", G, "--out", "/proc/nope/m.pt"]))
+cases.append(("out is dir", T + ["--dataset", G, "--out", D]))
+cases.append(("log unwritable", T + ["--dataset", G, "--log-csv", "/proc/x.csv"]))
+# yaml / set
+for name, body in [
+    ("yaml list", "- a\n- b\n"),
+    ("yaml bad", "train: [\n"),
+    ("yaml unknown", "foo: 1\n"),
+    ("yaml train unknown", "train: {epoch: 3}\n"),
+    ("yaml lr str", "train: {lr: fast}\n"),
+    ("yaml bs float", "train: {batch_size: 3.5}\n"),
+    ("yaml train list", "train: [1, 2]\n"),
+    ("yaml model_kw list", "model_kw: [1]\n"),
+    ("yaml kw unknown", "model_kw: {foo: 1}\n"),
+    ("yaml kw neg", "model_kw: {embed_dim: -1}\n"),
+    ("yaml empty", ""),
+    ("yaml device", "train: {device: tpu}\n"),
+    ("yaml patience 0", "train: {patience: 0}\n"),
+    ("yaml clip neg", "train: {clip_grad: -1}\n"),
+    ("yaml alpha 2", "train: {alpha: 2}\n"),
+    ("yaml loss", "train: {loss: mse}\n"),
+]:
+    cases.append((name, T + ["--dataset", G, "--config", w(name.replace(" ", "_") + ".yaml", body)]))
+cases.append(("config missing", T + ["--dataset", G, "--config", f"{D}/nope.yaml"]))
+for s in [
+    "x",
+    "=1",
+    "train.=1",
+    "train.lr",
+    "train.lr=abc",
+    "model_kw.embed_dim=abc",
+    "model_kw.stid.num_layers=0",
+    "train=3",
+    "train.lr.x=1",
+    "model_kw.stid=3",
+    "train.max_batches_per_epoch=0",
+    "train.eval_batch_size=-1",
+    "train.weight_decay=-1",
+]:
+    cases.append((f"set {s}", T + ["--dataset", G, "--set", s]))
+# benchmark
+B = ["benchmark", "--out-dir", OUT + "", "--epochs", "1"]
+for name, body in [
+    ("bench unknown key", "foo: 1\n"),
+    ("bench models int", "models: 3\n"),
+    ("bench steps str", "steps: abc\n"),
+    ("bench variants bad", "variants: {x: 1}\n"),
+    ("bench unknown model", "models: [stidd]\n"),
+    ("bench unknown ds", "datasets: [nope]\n"),
+    ("bench train unknown", "train: {epoch: 1}\n"),
+    ("bench few_shot 2", "few_shot: 2\n"),
+    ("bench input_len 0", "input_len: 0\n"),
+    ("bench model_train bad", "model_train: {stid: 3}\n"),
+    ("bench cluster bad", "cluster: {kk: 3}\n"),
+    ("bench split bad", "split: '1:1:1'\n"),
+]:
+    cases.append((name, B + ["--config", w(name.replace(" ", "_") + ".yaml", body)]))
+cases.append(("bench models flag unknown", B + ["--models", "stid,nope"]))
+# model files
+torch.save({"format": "x"}, f"{D}/m_fmt.pt")
+w("m_garbage.pt", "garbage")
+torch.save([1, 2], f"{D}/m_list.pt")
+for n in ("m_fmt.pt", "m_garbage.pt", "m_list.pt"):
+    cases.append((f"evaluate {n}", ["evaluate", "--model-file", f"{D}/{n}"]))
+    cases.append((f"forecast {n}", ["forecast", "--model-file", f"{D}/{n}", "--out", OUT + "/f.csv"]))
+cases.append(("evaluate missing", ["evaluate", "--model-file", f"{D}/nope.pt"]))
+cases.append(("forecast xlsx", ["forecast", "--model-file", f"{D}/m_fmt.pt", "--out", OUT + "/f.xlsx"]))
+cases.append(("impute window 0", ["impute", "--dataset", G, "--window", "0", "--out", OUT + "/i.csv"]))
+cases.append(("impute window huge", ["impute", "--dataset", G, "--window", "99999", "--out", OUT + "/i.csv"]))
+cases.append(("impute method unknown", ["impute", "--dataset", G, "--method", "magic", "--out", OUT + "/i.csv"]))
+cases.append(("impute stid method", ["impute", "--dataset", G, "--method", "stid", "--out", OUT + "/i.csv"]))
+cases.append(("impute out dir", ["impute", "--dataset", G, "--out", OUT + ""]))
+cases.append(("datasets describe unknown", ["datasets", "describe", "nope"]))
+cases.append(("datasets download shared", ["datasets", "download", "aqi36"]))
+cases.append(("datasets no name", ["datasets", "describe"]))
+cases.append(
+    ("pretrain bad variant", ["pretrain", "factost", "--variant", "huge", "--steps", "1", "--out", OUT + "/p.pt"])
+)
+cases.append(
+    ("pretrain resume missing", ["pretrain", "factost", "--steps", "1", "--resume", "--out", OUT + "/none.pt"])
+)
+print(len(cases), "cases", file=sys.stderr)
+res = {"ok": [], "error": [], "traceback": [], "other": []}
+for name, args in cases:
+    threads = [] if args[0] == "--threads" else ["--threads", "1"]
+    p = subprocess.run(
+        [sys.executable, "-m", "stcast.cli", *threads, *args], capture_output=True, text=True, timeout=300, cwd=WORK
+    )
+    err = p.stderr
+    if "Traceback" in err:
+        kind = "traceback"
+    elif p.returncode == 0:
+        kind = "ok"
+    elif p.returncode == 2 and ("stcast: error:" in err or "error: argument" in err or "invalid choice" in err):
+        kind = "error"
+    else:
+        kind = "other"
+    last = [l for l in err.strip().splitlines() if l.strip()][-1:] if err.strip() else [""]
+    warn = [l for l in err.splitlines() if "warning" in l][:2]
+    res[kind].append(name)
+    print(
+        f"{kind:9} {name:28} rc={p.returncode} | {last[0][:150]} {'| ' + ' / '.join(warn)[:150] if kind == 'ok' and warn else ''}"
+    )
+print({k: len(v) for k, v in res.items()})
+print("tracebacks:", res["traceback"], "other:", res["other"])
