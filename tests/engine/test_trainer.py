@@ -19,7 +19,7 @@ def test_early_stopping_restores_the_best_epoch(splits, tmp_path):
     torch.manual_seed(0)
     model = build_model("stid", splits.spec)
     # a learning rate so high that validation gets worse after the first epochs
-    cfg = TrainConfig(epochs=12, patience=3, lr=0.3, progress=False, log_csv=str(tmp_path / "log.csv"))
+    cfg = TrainConfig(epochs=12, patience=1, lr=0.3, progress=False, log_csv=str(tmp_path / "log.csv"))
     tr = Trainer(model, cfg).fit(splits.train, splits.val)
     vals = [r["val_mae"] for r in tr.history]
     assert len(vals) < 12  # stopped early

@@ -44,6 +44,13 @@ class TrainConfig:
     max_batches_per_epoch: int | None = None
     alpha: float = 0.5  # multi-task weight
     loss: str = "mae"  # mae (point), or pinball over the model's quantiles (probabilistic models)
+    optimizer: str = "adam"  # adam, or adamw (decoupled weight decay, as the U-STS-LLM paper trains)
+    # learning rate per epoch: constant; multistep (x lr_gamma at each of `milestones`, BasicTS's STID recipe
+    # [1, 50, 80] x 0.5); cosine (to 0 over `epochs`). `warmup_epochs` ramps linearly first (any schedule).
+    lr_schedule: str = "constant"
+    milestones: tuple[int, ...] = ()
+    lr_gamma: float = 0.5
+    warmup_epochs: int = 0
     checkpoint: str | None = None  # path: saved every epoch, restored with resume=True
     resume: bool = False
     log_csv: str | None = None
@@ -83,6 +90,12 @@ _TRAIN_RULES = {
     "max_batches_per_epoch": (int, lambda v: v >= 1, "an integer >= 1, or null"),
     "alpha": (float, lambda v: 0 <= v <= 1, "a weight in [0, 1]"),
     "loss": (str, lambda v: v in ("mae", "pinball"), "mae or pinball"),
+    "optimizer": (str, lambda v: v in ("adam", "adamw"), "adam or adamw"),
+    "lr_schedule": (str, lambda v: v in ("constant", "multistep", "cosine"), "constant, multistep or cosine"),
+    "milestones": ((list, tuple), lambda v: all(isinstance(m, int) and not isinstance(m, bool) and m >= 1 for m in v),
+                   "a list of epochs >= 1"),
+    "lr_gamma": (float, lambda v: 0 < v <= 1, "a factor in (0, 1]"),
+    "warmup_epochs": (int, lambda v: v >= 0, "an integer >= 0"),
     "checkpoint": (str, lambda v: bool(v), "a file path, or null"),
     "resume": (bool, lambda v: True, "true or false"),
     "log_csv": (str, lambda v: bool(v), "a file path, or null"),
@@ -98,13 +111,26 @@ def check_settings(obj, rules: dict, what: str) -> None:
         v = getattr(obj, name)
         if v is None and name in _OPTIONAL:
             continue
-        good_type = (isinstance(v, bool) if typ is bool else
+        good_type = (isinstance(v, typ) if isinstance(typ, tuple) else isinstance(v, bool) if typ is bool else
                      isinstance(v, int | float) and not isinstance(v, bool) if typ is float else
                      isinstance(v, int) and not isinstance(v, bool) if typ is int else isinstance(v, typ))
         if not good_type or not ok(v):
             raise StcastError(f"{what} {name}={v!r} is invalid: expected {asks}")
         if typ is float:
             setattr(obj, name, float(v))
+
+
+def lr_factor(cfg: TrainConfig, epoch: int) -> float:
+    """The learning-rate multiplier of epoch `epoch` (0-based): a pure function of the epoch, so a resumed
+    run follows the same schedule with no scheduler state to save."""
+    if epoch < cfg.warmup_epochs:
+        return (epoch + 1) / (cfg.warmup_epochs + 1)
+    if cfg.lr_schedule == "multistep":
+        return cfg.lr_gamma ** sum(epoch >= m for m in cfg.milestones)
+    if cfg.lr_schedule == "cosine":
+        span = max(1, cfg.epochs - cfg.warmup_epochs)
+        return 0.5 * (1 + math.cos(math.pi * (epoch - cfg.warmup_epochs) / span))
+    return 1.0
 
 
 def seed_everything(seed: int) -> None:
@@ -165,7 +191,8 @@ class Trainer:
         if cfg.epochs == 0:
             warnings.warn(f"epochs=0: {self.model.name} is not trained; it is scored as built (zero-shot or "
                           "pretrained weights)", stacklevel=2)
-        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+        opt = opt_cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         start_epoch, best, best_state, bad = 0, math.inf, None, 0
         if cfg.resume and not cfg.checkpoint:
             raise StcastError("resume needs a checkpoint path (--checkpoint PATH): nothing to resume from")
@@ -185,6 +212,8 @@ class Trainer:
         self._start_log()
         t0 = time.time()
         for epoch in range(start_epoch, cfg.epochs):
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr * lr_factor(cfg, epoch)
             self.model.train()
             te = time.time()
             total, n = 0.0, 0

@@ -41,6 +41,7 @@ from torch import nn
 
 from stcast.errors import StcastError
 from stcast.models.base import Prediction, ProblemSpec, STModel, register_model
+from stcast.nn.calendar import CalendarEmbedding, day_of_week, time_of_day
 from stcast.nn.transformer import BlockSpec, Rotary, TransformerStack
 
 DEFAULT_QUANTILES = (0.01, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.99)
@@ -226,7 +227,9 @@ class STMF(nn.Module):
     def __init__(self, num_nodes: int, steps_per_day: int, d: int, dim: int = 32):
         super().__init__()
         self.node = nn.Embedding(num_nodes, dim)
-        self.banks = nn.ModuleList([nn.Embedding(60, dim), nn.Embedding(steps_per_day, dim), nn.Embedding(7, dim)])
+        # unseen calendar rows fall back to the mean row at inference (nn/calendar.py)
+        self.banks = nn.ModuleList([CalendarEmbedding(60, dim, "minute of hour"), time_of_day(steps_per_day, dim),
+                                    day_of_week(dim)])
         for e in [self.node, *self.banks]:
             nn.init.normal_(e.weight, std=0.1)
         self.w_meta = nn.Linear(4 * dim, d)

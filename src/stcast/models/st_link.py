@@ -53,6 +53,7 @@ from torch import nn
 
 from stcast.errors import StcastError
 from stcast.models.base import Prediction, ProblemSpec, STModel, register_model
+from stcast.nn.calendar import day_of_week, time_of_day
 from stcast.nn.transformer import apply_rope, rope_cos_sin, rope_inv_freq
 
 
@@ -231,8 +232,8 @@ class STLINK(STModel):
         self.revin_b = nn.Parameter(torch.zeros(N, C))
         self.patch_embed = nn.Linear(patch_len * C, d)
         self.node_emb = nn.Parameter(torch.randn(N, d) * 0.02)
-        self.tod = nn.Embedding(spec.steps_per_day, d)
-        self.dow = nn.Embedding(7, d)
+        self.tod = time_of_day(spec.steps_per_day, d)  # unseen rows -> mean row at inference (nn/calendar.py)
+        self.dow = day_of_week(d)
         nn.init.normal_(self.tod.weight, std=0.02)
         nn.init.normal_(self.dow.weight, std=0.02)
         self.head = nn.Linear(self.patches * d, spec.horizon * C)

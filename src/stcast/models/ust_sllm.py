@@ -52,6 +52,7 @@ from torch import nn
 from stcast.data.transforms import daily_profiles
 from stcast.errors import StcastError
 from stcast.models.base import Prediction, ProblemSpec, STModel, register_model
+from stcast.nn.calendar import day_of_week, time_of_day
 
 
 class ConditionalInputScaling(nn.Module):
@@ -84,8 +85,8 @@ class SpatioTemporalEmbedding(nn.Module):
         super().__init__()
         self.groups, self.patch_len = groups, patch_len
         self.padded = math.ceil(num_nodes / groups) * groups
-        self.tod = nn.Embedding(steps_per_day, groups)  # W_d, eq. 2
-        self.dow = nn.Embedding(7, groups)  # W_w
+        self.tod = time_of_day(steps_per_day, groups)  # W_d, eq. 2 (unseen rows -> mean row, nn/calendar.py)
+        self.dow = day_of_week(groups)  # W_w
         self.channel_mix = nn.Conv2d(channels, 1, 1)  # eq. 3
         self.group_conv = nn.Conv1d(self.padded, groups, 3, padding=1, groups=groups)  # eq. 4
         self.gru = nn.GRU(groups, gru_hidden, batch_first=True)  # eq. 5

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from stcast.models.base import Prediction, ProblemSpec, STModel, register_model
+from stcast.nn.calendar import day_of_week, time_of_day
 
 
 @register_model("lstm")
@@ -13,8 +14,8 @@ class LSTMForecaster(STModel):
     def __init__(self, spec: ProblemSpec, hidden: int = 64, layers: int = 2, dropout: float = 0.1):
         super().__init__(spec)
         C = spec.num_channels
-        self.tod = nn.Embedding(spec.steps_per_day, 8)
-        self.dow = nn.Embedding(7, 4)
+        self.tod = time_of_day(spec.steps_per_day, 8)
+        self.dow = day_of_week(4)
         self.lstm = nn.LSTM(2 * C + 12, hidden, layers, batch_first=True, dropout=dropout if layers > 1 else 0)
         self.head = nn.Linear(hidden, spec.horizon * C)
 

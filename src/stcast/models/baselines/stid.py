@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from stcast.models.base import Prediction, ProblemSpec, STModel, register_model
+from stcast.nn.calendar import day_of_week, time_of_day
 
 
 class _ResidualMLP(nn.Module):
@@ -29,11 +30,12 @@ class STID(STModel):
         C, L = spec.num_channels, spec.input_len
         self.series_embed = nn.Conv2d(C * L, embed_dim, 1)
         self.node_emb = nn.Parameter(torch.empty(spec.num_nodes, node_dim)) if use_node else None
-        self.tod_emb = nn.Parameter(torch.empty(spec.steps_per_day, temp_dim)) if use_tod else None
-        self.dow_emb = nn.Parameter(torch.empty(7, temp_dim)) if use_dow else None
+        # calendar tables fall back to their mean row for days/slots never seen in training (nn/calendar.py)
+        self.tod_emb = time_of_day(spec.steps_per_day, temp_dim) if use_tod else None
+        self.dow_emb = day_of_week(temp_dim) if use_dow else None
         for p in (self.node_emb, self.tod_emb, self.dow_emb):
             if p is not None:
-                nn.init.xavier_uniform_(p)
+                nn.init.xavier_uniform_(p if isinstance(p, nn.Parameter) else p.weight)
         width = embed_dim + node_dim * use_node + temp_dim * (use_tod + use_dow)
         self.encoder = nn.Sequential(*[_ResidualMLP(width, dropout) for _ in range(num_layers)])
         self.regression = nn.Conv2d(width, spec.horizon * C, 1)
@@ -44,9 +46,9 @@ class STID(STModel):
         if self.node_emb is not None:
             h.append(self.node_emb.T.unsqueeze(0).expand(B, -1, -1).unsqueeze(-1))
         if self.tod_emb is not None:  # the last input step's slot
-            h.append(self.tod_emb[batch.tod_x[:, -1]].unsqueeze(-1).expand(-1, -1, N).unsqueeze(-1))
+            h.append(self.tod_emb(batch.tod_x[:, -1]).unsqueeze(-1).expand(-1, -1, N).unsqueeze(-1))
         if self.dow_emb is not None:
-            h.append(self.dow_emb[batch.dow_x[:, -1]].unsqueeze(-1).expand(-1, -1, N).unsqueeze(-1))
+            h.append(self.dow_emb(batch.dow_x[:, -1]).unsqueeze(-1).expand(-1, -1, N).unsqueeze(-1))
         h = self.encoder(torch.cat(h, 1))  # (B, width, N, 1)
         out = self.regression(h).squeeze(-1).view(B, self.spec.horizon, C, N)
         return Prediction(out.transpose(2, 3))
