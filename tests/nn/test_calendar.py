@@ -36,9 +36,11 @@ def test_old_state_dicts_without_seen_load_as_all_trained():
     assert emb.seen.all()
 
 
-@pytest.mark.parametrize("name,kw", [("stid", {}), ("lstm", {}),
-                                     ("st-link", {"pretrained": False, "num_layers": 1, "trainable_top": 1}),
-                                     ("ust-sllm", {"pretrained": False, "num_layers": 1, "trainable_top": 1, "groups": 8})])
+SMALL_LM = {"pretrained": False, "num_layers": 1, "trainable_top": 1}
+
+
+@pytest.mark.parametrize("name,kw", [("stid", {}), ("lstm", {}), ("st-link", SMALL_LM),
+                                     ("ust-sllm", {**SMALL_LM, "groups": 8})])
 def test_models_with_calendar_embeddings_fall_back_on_days_they_never_saw(los_small, name, kw):
     # los_small covers Thu 1 and Fri 2 March 2012: its 7:1:2 training windows are Thursday to Friday morning
     splits = prepare_windows(los_small, "forecast", 12, 12)
