@@ -275,7 +275,7 @@ def cmd_evaluate(args) -> int:
     model, scaler, info = load_model(args.model_file)
     trained = info["protocol"]  # how the model was trained: evaluate on the same split and protocol
     data = resolve_dataset(args.dataset or trained.get("source") or info["dataset"], args)
-    _check_nodes(model, data)
+    _check_nodes(model, data, info)
     spec = model.spec
     split = args.split or trained.get("split") or "7:1:2"
     protocol = args.protocol if args.protocol is not None else trained.get("protocol")
@@ -302,10 +302,24 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def _check_nodes(model, data) -> None:
+def _check_nodes(model, data, info: dict | None = None) -> None:
+    """The data must be what the model was trained on: node count, channels, the same node ids in the same
+    order (a reordered table would silently give each sensor another's forecast) and the same time step."""
     if model.spec.num_nodes != data.num_nodes or model.spec.num_channels != data.num_channels:
         raise StcastError(f"the model was trained on {model.spec.num_nodes} nodes x {model.spec.num_channels} "
                           f"channels; {data.meta.name} has {data.num_nodes} x {data.num_channels}")
+    if model.spec.steps_per_day != data.meta.steps_per_day:
+        raise StcastError(f"the model was trained on data with {model.spec.steps_per_day} steps a day; "
+                          f"{data.meta.name} has {data.meta.steps_per_day} ({data.meta.step_minutes}-minute steps): "
+                          "resample it to the model's step")
+    trained_ids = (info or {}).get("protocol", {}).get("node_ids")
+    if trained_ids and data.node_ids and list(trained_ids) != list(data.node_ids):
+        if sorted(trained_ids) == sorted(data.node_ids):
+            raise StcastError(f"{data.meta.name} has the model's nodes in another order; reorder its columns to "
+                              f"the training order ({', '.join(trained_ids[:3])}, ...)")
+        diff = sorted(set(data.node_ids) - set(trained_ids))[:3]
+        raise StcastError(f"{data.meta.name}'s node ids differ from the ones the model was trained on "
+                          f"(e.g. {', '.join(diff)} is new); a model only forecasts the sensors it was trained on")
 
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq", ".gz")
@@ -343,7 +357,7 @@ def cmd_forecast(args) -> int:
     if info["task"] != "forecast":
         raise StcastError(f"{args.model_file} was trained for {info['task']}, not forecasting")
     data = resolve_dataset(args.dataset or info["protocol"].get("source") or info["dataset"], args)
-    _check_nodes(model, data)
+    _check_nodes(model, data, info)
     model.attach(data, scaler)
     spec = model.spec
     end = args.end if args.end is not None else data.num_steps
@@ -381,7 +395,7 @@ def cmd_impute(args) -> int:
         model, scaler, info = load_model(args.model_file)
         if info["task"] != "impute":
             raise StcastError(f"{args.model_file} was trained for {info['task']}, not imputation")
-        _check_nodes(model, data)
+        _check_nodes(model, data, info)
     else:
         from stcast.data.windows import WindowSet
 

@@ -63,3 +63,21 @@ def test_evaluate_uses_the_split_the_model_was_trained_with(tmp_path, own_csv, c
     with pytest.warns(UserWarning, match="trained with split 9:0:1; evaluating with 7:1:2"):
         assert main(["evaluate", "--model-file", str(model), "--split", "7:1:2"]) == 0
     assert _mae(capsys.readouterr().out) != trained
+
+
+def test_a_table_with_reordered_or_other_sensors_is_refused(tmp_path, own_frame, own_csv, capsys):
+    model = tmp_path / "m.pt"
+    assert main(["train", "--model", "dlinear", "--dataset", str(own_csv), "--epochs", "1", "--out", str(model)]) == 0
+    swapped = own_frame[["time", "s1", "s0", *[f"s{i}" for i in range(2, 8)]]]
+    path = tmp_path / "swapped.csv"
+    swapped.to_csv(path, index=False)
+    assert main(["forecast", "--model-file", str(model), "--dataset", str(path), "--out", str(tmp_path / "f.csv")]) == 2
+    assert "in another order" in capsys.readouterr().err
+    renamed = own_frame.rename(columns={"s7": "x7"})
+    renamed.to_csv(path, index=False)
+    assert main(["evaluate", "--model-file", str(model), "--dataset", str(path)]) == 2
+    assert "x7 is new" in capsys.readouterr().err
+    coarse = own_frame.iloc[::2].reset_index(drop=True)  # 10-minute steps
+    coarse.to_csv(path, index=False)
+    assert main(["evaluate", "--model-file", str(model), "--dataset", str(path)]) == 2
+    assert "288 steps a day" in capsys.readouterr().err

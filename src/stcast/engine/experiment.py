@@ -138,7 +138,8 @@ class Experiment:
         missingness), so a model is never scored on windows it was trained on."""
         split = self.split if isinstance(self.split, str) else ":".join(f"{v:g}" for v in self.split)
         return {"split": split, "protocol": self.protocol, "missing": self.missing, "missing_kw": self.missing_kw,
-                "few_shot": self.few_shot_fraction, "source": source or self.data.meta.name}
+                "few_shot": self.few_shot_fraction, "source": source or self.data.meta.name,
+                "node_ids": list(self.data.node_ids) if self.data.node_ids else None}
 
     def run(self, collect: bool = False, steps=(3, 6, 12)) -> ExperimentResult:
         seed_everything(self.train_cfg.seed)
