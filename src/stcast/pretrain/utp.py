@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from stcast.engine.trainer import rng_state, set_rng_state
 from stcast.errors import StcastError
 from stcast.models.factost import UTPBackbone, UTPConfig
 from stcast.pretrain.corpus import PRETRAINING_DATASETS, Corpus, real_series
@@ -86,6 +87,7 @@ def pretrain(run: UTPRun, data_dir=None, log=print) -> Path:
     cfg = UTPConfig(**run.model)
     out = Path(run.out)
     state_path = out.with_suffix(".state.pt")
+    state_path.with_suffix(".tmp").unlink(missing_ok=True)  # a state write killed midway
     torch.manual_seed(run.seed)
     rng = np.random.default_rng(run.seed)
     model = UTPBackbone(cfg)
@@ -101,6 +103,8 @@ def pretrain(run: UTPRun, data_dir=None, log=print) -> Path:
         opt.load_state_dict(st["optimizer"])
         step = st["step"]
         rng.bit_generator.state = json.loads(st["rng"])
+        if "torch_rng" in st:  # dropout and init draws continue exactly (states written since the reliability fix)
+            set_rng_state(st["torch_rng"])
         log(f"resumed at step {step}")
     log(f"FactoST UTP pretraining: {cfg.variant} ({sum(p.numel() for p in model.parameters()):,} parameters), "
         f"context {cfg.max_context}, horizon {cfg.max_horizon}, batch {run.batch_size}, {run.steps} steps"
@@ -115,7 +119,7 @@ def pretrain(run: UTPRun, data_dir=None, log=print) -> Path:
         tmp = state_path.with_suffix(".tmp")
         state_path.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                    "rng": json.dumps(rng.bit_generator.state),
+                    "rng": json.dumps(rng.bit_generator.state), "torch_rng": rng_state(),
                     "run": json.dumps(asdict(run) | {"resume": False, "steps": 0, "minutes": None}, default=list)},
                    tmp)
         tmp.replace(state_path)
