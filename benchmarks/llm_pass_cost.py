@@ -1,0 +1,71 @@
+"""What one full training pass over METR-LA costs each model on this CPU (issue 13, item 4).
+
+    .venv/bin/python benchmarks/llm_pass_cost.py [--models stid,ust-sllm,st-link,factost] [--steps 4] [--threads 2]
+
+Full METR-LA, 12 -> 12, 7:1:2 (23,974 training windows), batch 32, each model at its defaults. For every model,
+in this one process: 1 warm-up step, then `steps` timed optimiser steps (forward + backward + Adam) on the same
+training batches; prints seconds per batch, windows per second, the minutes one full pass would take, and the
+ratio to STID's step time measured here. The issue's budget is one full pass in <= 30 minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import torch
+
+from stcast.data.registry import load_dataset
+from stcast.engine.experiment import prepare_windows
+from stcast.engine.tasks import task_loss
+from stcast.models.base import build_model
+
+
+def step_seconds(name: str, splits, batches, steps: int) -> tuple[float, int]:
+    torch.manual_seed(0)
+    model = build_model(name, splits.spec)
+    model.fit_statistics(splits.train)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=1e-3)
+    model.train()
+    times = []
+    for i, batch in enumerate(batches[: steps + 1]):
+        t0 = time.perf_counter()
+        loss = task_loss(model(batch), batch, splits.scaler, "forecast")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if i:  # the first step is a warm-up
+            times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2], sum(p.numel() for p in params)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default="stid,gwnet,ust-sllm,st-link,factost")
+    ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    data = load_dataset("metr-la")
+    splits = prepare_windows(data, "forecast", 12, 12, "7:1:2")
+    n_train = len(splits.train)
+    batches = list(splits.train.batches(args.batch_size, shuffle=True, seed=0))[: args.steps + 1]
+    per_pass = math.ceil(n_train / args.batch_size)
+    print(f"METR-LA: {n_train} training windows, batch {args.batch_size} -> {per_pass} steps per pass; "
+          f"torch threads {torch.get_num_threads()}, median of {args.steps} timed steps")
+    print(f"{'model':<10}{'trainable':>11}{'s/batch':>9}{'windows/s':>11}{'min/pass':>10}{'x STID':>8}  <= 30 min")
+    ref = None
+    for name in args.models.split(","):
+        sec, trainable = step_seconds(name, splits, batches, args.steps)
+        ref = sec if name == "stid" else ref
+        minutes = sec * per_pass / 60
+        ratio = f"{sec / ref:8.1f}" if ref else f"{'-':>8}"
+        print(f"{name:<10}{trainable:>11,}{sec:>9.3f}{args.batch_size / sec:>11.1f}{minutes:>10.1f}{ratio}  "
+              f"{'yes' if minutes <= 30 else 'NO'}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
