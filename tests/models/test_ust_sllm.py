@@ -147,7 +147,12 @@ def test_fusion_gate_and_switches(fc):
     assert out.shape == (2, 12, 20, 1)
     horizon = _model(fc, guidance="horizon")
     assert not horizon.guides["forecast"].per_step and horizon.guides["forecast"].out.out_features == 12
-    assert m.guides["forecast"].per_step
+    assert not m.guides["forecast"].per_step  # auto: 12 -> 12 is not one season, so horizon guidance
+    assert _model(fc, guidance="paper").guides["forecast"].per_step
+    from dataclasses import replace
+
+    season = replace(fc.spec, steps_per_day=12)  # a horizon of one season: auto is the paper's per-step guidance
+    assert build_model("ust-sllm", season, **KW).guides["forecast"].per_step
     with pytest.raises(StcastError, match="guidance='oracle'"):
         _model(fc, guidance="oracle")
     with pytest.raises(StcastError, match="trainable_top=5"):

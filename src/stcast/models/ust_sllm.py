@@ -27,7 +27,10 @@ Choices where the paper is silent (written down here, not hidden):
   over time; the GRU of eq. 5 has hidden d_h (`gru_hidden`).
 - For forecasting the guidance GRU's per-step outputs are mapped to C and the last S kept (eq. 7 and the text
   after it), which needs L >= S; with L < S the guidance is the linear map of the last hidden state to S steps.
-  `guidance="horizon"` always uses the latter (measured better on Los-loop: docs/benchmarks.md).
+  `guidance="horizon"` always uses the latter (measured better on Los-loop: docs/benchmarks.md). The default
+  `guidance="auto"` is the paper's per-step guidance only when the horizon is one season (S = steps per day,
+  the paper's 288 -> 144 at 10 min, where per-step outputs are a learned seasonal naive), else "horizon": with
+  L = S = 12 the literal eq. 7 forecasts every step from the step S earlier (12 steps ahead for all of them).
 - RConv (eq. 13) is a 1x1 Conv1d taking the L token positions to S output steps, then a linear map d -> N*C.
 - `patch_len` P (ours, for long inputs on CPU): tokens are groups of P consecutive steps (L/P tokens): the STE
   GRU runs over all L steps and P consecutive outputs are concatenated before the projection of eq. 6; the
@@ -219,7 +222,7 @@ class USTSLLM(STModel):
                  lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj"), groups: int = 64,
                  gru_hidden: int = 64, guidance_hidden: int = 32, bias_hidden: int = 32, causal: bool = True,
                  use_scaling: bool = True, use_ste: bool = True, use_gs: bool = True, use_ge: bool = True,
-                 guidance: str = "paper", patch_len: int | None = None,
+                 guidance: str = "auto", patch_len: int | None = None,
                  backbone_config: dict | None = None, pretrained: bool = True):
         super().__init__(spec)
         from stcast.nn.adapt import AdaptPolicy, adapt
@@ -252,7 +255,9 @@ class USTSLLM(STModel):
         if spec.task in ("forecast", "multitask"):
             heads["forecast"] = RegressionHead(tokens, spec.horizon, d, N, C)
             if use_gs:
-                guides["forecast"] = ForecastGuidance(C, guidance_hidden, L, spec.horizon, guidance)
+                mode = guidance if guidance != "auto" else (
+                    "paper" if spec.horizon == spec.steps_per_day else "horizon")
+                guides["forecast"] = ForecastGuidance(C, guidance_hidden, L, spec.horizon, mode)
         if spec.task in ("impute", "multitask"):
             heads["impute"] = RegressionHead(tokens, L, d, N, C)
             if use_gs:
