@@ -71,6 +71,8 @@ def test_resume_after_early_stopping_trains_no_further(tmp_path, los_small):
     first = Trainer(model, TrainConfig(**cfg)).fit(splits.train, splits.val)
     assert len(first.history) < 30
     again = build_model("stid", splits.spec)
+    (tmp_path / "ck.pt.tmp").write_bytes(b"half a checkpoint")  # what a kill during torch.save leaves
     second = Trainer(again, TrainConfig(**cfg, resume=True)).fit(splits.train, splits.val)
+    assert not (tmp_path / "ck.pt.tmp").exists()
     assert len(second.history) == len(first.history)
     assert all(torch.equal(x, y) for x, y in zip(model.state_dict().values(), again.state_dict().values()))
