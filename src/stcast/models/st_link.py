@@ -40,6 +40,10 @@ Where the summary is silent (choices a careful reader of RoPE, memory networks a
   Keys are updated with the mean of the (normalised) tokens whose best slot they are:
   k <- (1 - alpha) k + alpha mean; slots nobody picked stay.
 - The balance loss is E * sum_e f_e P_e (Switch Transformer), weighted by `balance_weight`, summed over blocks.
+- Identity (`identity`): "legacy" adds node / time-of-day / day-of-week embeddings initialised at std 0.02 (the
+  first implementation: ~30x fainter than the data token); "add" / "concat" use the shared `STIdentity`
+  (nn/identity.py: at a matched scale, or concatenated and fused as in ST-LLM); "none" drops it (ablation).
+  The default stays "legacy" until the METR-LA comparison chooses one.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ from torch import nn
 from stcast.errors import StcastError
 from stcast.models.base import Prediction, ProblemSpec, STModel, register_model
 from stcast.nn.calendar import day_of_week, time_of_day
+from stcast.nn.identity import STIdentity
 from stcast.nn.transformer import apply_rope, rope_cos_sin, rope_inv_freq
 
 
@@ -197,7 +202,8 @@ class STLINK(STModel):
                  use_se: bool = True, use_mrffn: bool = True, use_revin: bool = True, memory_slots: int = 64,
                  memory_top_k: int = 4, ema_momentum: float = 0.1, experts: int = 4, expert_k: int = 2,
                  expert_dim: int = 128, balance_weight: float = 0.01, rope_theta: float = 10000.0,
-                 causal: bool = False, backbone_config: dict | None = None, pretrained: bool = True):
+                 causal: bool = False, backbone_config: dict | None = None, pretrained: bool = True,
+                 identity: str = "legacy"):
         super().__init__(spec)
         from stcast.nn.adapt import AdaptPolicy, adapt
         from stcast.nn.backbones import load_backbone
@@ -231,11 +237,18 @@ class STLINK(STModel):
         self.revin_w = nn.Parameter(torch.ones(N, C))
         self.revin_b = nn.Parameter(torch.zeros(N, C))
         self.patch_embed = nn.Linear(patch_len * C, d)
-        self.node_emb = nn.Parameter(torch.randn(N, d) * 0.02)
-        self.tod = time_of_day(spec.steps_per_day, d)  # unseen rows -> mean row at inference (nn/calendar.py)
-        self.dow = day_of_week(d)
-        nn.init.normal_(self.tod.weight, std=0.02)
-        nn.init.normal_(self.dow.weight, std=0.02)
+        if identity not in ("legacy", "add", "concat", "none"):
+            raise StcastError(f"identity={identity!r}; use legacy, add, concat or none")
+        self.identity = identity
+        self.st_identity = None
+        if identity == "legacy":  # node + calendar embeddings added at std 0.02 (the first implementation)
+            self.node_emb = nn.Parameter(torch.randn(N, d) * 0.02)
+            self.tod = time_of_day(spec.steps_per_day, d)  # unseen rows -> mean row at inference (nn/calendar.py)
+            self.dow = day_of_week(d)
+            nn.init.normal_(self.tod.weight, std=0.02)
+            nn.init.normal_(self.dow.weight, std=0.02)
+        elif identity in ("add", "concat"):  # the shared identity at a matched scale, or concatenated and fused
+            self.st_identity = STIdentity(d, N, spec.steps_per_day, fusion=identity)
         self.head = nn.Linear(self.patches * d, spec.horizon * C)
 
     def _revin(self, x, mask):
@@ -258,8 +271,12 @@ class STLINK(STModel):
         patches = x.view(B, P, T, N, C).permute(0, 3, 1, 2, 4).reshape(B, N, P, T * C)  # node-major tokens
         last = torch.arange(P, device=x.device) * T + T - 1  # each patch's last step
         tod, dow = batch.tod_x[:, last], batch.dow_x[:, last]  # (B, P)
-        tokens = (self.patch_embed(patches) + self.node_emb[:, None]
-                  + (self.tod(tod) + self.dow(dow))[:, None]).reshape(B, N * P, -1)
+        tokens = self.patch_embed(patches)  # (B, N, P, d)
+        if self.identity == "legacy":
+            tokens = tokens + self.node_emb[:, None] + (self.tod(tod) + self.dow(dow))[:, None]
+        elif self.st_identity is not None:
+            tokens = self.st_identity(tokens, tod, dow)
+        tokens = tokens.reshape(B, N * P, -1)
         if self.se is not None:
             self.se.set_tokens((last + 1 - L).repeat(N), torch.arange(N, device=x.device).repeat_interleave(P))
         h = self.lm(tokens)  # (B, N P, d)
