@@ -205,3 +205,24 @@ def test_trains_on_real_data_with_the_pretrained_backbone(fc):
     naive = evaluate(last, fc.val, 64)["mae"]
     # RevIN makes the untrained model already a mean forecaster; after 3 epochs it must beat last value too
     assert after < 0.9 * before and after < naive, (before, after, naive)
+
+
+def test_node_sampling_trains_on_a_subset_and_scores_only_it(fc):
+    from stcast.engine.tasks import task_loss
+
+    m = _model(fc, node_sample=5)
+    batch = fc.train.gather(fc.train.starts[:3])
+    m.train()
+    torch.manual_seed(1)
+    pred = m(batch)
+    assert pred.point.shape == (3, 12, 5, 1) and pred.node_index.shape == (5,)
+    loss = task_loss(pred, batch, fc.scaler, "forecast")
+    others = torch.ones(20, dtype=torch.bool)
+    others[pred.node_index] = False
+    batch.y[:, :, others] += 100.0  # targets of nodes this step did not see must not move the loss
+    assert torch.allclose(loss, task_loss(pred, batch, fc.scaler, "forecast"))
+    m.eval()
+    full = m(batch)
+    assert full.point.shape == (3, 12, 20, 1) and full.node_index is None
+    with pytest.raises(StcastError, match="node_sample=0"):
+        _model(fc, node_sample=0)

@@ -36,6 +36,8 @@ def task_loss(pred: Prediction, batch: Batch, scaler, task: str, alpha: float = 
     if loss not in ("mae", "pinball"):
         raise StcastError(f"unknown loss {loss!r}; use 'mae' or 'pinball'")
     y, mask = target_and_mask(batch, "impute" if task == "impute" else "forecast")
+    if pred.node_index is not None:  # a model trained on a node subset this step: score those nodes only
+        y, mask = y[:, :, pred.node_index], mask[:, :, pred.node_index]
     if loss == "pinball":
         if pred.quantiles is None or pred.levels is None:
             raise StcastError("loss 'pinball' needs a model that predicts quantiles")
@@ -46,7 +48,9 @@ def task_loss(pred: Prediction, batch: Batch, scaler, task: str, alpha: float = 
         if pred.imputed is None or batch.x_target is None:
             raise StcastError("multitask needs a model that returns an imputed window and windows with "
                               "hidden inputs (a missingness pattern)")
-        out = alpha * out + (1 - alpha) * masked_mae(scaler.inverse(pred.imputed), batch.x_target,
-                                                     batch.eval_mask)
+        x_target, hidden = batch.x_target, batch.eval_mask
+        if pred.node_index is not None:
+            x_target, hidden = x_target[:, :, pred.node_index], hidden[:, :, pred.node_index]
+        out = alpha * out + (1 - alpha) * masked_mae(scaler.inverse(pred.imputed), x_target, hidden)
     aux = list(pred.aux_losses.values())
     return out + sum(aux) if aux else out

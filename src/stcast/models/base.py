@@ -31,6 +31,9 @@ class Prediction:
     imputed: torch.Tensor | None = None  # (B, L, N, C), scaled: the input window filled (multi-task)
     aux_losses: dict[str, torch.Tensor] = field(default_factory=dict)
     levels: tuple[float, ...] | None = None  # the quantile levels of `quantiles`, increasing
+    # training on a subset of nodes (token reduction): `point` covers only these nodes of the batch, and the
+    # loss reads the same nodes of the targets; None = every node (always so at inference)
+    node_index: torch.Tensor | None = None
 
 
 class STModel(nn.Module):

@@ -44,6 +44,10 @@ Where the summary is silent (choices a careful reader of RoPE, memory networks a
   first implementation: ~30x fainter than the data token); "add" / "concat" use the shared `STIdentity`
   (nn/identity.py: at a matched scale, or concatenated and fused as in ST-LLM); "none" drops it (ablation).
   The default stays "legacy" until the METR-LA comparison chooses one.
+- Token reduction (`node_sample` K, ours, for N in the hundreds on CPU): each training step draws K random nodes
+  (one draw per batch, from torch's seeded RNG) and builds K x patches tokens instead of N x patches; each node
+  keeps its own embedding, spatial rotation and RevIN affine, and the loss reads the same K nodes
+  (`Prediction.node_index`). Inference always sees every node. Null (default): all nodes in every step.
 """
 
 from __future__ import annotations
@@ -203,7 +207,7 @@ class STLINK(STModel):
                  memory_top_k: int = 4, ema_momentum: float = 0.1, experts: int = 4, expert_k: int = 2,
                  expert_dim: int = 128, balance_weight: float = 0.01, rope_theta: float = 10000.0,
                  causal: bool = False, backbone_config: dict | None = None, pretrained: bool = True,
-                 identity: str = "legacy"):
+                 identity: str = "legacy", node_sample: int | None = None):
         super().__init__(spec)
         from stcast.nn.adapt import AdaptPolicy, adapt
         from stcast.nn.backbones import load_backbone
@@ -239,7 +243,9 @@ class STLINK(STModel):
         self.patch_embed = nn.Linear(patch_len * C, d)
         if identity not in ("legacy", "add", "concat", "none"):
             raise StcastError(f"identity={identity!r}; use legacy, add, concat or none")
-        self.identity = identity
+        if node_sample is not None and not 1 <= node_sample:
+            raise StcastError(f"node_sample={node_sample} must be >= 1 (nodes per training step), or null for all")
+        self.identity, self.node_sample = identity, node_sample
         self.st_identity = None
         if identity == "legacy":  # node + calendar embeddings added at std 0.02 (the first implementation)
             self.node_emb = nn.Parameter(torch.randn(N, d) * 0.02)
@@ -251,13 +257,13 @@ class STLINK(STModel):
             self.st_identity = STIdentity(d, N, spec.steps_per_day, fusion=identity)
         self.head = nn.Linear(self.patches * d, spec.horizon * C)
 
-    def _revin(self, x, mask):
-        """Masked per-sample, per-node statistics over the input steps; x (B, L, N, C)."""
+    def _revin(self, x, mask, w, b):
+        """Masked per-sample, per-node statistics over the input steps; x (B, L, N, C); w, b (N, C) affine."""
         m = mask.float()
         cnt = m.sum(1, keepdim=True).clamp(min=1)
         mean = (x * m).sum(1, keepdim=True) / cnt
         std = (((x - mean) ** 2 * m).sum(1, keepdim=True) / cnt + 1e-5).sqrt()
-        xn = torch.where(mask, (x - mean) / std, torch.zeros_like(x)) * self.revin_w + self.revin_b
+        xn = torch.where(mask, (x - mean) / std, torch.zeros_like(x)) * w + b
         return xn, mean, std
 
     def forward(self, batch) -> Prediction:
@@ -265,25 +271,33 @@ class STLINK(STModel):
         self.check_window(x)
         B, L, N, C = x.shape
         s = self.spec
+        nodes = torch.arange(N, device=x.device)
+        node_index = None
+        if self.training and self.node_sample is not None and self.node_sample < N:
+            # token reduction: this step sees K random nodes (K x patches tokens per sample, not N x patches);
+            # every node keeps its own embedding, spatial rotation and RevIN affine; inference sees all nodes
+            node_index = nodes = torch.randperm(N, device=x.device)[:self.node_sample].sort().values
+            x, mask, N = x[:, :, nodes], mask[:, :, nodes], self.node_sample
+        rw, rb = self.revin_w[nodes], self.revin_b[nodes]
         if self.use_revin:
-            x, mean, std = self._revin(x, mask)
+            x, mean, std = self._revin(x, mask, rw, rb)
         P, T = self.patches, self.patch_len
         patches = x.view(B, P, T, N, C).permute(0, 3, 1, 2, 4).reshape(B, N, P, T * C)  # node-major tokens
         last = torch.arange(P, device=x.device) * T + T - 1  # each patch's last step
         tod, dow = batch.tod_x[:, last], batch.dow_x[:, last]  # (B, P)
         tokens = self.patch_embed(patches)  # (B, N, P, d)
         if self.identity == "legacy":
-            tokens = tokens + self.node_emb[:, None] + (self.tod(tod) + self.dow(dow))[:, None]
+            tokens = tokens + self.node_emb[nodes, None] + (self.tod(tod) + self.dow(dow))[:, None]
         elif self.st_identity is not None:
-            tokens = self.st_identity(tokens, tod, dow)
+            tokens = self.st_identity(tokens, tod, dow, node_index=nodes)
         tokens = tokens.reshape(B, N * P, -1)
         if self.se is not None:
-            self.se.set_tokens((last + 1 - L).repeat(N), torch.arange(N, device=x.device).repeat_interleave(P))
+            self.se.set_tokens((last + 1 - L).repeat(N), nodes.repeat_interleave(P))
         h = self.lm(tokens)  # (B, N P, d)
         y = self.head(h.reshape(B, N, -1)).view(B, N, s.horizon, C).transpose(1, 2)  # (B, H, N, C)
         if self.use_revin:
-            y = (y - self.revin_b) / (self.revin_w + 1e-10) * std + mean  # de-normalise (RevIN)
+            y = (y - rb) / (rw + 1e-10) * std + mean  # de-normalise (RevIN)
         aux = {}
         if self.mrffn and self.training:
             aux["moe_balance"] = self.balance_weight * sum(m.aux_loss for m in self.mrffn)
-        return Prediction(y, aux_losses=aux)
+        return Prediction(y, aux_losses=aux, node_index=node_index)
