@@ -1,6 +1,6 @@
 """What one full training pass over METR-LA costs each model on this CPU (issue 13, item 4).
 
-    .venv/bin/python benchmarks/llm_pass_cost.py [--models stid,ust-sllm,st-link,factost] [--steps 4] [--threads 2]
+    .venv/bin/python benchmarks/llm_pass_cost.py [--models stid,st-link:node_sample=64] [--steps 4] [--threads 2]
 
 Full METR-LA, 12 -> 12, 7:1:2 (23,974 training windows), batch 32, each model at its defaults. For every model,
 in this one process: 1 warm-up step, then `steps` timed optimiser steps (forward + backward + Adam) on the same
@@ -22,9 +22,19 @@ from stcast.engine.tasks import task_loss
 from stcast.models.base import build_model
 
 
-def step_seconds(name: str, splits, batches, steps: int) -> tuple[float, int]:
+def parse_entry(entry: str) -> tuple[str, dict]:
+    """'st-link:node_sample=64' -> ('st-link', {'node_sample': 64})."""
+    import yaml
+
+    name, _, rest = entry.partition(":")
+    kw = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in rest.split(";") if item)}
+    return name, kw
+
+
+def step_seconds(entry: str, splits, batches, steps: int) -> tuple[float, int]:
+    name, kw = parse_entry(entry)
     torch.manual_seed(0)
-    model = build_model(name, splits.spec)
+    model = build_model(name, splits.spec, **kw)
     model.fit_statistics(splits.train)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=1e-3)
@@ -43,7 +53,8 @@ def step_seconds(name: str, splits, batches, steps: int) -> tuple[float, int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default="stid,gwnet,ust-sllm,st-link,factost")
+    ap.add_argument("--models", default="stid,gwnet,ust-sllm,st-link,st-link:node_sample=64,factost",
+                    help="comma-separated; model:key=value;key=value sets hyper-parameters")
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
@@ -56,14 +67,14 @@ def main() -> None:
     per_pass = math.ceil(n_train / args.batch_size)
     print(f"METR-LA: {n_train} training windows, batch {args.batch_size} -> {per_pass} steps per pass; "
           f"torch threads {torch.get_num_threads()}, median of {args.steps} timed steps")
-    print(f"{'model':<10}{'trainable':>11}{'s/batch':>9}{'windows/s':>11}{'min/pass':>10}{'x STID':>8}  <= 30 min")
+    print(f"{'model':<26}{'trainable':>11}{'s/batch':>9}{'windows/s':>11}{'min/pass':>10}{'x STID':>8}  <= 30 min")
     ref = None
     for name in args.models.split(","):
         sec, trainable = step_seconds(name, splits, batches, args.steps)
         ref = sec if name == "stid" else ref
         minutes = sec * per_pass / 60
         ratio = f"{sec / ref:8.1f}" if ref else f"{'-':>8}"
-        print(f"{name:<10}{trainable:>11,}{sec:>9.3f}{args.batch_size / sec:>11.1f}{minutes:>10.1f}{ratio}  "
+        print(f"{name:<26}{trainable:>11,}{sec:>9.3f}{args.batch_size / sec:>11.1f}{minutes:>10.1f}{ratio}  "
               f"{'yes' if minutes <= 30 else 'NO'}", flush=True)
 
 
