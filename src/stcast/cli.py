@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from importlib import resources
@@ -91,13 +92,18 @@ def bundled_config(name: str) -> Path:
     return path
 
 
+def _is_table_path(spec: str) -> bool:
+    path = Path(spec)
+    return path.suffix.lower() in (".csv", ".parquet", ".pq", ".gz") or path.exists()
+
+
 def resolve_dataset(spec: str, args) -> object:
     """A registered name, or a path to the user's own CSV/Parquet table."""
     from stcast.data.loaders import load_adjacency_file, load_user_table
     from stcast.data.registry import load_dataset
 
     path = Path(spec)
-    if path.suffix.lower() in (".csv", ".parquet", ".pq", ".gz") or path.exists():
+    if _is_table_path(spec):
         data = load_user_table(path, layout=getattr(args, "layout", "auto"), time_col=getattr(args, "time_col", None),
                                node_col=getattr(args, "node_col", None) or "node",
                                value_col=getattr(args, "value_col", None) or "value",
@@ -131,6 +137,9 @@ def cmd_datasets(args) -> int:
         return 0
     if not args.name:
         raise StcastError(f"`stcast datasets {args.action}` needs a dataset name")
+    if args.action == "describe" and _is_table_path(args.name):  # the user's own table
+        print(resolve_dataset(args.name, args).describe())
+        return 0
     info = get_info(args.name)
     if args.action == "describe":
         print(load_dataset(args.name, args.data_dir).describe())
@@ -149,10 +158,16 @@ def cmd_datasets(args) -> int:
 def cmd_models(args) -> int:
     from stcast.models.base import get_model_class, model_names
 
+    rows = []
     for n in model_names():
         cls = get_model_class(n)
-        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-        print(f"{n:<16}{','.join(cls.tasks):<18}{doc}")
+        text = cls.__doc__ or sys.modules[cls.__module__].__doc__ or ""  # the class's words, else its module's
+        doc = text.strip().split(". ")[0].splitlines()[0] if text.strip() else ""
+        rows.append((n, ",".join(cls.tasks), "yes" if cls.needs_graph else "", doc))
+    width = max(len(r[1]) for r in rows) + 2  # columns never run together (forecast,impute,multitask)
+    print(f"{'name':<16}{'tasks':<{width}}{'graph':<7}description")
+    for n, tasks, graph, doc in rows:
+        print(f"{n:<16}{tasks:<{width}}{graph:<7}{doc}")
     return 0
 
 
@@ -642,9 +657,12 @@ def main(argv=None) -> int:
     except StcastError as e:
         print(f"stcast: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `stcast models | head`: the reader left, nothing to say
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        return 0
     except OSError as e:  # a file the user named: unreadable, a directory, no space left, ...
-        where = f" {e.filename}" if getattr(e, "filename", None) else ""
-        print(f"stcast: error:{where}: {e.strerror or e}", file=sys.stderr)
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        print(f"stcast: error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("stcast: interrupted", file=sys.stderr)

@@ -111,3 +111,23 @@ def test_a_node_never_observed_is_named(tmp_path, own_frame):
 
     with pytest.warns(UserWarning, match=r"1 node\(s\) have no observed value at all \(e.g. s3\)"):
         load_user_table(path)
+
+
+def test_zeros_that_look_like_gaps_are_pointed_out(tmp_path, own_frame, capsys):
+    from stcast.data.loaders import load_user_table
+
+    df = own_frame.copy()
+    df.iloc[::4, 1:] = 0.0  # a quarter of the readings are 0: dropped-out sensors, not standing traffic
+    path = tmp_path / "zeros.csv"
+    df.to_csv(path, index=False)
+    with pytest.warns(UserWarning, match=r"25.0% of the observed cells are exactly 0 .* --null-value 0"):
+        data = load_user_table(path)
+    assert data.mask.all()
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gaps = load_user_table(path, null_value=0.0)
+    assert abs(gaps.mask.mean() - 0.75) < 0.01
+    assert main(["datasets", "describe", str(path), "--null-value", "0"]) == 0
+    assert "missing 25.0%, null value 0" in capsys.readouterr().out

@@ -146,11 +146,16 @@ class SpatioTemporalData:
 
     def describe(self) -> str:
         T, N, C = self.values.shape
-        obs = float(self.observed().mean()) if self.values.size < 5e8 else float("nan")
+        if self.values.size < 5e8:
+            m = self.observed()
+            obs, zeros = float(m.mean()), float((m & (np.asarray(self.values) == 0)).sum() / max(int(m.sum()), 1))
+        else:
+            obs = zeros = float("nan")
+        null = "none" if self.meta.null_value is None else f"{self.meta.null_value:g}"
         return (f"{self.meta.name}: T={T} steps x N={N} nodes x C={C} channels {list(self.meta.channels)}, "
                 f"step {self.meta.step_minutes} min, {str(self.timestamps[0])[:16]} .. "
-                f"{str(self.timestamps[-1])[:16]}, observed {obs:.1%}, "
-                f"adjacency {'yes' if self.adjacency is not None else 'no'}")
+                f"{str(self.timestamps[-1])[:16]}, observed {obs:.1%} (missing {1 - obs:.1%}, null value {null}), "
+                f"exact zeros {zeros:.1%} of observed, adjacency {'yes' if self.adjacency is not None else 'no'}")
 
 
 def calendar_of(timestamps, meta: DatasetMeta) -> tuple[np.ndarray, np.ndarray]:

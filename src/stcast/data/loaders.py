@@ -400,6 +400,12 @@ def load_user_table(path, name: str | None = None, layout: str = "auto", time_co
     data = SpatioTemporalData.from_array(values, full.to_numpy("datetime64[ns]"), meta,
                                          node_ids=[str(n) for n in nodes], adjacency=adj)
     data.extra["gaps"] = full.difference(table.dropna(how="all").index).size if len(gaps) else 0
+    observed = data.mask
+    zero_share = float((observed & (data.values == 0)).sum() / max(int(observed.sum()), 1))
+    if null_value is None and zero_share > 0.05:
+        warnings.warn(f"{name}: {zero_share:.1%} of the observed cells are exactly 0 and are scored as real zeros; "
+                      "if 0 means 'no reading' (loop detectors, sensors that drop out) pass --null-value 0",
+                      stacklevel=2)
     never = ~data.mask.any(axis=(0, 2))
     if never.any():
         ids = [data.node_ids[i] for i in np.flatnonzero(never)[:5]]
