@@ -481,7 +481,9 @@ def _run_and_report(cfg, out_dir, data_dir=None) -> int:
 
     print(f"stcast benchmark '{cfg.name}': {', '.join(cfg.models)} on {', '.join(cfg.datasets)} "
           f"({cfg.task}), torch threads {torch.get_num_threads()}")
-    report = run_benchmark(cfg, data_dir)
+    rows_csv = Path(out_dir) / f"{cfg.name}.csv"
+    check_writable(rows_csv, "--out-dir")  # before hours of training, not after
+    report = run_benchmark(cfg, data_dir, rows_csv=rows_csv)  # rows kept on disk as they finish
     print()
     print_report(report)
     paths = write_results(report, out_dir)

@@ -64,3 +64,24 @@ def test_every_shipped_benchmark_config_parses_and_names_known_models(path):
     assert cfg.models, f"{path.name} lists no models"
     for m in cfg.models:
         cfg.train_config(m)  # every override is a real TrainConfig field
+
+
+def test_rows_are_written_as_they_finish(tmp_path, los_small, monkeypatch):
+    """A crash in the third model keeps the first two rows on disk."""
+    import stcast.bench.runner as runner
+    monkeypatch.setattr(runner, "load_dataset", lambda name, data_dir=None: los_small)
+    cfg = BenchConfig(models=["last-value", "ha", "stid"], datasets=["los-loop"], train={"epochs": 1})
+    real_run = runner.Experiment.run
+
+    def crash_on_stid(self, *a, **kw):
+        if self.model_name == "stid":
+            raise RuntimeError("killed")
+        return real_run(self, *a, **kw)
+
+    monkeypatch.setattr(runner.Experiment, "run", crash_on_stid)
+    rows = tmp_path / "rows.csv"
+    with pytest.raises(RuntimeError):
+        run_benchmark(cfg, rows_csv=rows, log=lambda *a: None)
+    import csv
+
+    assert [r["model"] for r in csv.DictReader(open(rows))] == ["last-value", "ha"]

@@ -139,7 +139,9 @@ class BenchReport:
         return [r.row() for r in self.results]
 
 
-def run_benchmark(cfg: BenchConfig, data_dir=None, collect: bool = True, log=print) -> BenchReport:
+def run_benchmark(cfg: BenchConfig, data_dir=None, collect: bool = True, log=print, rows_csv=None) -> BenchReport:
+    """Every model on every dataset. With `rows_csv`, the rows finished so far are rewritten there after each
+    one, so a crash or a kill late in a long run loses only the row in progress."""
     results, data = [], {}
 
     def load(name):
@@ -171,6 +173,8 @@ def run_benchmark(cfg: BenchConfig, data_dir=None, collect: bool = True, log=pri
                 res = exp.evaluate_zero_shot(target, steps=tuple(cfg.steps))
             res.model = m  # the variant's label in the tables
             results.append(res)
+            if rows_csv is not None:
+                _write_rows([r.row() for r in results], Path(rows_csv))
             log(f"  {ds:>14} {m:<15} MAE {res.metrics['mae']:.4f}  ({time.time() - t0:.1f}s)")
     return BenchReport(cfg, results, data)
 
@@ -216,17 +220,24 @@ def markdown_table(rows: list[dict], columns: list[str]) -> str:
     return "\n".join(out)
 
 
+def _write_rows(rows: list[dict], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    all_keys = list(dict.fromkeys(k for r in rows for k in r))
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=all_keys)
+        w.writeheader()
+        w.writerows(rows)
+    tmp.replace(path)
+
+
 def write_results(report: BenchReport, out_dir, plot: bool = True) -> dict[str, Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = report.rows()
     cols = table_columns(rows, report.config.steps)
     paths = {"csv": out_dir / f"{report.config.name}.csv", "md": out_dir / f"{report.config.name}.md"}
-    all_keys = list(dict.fromkeys(k for r in rows for k in r))
-    with open(paths["csv"], "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=all_keys)
-        w.writeheader()
-        w.writerows(rows)
+    _write_rows(rows, paths["csv"])
     paths["md"].write_text(markdown_table(rows, cols) + "\n")
     if plot and any(r.predictions for r in report.results):
         from stcast.bench.plots import plot_report
