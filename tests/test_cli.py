@@ -109,3 +109,20 @@ def test_demo_quick_runs_every_baseline(tmp_path, capsys):
     rows = pd.read_csv(tmp_path / "demo-quick.csv")
     assert {"ha", "last-value", "seasonal-naive", "dlinear", "lstm", "stid", "gwnet"} == set(rows.model)
     assert (tmp_path / "demo-quick.png").exists()
+
+
+def test_benchmark_on_own_tables_with_their_options(tmp_path, own_csv, capsys):
+    long = pd.read_csv(own_csv).melt(id_vars="time", var_name="sensor", value_name="speed")
+    long_path = tmp_path / "long.csv"
+    long.to_csv(long_path, index=False)
+    cfg = tmp_path / "b.yaml"
+    cfg.write_text(f"name: own\nmodels: [last-value, ha]\ndatasets: ['{own_csv}', '{long_path}']\n"
+                   f"tables:\n  '{long_path}': {{layout: long, node_col: sensor, value_col: speed}}\n")
+    with pytest.warns(UserWarning):
+        assert main(["benchmark", "--config", str(cfg), "--out-dir", str(tmp_path / "out")]) == 0
+    rows = pd.read_csv(tmp_path / "out" / "own.csv")
+    assert list(rows.dataset) == ["own", "own", "long", "long"] and rows.mae.notna().all()
+    assert (tmp_path / "out" / "own.png").exists()
+    cfg.write_text(f"models: [ha]\ndatasets: ['{long_path}']\ntables:\n  '{long_path}': {{nodecol: sensor}}\n")
+    assert main(["benchmark", "--config", str(cfg), "--out-dir", str(tmp_path / "out")]) == 2
+    assert "unknown options ['nodecol']" in capsys.readouterr().err

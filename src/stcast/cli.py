@@ -472,6 +472,15 @@ def cmd_benchmark(args) -> int:
         if v is not None:
             raw.setdefault("train", {})[key] = v
     raw = apply_overrides(raw, args.set)
+    from stcast.bench.runner import is_table
+
+    # table flags (--layout, --time-col, --adjacency, --null-value, ...) apply to every table path in --datasets
+    flags = {k: getattr(args, k) for k in ("layout", "time_col", "node_col", "value_col", "channel_col", "adjacency",
+                                           "null_value", "step_minutes") if getattr(args, k, None) is not None}
+    datasets = raw.get("datasets") or []
+    for d in [s.strip() for s in datasets.split(",")] if isinstance(datasets, str) else datasets:
+        if isinstance(d, str) and is_table(d) and flags:
+            raw.setdefault("tables", {}).setdefault(d, {}).update(flags)
     cfg = BenchConfig.from_dict(raw, source=args.config or "command line")
     return _run_and_report(cfg, args.out_dir, args.data_dir)
 

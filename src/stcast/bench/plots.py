@@ -16,8 +16,10 @@ def plot_report(report, path, node: int | None = None, max_points: int = 576) ->
     import matplotlib.pyplot as plt
 
     ds = report.config.datasets[0]
-    res = [r for r in report.results if r.dataset == ds and r.predictions]
     data = report.data[ds]
+    res = [r for r in report.results if r.dataset == data.meta.name and r.predictions]  # a table's name is its stem
+    if not res:
+        raise ValueError(f"no predictions of {ds} to plot")
     truth = res[0].predictions["truth"]  # (W, H, N, C)
     W, H = truth.shape[:2]
     if node is None:  # the node with the most variation: a readable curve

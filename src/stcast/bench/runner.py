@@ -44,6 +44,8 @@ class BenchConfig:
     cluster: dict | None = None  # {k, by, reduce}: aggregate every dataset to k nodes (stcast.data.transforms)
     transfer_to: str | None = None  # zero-shot: train on each dataset, evaluate on this one without updates
     variants: dict = field(default_factory=dict)  # label -> {model: name, [few_shot: f], **hyper-parameters}
+    # the user's own tables in `datasets` (CSV/Parquet paths): path -> how to read it (TABLE_OPTIONS)
+    tables: dict = field(default_factory=dict)
 
     @classmethod
     def from_yaml(cls, path) -> BenchConfig:
@@ -80,7 +82,12 @@ class BenchConfig:
             if m not in cfg.variants:
                 get_model_class(m)  # fail early on an unknown model
         for d in cfg.datasets + ([cfg.transfer_to] if cfg.transfer_to else []):
-            get_info(d)
+            if not is_table(d):
+                get_info(d)
+        for path, opts in cfg.tables.items():
+            if not isinstance(opts, dict) or set(opts) - set(TABLE_OPTIONS):
+                bad = sorted(set(opts) - set(TABLE_OPTIONS)) if isinstance(opts, dict) else opts
+                raise StcastError(f"{source}: tables.{path}: unknown options {bad}; known: {', '.join(TABLE_OPTIONS)}")
         if cfg.cluster is not None and set(cfg.cluster) - {"k", "by", "reduce", "seed"}:
             raise StcastError(f"{source}: cluster takes k, by, reduce, seed; got {sorted(cfg.cluster)}")
         return cfg
@@ -107,7 +114,7 @@ class BenchConfig:
 _FIELD_TYPES = {"models": list, "datasets": list, "task": str, "input_len": int, "horizon": int, "split": (str, list),
                 "protocol": str, "missing": str, "missing_kw": dict, "few_shot": (int, float), "steps": list,
                 "train": dict, "model_kw": dict, "model_train": dict, "plot_node": int, "name": str,
-                "cluster": dict, "transfer_to": str, "variants": dict}
+                "cluster": dict, "transfer_to": str, "variants": dict, "tables": dict}
 
 
 def _check_types(raw: dict, source: str) -> None:
@@ -129,6 +136,15 @@ def _check_types(raw: dict, source: str) -> None:
             raise StcastError(f"{source}: few_shot must be a fraction in (0, 1]; got {v}")
 
 
+TABLE_OPTIONS = ("name", "layout", "time_col", "node_col", "value_col", "channel_col", "adjacency", "null_value",
+                 "step_minutes")
+
+
+def is_table(spec: str) -> bool:
+    """A path to the user's own CSV/Parquet table rather than a registered dataset name."""
+    return Path(spec).suffix.lower() in (".csv", ".parquet", ".pq", ".gz") or Path(spec).is_file()
+
+
 @dataclass
 class BenchReport:
     config: BenchConfig
@@ -145,7 +161,12 @@ def run_benchmark(cfg: BenchConfig, data_dir=None, collect: bool = True, log=pri
     results, data = [], {}
 
     def load(name):
-        d = load_dataset(name, data_dir)
+        if is_table(name):
+            from stcast.data.loaders import load_user_table
+
+            d = load_user_table(name, **cfg.tables.get(name, {}))
+        else:
+            d = load_dataset(name, data_dir)
         if cfg.cluster is not None:
             from stcast.data.transforms import cluster_nodes
 
@@ -239,7 +260,8 @@ def write_results(report: BenchReport, out_dir, plot: bool = True) -> dict[str, 
     paths = {"csv": out_dir / f"{report.config.name}.csv", "md": out_dir / f"{report.config.name}.md"}
     _write_rows(rows, paths["csv"])
     paths["md"].write_text(markdown_table(rows, cols) + "\n")
-    if plot and any(r.predictions for r in report.results):
+    first = report.data.get(report.config.datasets[0]) if report.config.datasets else None
+    if plot and first is not None and any(r.predictions and r.dataset == first.meta.name for r in report.results):
         from stcast.bench.plots import plot_report
 
         paths["png"] = plot_report(report, out_dir / f"{report.config.name}.png")
