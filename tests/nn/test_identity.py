@@ -58,3 +58,22 @@ def test_st_link_identity_switch(los_small, identity):
     out = m(splits.train.gather(splits.train.starts[:2])).point
     assert out.shape == (2, 12, 20, 1) and torch.isfinite(out).all()
     assert (m.st_identity is not None) == (identity in ("add", "concat"))
+
+
+def test_ust_sllm_identity_switch(los_small):
+    from stcast.engine.experiment import prepare_windows
+    from stcast.models.base import build_model
+
+    splits = prepare_windows(los_small, "forecast", 12, 12)
+    kw = {"pretrained": False, "num_layers": 1, "trainable_top": 1, "groups": 8}
+    plain = build_model("ust-sllm", splits.spec, **kw)
+    ident = build_model("ust-sllm", splits.spec, identity=True, identity_dim=4, **kw)
+    assert plain.guide_identity is None and plain.token_identity is None
+    assert ident.guides["forecast"].gru.input_size == 1 + 12  # value + node, time-of-day, day-of-week (4 each)
+    batch = splits.train.gather(splits.train.starts[:2])
+    out = ident(batch).point
+    assert out.shape == (2, 12, 20, 1)
+    out.sum().backward()
+    assert ident.guide_identity.node.grad is not None and ident.token_identity.tod.weight.grad is not None
+    with pytest.raises(StcastError, match="only provides parts"):
+        ident.guide_identity(torch.zeros(1, 20, 1, 576), batch.tod_x[:1, :1], batch.dow_x[:1, :1])

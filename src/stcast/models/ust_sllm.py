@@ -39,6 +39,9 @@ Choices where the paper is silent (written down here, not hidden):
   a 288 -> 144 epoch on Los-loop measured 73 s on 2 cores (one token per step: ~5 min, estimated).
 - Attention is causal by default, as in the GPT-2 the paper adapts (`causal=False` makes it bidirectional).
 - The engine's losses are masked MAE (BasicTS convention), not the paper's MSE; eq. 15's alpha is TrainConfig.alpha.
+- `identity` (ours, off by default until the METR-LA comparison): the shared STIdentity (nn/identity.py): node +
+  time-of-day + day-of-week features join each step's input of the per-node guidance GRU, and each token's
+  calendar identity is added to the LM path at the token's scale.
 Parameters that depend on N (zero-shot transfer needs the same N, e.g. after node clustering): the grouped
 conv input, P and the k head of the bias generator, the functional graph A, and the RConv output layer.
 """
@@ -56,6 +59,7 @@ from stcast.data.transforms import daily_profiles
 from stcast.errors import StcastError
 from stcast.models.base import Prediction, ProblemSpec, STModel, register_model
 from stcast.nn.calendar import day_of_week, time_of_day
+from stcast.nn.identity import STIdentity
 
 
 class ConditionalInputScaling(nn.Module):
@@ -112,18 +116,22 @@ class ForecastGuidance(nn.Module):
     future steps, a real per-node forecast instead of per-step outputs aligned with the input steps.
     """
 
-    def __init__(self, channels: int, hidden: int, input_len: int, horizon: int, mode: str = "paper"):
+    def __init__(self, channels: int, hidden: int, input_len: int, horizon: int, mode: str = "paper",
+                 extra: int = 0):
         super().__init__()
         if mode not in ("paper", "horizon"):
             raise StcastError(f"guidance={mode!r}; use 'paper' or 'horizon'")
-        self.gru = nn.GRU(channels, hidden, batch_first=True)
+        self.gru = nn.GRU(channels + extra, hidden, batch_first=True)  # extra: identity features per step
         self.horizon, self.input_len = horizon, input_len
         self.per_step = mode == "paper" and input_len >= horizon
         self.out = nn.Linear(hidden, channels) if self.per_step else nn.Linear(hidden, horizon * channels)
 
-    def forward(self, xs):
+    def forward(self, xs, extra: torch.Tensor | None = None):
         B, L, N, C = xs.shape
-        h, _ = self.gru(xs.permute(0, 2, 1, 3).reshape(B * N, L, C))  # (B N, L, d_h)
+        seq = xs.permute(0, 2, 1, 3)  # (B, N, L, C)
+        if extra is not None:  # (B, N, L, k): node / calendar identity of each step
+            seq = torch.cat([seq, extra], -1)
+        h, _ = self.gru(seq.reshape(B * N, L, -1))  # (B N, L, d_h)
         if self.per_step:
             g = self.out(h[:, -self.horizon:])  # (B N, S, C)
         else:
@@ -223,7 +231,8 @@ class USTSLLM(STModel):
                  gru_hidden: int = 64, guidance_hidden: int = 32, bias_hidden: int = 32, causal: bool = True,
                  use_scaling: bool = True, use_ste: bool = True, use_gs: bool = True, use_ge: bool = True,
                  guidance: str = "auto", patch_len: int | None = None,
-                 backbone_config: dict | None = None, pretrained: bool = True):
+                 backbone_config: dict | None = None, pretrained: bool = True, identity: bool = False,
+                 identity_dim: int = 16):
         super().__init__(spec)
         from stcast.nn.adapt import AdaptPolicy, adapt
         from stcast.nn.backbones import load_backbone
@@ -251,13 +260,20 @@ class USTSLLM(STModel):
         else:
             self.ste = nn.Linear(N * C * patch_len, d)
         self.bias = DynamicAttentionBias(N, L, C, bias_hidden) if use_ge else None
+        # the shared identity (nn/identity.py), ours, off by default until measured: node + calendar features
+        # into the per-node guidance GRU, and the tokens' calendar identity added to the LM path at their scale
+        self.guide_identity = (STIdentity(d, N, spec.steps_per_day, identity_dim, fusion="parts")
+                               if identity and use_gs and spec.task != "impute" else None)
+        self.token_identity = (STIdentity(d, N, spec.steps_per_day, identity_dim, use_node=False)
+                               if identity else None)
+        extra = self.guide_identity.width if self.guide_identity is not None else 0
         heads, guides = {}, {}
         if spec.task in ("forecast", "multitask"):
             heads["forecast"] = RegressionHead(tokens, spec.horizon, d, N, C)
             if use_gs:
                 mode = guidance if guidance != "auto" else (
                     "paper" if spec.horizon == spec.steps_per_day else "horizon")
-                guides["forecast"] = ForecastGuidance(C, guidance_hidden, L, spec.horizon, mode)
+                guides["forecast"] = ForecastGuidance(C, guidance_hidden, L, spec.horizon, mode, extra)
         if spec.task in ("impute", "multitask"):
             heads["impute"] = RegressionHead(tokens, L, d, N, C)
             if use_gs:
@@ -294,6 +310,9 @@ class USTSLLM(STModel):
         xs = s * x  # X_s = s X_m
         P = self.patch_len
         tokens = self.ste(xs, batch.tod_x, batch.dow_x) if self.use_ste else self.ste(xs.reshape(B, L // P, -1))
+        if self.token_identity is not None:  # (B, L/P, d): each token's last step's calendar, no node axis
+            last = torch.arange(P - 1, L, P, device=x.device)
+            tokens = self.token_identity(tokens[:, None], batch.tod_x[:, last], batch.dow_x[:, last])[:, 0]
         bias = self.bias(xs) if self.bias is not None else None
         if bias is not None and P > 1:
             bias = F.avg_pool2d(bias, P)  # (B, 1, L/P, L/P)
@@ -302,7 +321,12 @@ class USTSLLM(STModel):
         for task, head in self.heads.items():
             y = head(h)  # eq. 13
             if task in self.guides:
-                g = self.guides[task](xs) if task == "forecast" else self.guides[task](xs, mask)
+                if task == "forecast":
+                    ident = (self.guide_identity.parts((B, N, L), batch.tod_x, batch.dow_x)
+                             if self.guide_identity is not None else None)
+                    g = self.guides[task](xs, ident)
+                else:
+                    g = self.guides[task](xs, mask)
                 lam = self.fusion_lambda
                 y = (1 - lam) * y + lam * g  # eq. 14
             outs[task] = y / s  # Y = s^-1 Y_out

@@ -22,7 +22,7 @@ from torch import nn
 from stcast.errors import StcastError
 from stcast.nn.calendar import day_of_week, time_of_day
 
-FUSIONS = ("add", "concat")
+FUSIONS = ("add", "concat", "parts")  # "parts": only the tables, for a model that feeds `parts()` itself
 
 
 class STIdentity(nn.Module):
@@ -41,10 +41,11 @@ class STIdentity(nn.Module):
             if t is not None:  # STID's initialisation
                 nn.init.xavier_uniform_(t if isinstance(t, nn.Parameter) else t.weight)
         width = dim * (use_node + use_tod + use_dow)
+        self.width = width
         if fusion == "add":
             self.proj = nn.Linear(width, d)
             self.gain = nn.Parameter(torch.ones(()))
-        else:
+        elif fusion == "concat":
             self.fuse = nn.Linear(d + width, d)
 
     def parts(self, shape: tuple[int, int, int], tod: torch.Tensor, dow: torch.Tensor,
@@ -65,6 +66,8 @@ class STIdentity(nn.Module):
     def forward(self, tokens: torch.Tensor, tod: torch.Tensor, dow: torch.Tensor,
                 node_index: torch.Tensor | None = None) -> torch.Tensor:
         """tokens (B, N, P, d); tod, dow (B, P) of each token's time -> (B, N, P, d)."""
+        if self.fusion == "parts":
+            raise StcastError("an identity built with fusion='parts' only provides parts(); call that")
         e = self.parts(tokens.shape[:3], tod, dow, node_index)
         if self.fusion == "concat":
             return self.fuse(torch.cat([tokens, e], -1))
