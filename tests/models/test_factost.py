@@ -162,6 +162,27 @@ def test_sta_model_switches_prompts_and_full_weight_transfer(fc, ckpt):
         build_model("factost", fc.spec, checkpoint=str(ckpt), memory_fraction=1.5)
 
 
+def test_matched_identity_scale_brings_i_st_to_the_token_scale(fc, ckpt):
+    b = fc.train.gather(fc.train.starts[:2])
+    ratios = {}
+    for scale in ("paper", "matched"):
+        torch.manual_seed(0)
+        m = build_model("factost", fc.spec, checkpoint=str(ckpt), use_dspa=False, identity_scale=scale).eval()
+        seen = []
+        m.backbone.stack.layers[0].register_forward_hook(lambda mod, a, o, seen=seen: seen.append(a[0]))
+        with torch.no_grad():
+            m(b)
+            m.stmf = None  # the same backbone tokens without I_st
+            m(b)
+        fused, z = seen
+        rms = lambda t: t[:, 0].pow(2).mean(-1).sqrt()  # noqa: E731  (first context patch)
+        ratios[scale] = float((rms(fused - z) / rms(z)).mean())
+    assert abs(ratios["matched"] - 1.0) < 1e-3  # I_st enters at the token's own scale (gain 1)
+    assert abs(ratios["paper"] - 1.0) > 0.05  # as eq. 8 adds it: another scale
+    with pytest.raises(StcastError, match="identity_scale='loud'"):
+        build_model("factost", fc.spec, checkpoint=str(ckpt), identity_scale="loud")
+
+
 def test_frozen_backbone_keeps_its_weights_while_the_adapter_trains(fc, ckpt):
     torch.manual_seed(0)
     m = build_model("factost", fc.spec, checkpoint=str(ckpt), freeze_backbone=True)

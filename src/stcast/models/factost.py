@@ -13,6 +13,8 @@ transfer"); STMF (eq. 7), STF (eq. 8), DSPA (eqs. 9-10) and CMR (eq. 11, `replay
 switches. L1 on the median for point benchmarks (the engine's loss), pinball with TrainConfig.loss="pinball".
 
 Choices where the paper is silent (written down, not hidden):
+- `identity_scale` (ours, a switch until the METR-LA comparison): "paper" adds I_st as W_meta outputs it (eq. 8);
+  "matched" rescales it per token to the RMS of the backbone token it joins, times a learnable gain from 1.
 - Blocks: our Llama-style block (pre-RMSNorm, SwiGLU FFN of width d_ff, bidirectional) with the attention
   gate of eq. 5 (sigmoid(x W_g + b_g) on the attention output); no dropout (CPU budgets are short).
 - A patch token is W_proj [values (16) || observed indicator (16)]: the indicator tells a masked or padded
@@ -299,7 +301,8 @@ class FactoST(STModel):
                  variant: str = "tiny", use_stmf: bool = True, use_stf: bool = True, use_dspa: bool = True,
                  use_cmr: bool = True, memory_fraction: float = 0.2, replace_ratio: float = 0.3,
                  prompt_tokens: int = 3, prompt_rank: int = 4, meta_dim: int = 32, prototypes: int = 8,
-                 max_lag: int = 3, freeze_backbone: bool = False, step_minutes: int | None = None):
+                 max_lag: int = 3, freeze_backbone: bool = False, step_minutes: int | None = None,
+                 identity_scale: str = "paper"):
         super().__init__(spec)
         if pretrained:
             self.backbone = UTPBackbone.load(checkpoint or SHIPPED_CHECKPOINT)
@@ -316,6 +319,11 @@ class FactoST(STModel):
             raise StcastError(f"CMR needs 0 < memory_fraction < 1 and 0 <= replace_ratio < 1; got "
                               f"{memory_fraction}, {replace_ratio}")
         self.replay = (memory_fraction, replace_ratio) if use_cmr else None  # read by the Trainer (eq. 11)
+        if identity_scale not in ("paper", "matched"):
+            raise StcastError(f"identity_scale={identity_scale!r}; use 'paper' or 'matched'")
+        # "matched" (ours, a switch until measured): I_st is rescaled per token to the RMS of the backbone token
+        # it joins, times a learnable gain from 1 (the paper's eq. 8 adds it as it comes out of W_meta)
+        self.identity_gain = nn.Parameter(torch.ones(())) if identity_scale == "matched" and use_stmf else None
         self.quantile_levels = self.backbone.cfg.quantiles
         self.rolling = spec.horizon > self.backbone.cfg.max_horizon
         if self.rolling and (self.stmf is not None or self.dspa is not None):
@@ -355,7 +363,13 @@ class FactoST(STModel):
                 ist = self.stf(ist, en, et)
             ist = ist.unsqueeze(2).expand(B, N, C, -1, -1).reshape(B * N * C, p_ctx + p_fut, -1)
             zero = ist.new_zeros(ist.shape[0], 1, ist.shape[-1])  # the register gets no identifier
-            z = z + torch.cat([ist[:, :p_ctx], zero, ist[:, p_ctx:]], 1)  # H_fused = Z + I_st
+            ist = torch.cat([ist[:, :p_ctx], zero, ist[:, p_ctx:]], 1)
+            if self.identity_gain is not None:
+                with torch.no_grad():
+                    ratio = z.pow(2).mean(-1, keepdim=True).sqrt() / ist.pow(2).mean(-1, keepdim=True).sqrt().clamp(
+                        min=1e-6)
+                ist = self.identity_gain * ist * ratio
+            z = z + ist  # H_fused = Z + I_st (eq. 8)
         k = 0
         if self.dspa is not None:
             z = self.dspa(z)
