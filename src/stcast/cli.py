@@ -514,7 +514,8 @@ def cmd_demo(args) -> int:
 def cmd_pretrain(args) -> int:
     from stcast.pretrain.utp import UTPRun, pretrain
 
-    model = {"variant": args.variant, "max_context": args.context, "max_horizon": args.horizon,
+    model = {"variant": args.variant, "max_context": args.context, "min_context": args.min_context,
+             "max_horizon": args.horizon,
              "use_prope": not args.no_prope, "use_gate": not args.no_gate}
     run = UTPRun(out=args.out, steps=args.steps, minutes=args.minutes, batch_size=args.batch_size, lr=args.lr,
                  seed=args.seed, num_synthetic=args.synthetic, random_mask=not args.no_random_mask,
@@ -633,6 +634,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=non_negative_int, default=0)
     sp.add_argument("--variant", default="tiny", help="minuscule, tiny, small, base (Table VI)")
     sp.add_argument("--context", type=positive_int, default=256, help="L_max in steps")
+    sp.add_argument("--min-context", type=positive_int, default=32,
+                    help="L_min in steps: the shortest context pretraining shows (12 for 12-step downstream inputs)")
     sp.add_argument("--horizon", type=positive_int, default=96, help="H_max in steps")
     sp.add_argument("--synthetic", type=non_negative_int, default=1000, help="KernelSynth series in the corpus")
     sp.add_argument("--resume", action="store_true", help="continue from <out>.state.pt")
