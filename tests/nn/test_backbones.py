@@ -53,6 +53,10 @@ def test_truncation_keeps_the_first_layers(smollm2):
         assert torch.equal(p, smollm2.stack.layers.get_parameter(name))
     with pytest.raises(StcastError, match="has 30 layers"):
         load_backbone("smollm2-135m", num_layers=31)
+    removed = load_backbone("smollm2-135m", num_layers=0)  # the language model removed: no block at all
+    assert len(removed.stack.layers) == 0 and removed.hidden_size == 576
+    with pytest.raises(StcastError, match="num_layers=-1"):
+        load_backbone("smollm2-135m", num_layers=-1)
 
 
 def test_minilm_matches_transformers_and_embeds_meaning():

@@ -86,9 +86,10 @@ def spec_from_config(cfg: dict, num_layers: int | None = None) -> BlockSpec:
                     act="gelu", bias=True, final_norm=mt == "vilt")
     else:
         raise StcastError(f"backbone architecture {mt!r} is not supported; stcast loads llama, gpt2, bert and vilt")
-    if num_layers is not None and not 1 <= num_layers <= total:
-        raise StcastError(f"num_layers={num_layers}, but this backbone has {total} layers")
-    return BlockSpec(num_layers=num_layers or total, **spec)
+    # 0 keeps the interface (width, final norm) with no block: the language model removed (Tan et al., 2024)
+    if num_layers is not None and not 0 <= num_layers <= total:
+        raise StcastError(f"num_layers={num_layers}, but this backbone has {total} layers (0 removes them all)")
+    return BlockSpec(num_layers=total if num_layers is None else num_layers, **spec)
 
 
 # ------------------------------------------------------------------------- HF names -> our names
