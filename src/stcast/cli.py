@@ -284,6 +284,7 @@ def cmd_evaluate(args) -> int:
 
     from stcast.engine.checkpoint import load_model
     from stcast.engine.experiment import prepare_windows
+    from stcast.engine.tasks import Task
     from stcast.engine.trainer import evaluate
     from stcast.metrics import nothing_scored
 
@@ -307,7 +308,7 @@ def cmd_evaluate(args) -> int:
     test.scaler = scaler  # the model's own scaler, fitted on its training data
     model.fit_statistics(splits.train) if not any(p.requires_grad for p in model.parameters()) else None
     model.attach(data, scaler)
-    m = evaluate(model, test, 64, "cpu", task="impute" if info["task"] == "impute" else "forecast")
+    m = evaluate(model, test, 64, "cpu", task=Task.parse(info["task"]).scored.value)
     from stcast.bench.runner import format_table, table_columns
 
     row = {"model": info["model"], "dataset": data.meta.name, **m}

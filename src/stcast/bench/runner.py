@@ -16,6 +16,7 @@ import yaml
 
 from stcast.data.registry import get_info, load_dataset
 from stcast.engine.experiment import Experiment, ExperimentResult
+from stcast.engine.tasks import Task
 from stcast.engine.trainer import TrainConfig
 from stcast.errors import StcastError
 from stcast.models.base import get_model_class
@@ -179,7 +180,7 @@ def run_benchmark(cfg: BenchConfig, data_dir=None, collect: bool = True, log=pri
         data[ds] = d
         for m in cfg.models:
             cls = get_model_class(cfg.base_model(m))
-            task = "impute" if cfg.task == "impute" else "forecast"
+            task = Task.parse(cfg.task).scored.value
             if task not in cls.tasks:
                 log(f"  skip {m}: it does not support {task}")
                 continue

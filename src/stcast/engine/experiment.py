@@ -13,6 +13,7 @@ from stcast.data.core import SpatioTemporalData
 from stcast.data.missing import aqi36_labels, aqi36_split, make_missing
 from stcast.data.registry import load_dataset
 from stcast.data.windows import StandardScaler, WindowSet, few_shot, split_starts
+from stcast.engine.tasks import Task
 from stcast.engine.trainer import TrainConfig, Trainer, evaluate, seed_everything
 from stcast.errors import StcastError
 from stcast.models.base import ProblemSpec, build_model
@@ -33,13 +34,12 @@ def prepare_windows(data: SpatioTemporalData, task: str = "forecast", input_len:
                     quantiles=()) -> Splits:
     """Windows for train/val/test. Imputation windows have length `input_len` and hide entries with the
     chosen pattern (seeded); protocol='aqi36' uses the GRIN split and scores the simulated failures."""
-    if task not in ("forecast", "impute", "multitask"):
-        raise StcastError(f"unknown task {task!r}; use forecast, impute or multitask")
+    task = Task.parse(task)
     checks = [("input_len", input_len)] + ([("horizon", horizon)] if task != "impute" else [])  # impute: H = L
     for name, v in checks:
         if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
             raise StcastError(f"{name} must be an integer >= 1; got {v!r}")
-    window_task = "impute" if task == "impute" else "forecast"
+    window_task = task.scored.value
     if window_task == "impute":
         horizon_eff = 0
     else:
@@ -58,14 +58,14 @@ def prepare_windows(data: SpatioTemporalData, task: str = "forecast", input_len:
         starts["train"] = few_shot(starts["train"], few_shot_fraction)
     scaler = StandardScaler().fit(data, steps=fit_steps)
     warn_unobserved_nodes(data, fit_steps)
-    hide = make_missing(missing, **(missing_kw or {})) if task in ("impute", "multitask") else None
+    hide = make_missing(missing, **(missing_kw or {})) if task.hides_inputs else None
     sets = {k: WindowSet(data, v, input_len, horizon, scaler, window_task, hide=hide,
                          protocol_eval=(protocol == "aqi36" and k == "test" and window_task == "impute"),
                          fit_steps=fit_steps)
             for k, v in starts.items()}
     spec = ProblemSpec(num_nodes=data.num_nodes, num_channels=data.num_channels, input_len=input_len,
                        horizon=input_len if window_task == "impute" else horizon,
-                       steps_per_day=data.meta.steps_per_day, task=task, quantiles=tuple(quantiles),
+                       steps_per_day=data.meta.steps_per_day, task=task.value, quantiles=tuple(quantiles),
                        adjacency=data.adjacency)
     return Splits(sets["train"], sets["val"], sets["test"], scaler, spec)
 
@@ -148,7 +148,7 @@ class Experiment:
         t0 = time.time()
         trainer.fit(self.splits.train, self.splits.val)
         train_s = time.time() - t0
-        eval_task = "impute" if self.task == "impute" else "forecast"
+        eval_task = Task.parse(self.task).scored.value
         t1 = time.time()
         metrics = evaluate(model, self.splits.test, self.train_cfg.eval_batch_size, trainer.device, task=eval_task,
                            steps=steps, collect=collect)
@@ -185,7 +185,7 @@ class Experiment:
         tgt = prepare_windows(target, self.task, self.input_len, self.horizon, self.split)
         model = self.model
         model.attach(target, tgt.scaler)
-        eval_task = "impute" if self.task == "impute" else "forecast"
+        eval_task = Task.parse(self.task).scored.value
         t1 = time.time()
         metrics = evaluate(model, tgt.test, self.train_cfg.eval_batch_size, self.train_cfg.device, task=eval_task,
                            steps=steps)

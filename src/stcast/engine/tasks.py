@@ -6,6 +6,8 @@ model's quantiles with loss="pinball"), plus any auxiliary losses the model retu
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 import torch
 
 from stcast.data.windows import Batch
@@ -13,7 +15,32 @@ from stcast.errors import StcastError
 from stcast.metrics import masked_mae, pinball_loss, valid_mask
 from stcast.models.base import Prediction
 
-TASKS = ("forecast", "impute", "multitask")
+
+class Task(StrEnum):
+    """What a model is trained for. A str enum: `Task.FORECAST == "forecast"`, so configs and files keep strings."""
+
+    FORECAST = "forecast"
+    IMPUTE = "impute"
+    MULTITASK = "multitask"  # U-STS-LLM eq. 15: forecast + impute hidden inputs, one weighted loss
+
+    @classmethod
+    def parse(cls, value) -> Task:
+        try:
+            return cls(value)
+        except ValueError:
+            raise StcastError(f"unknown task {value!r}; use one of {', '.join(t.value for t in cls)}") from None
+
+    @property
+    def scored(self) -> Task:
+        """What metrics and windows score: the hidden entries for imputation, the future otherwise."""
+        return Task.IMPUTE if self is Task.IMPUTE else Task.FORECAST
+
+    @property
+    def hides_inputs(self) -> bool:
+        """Whether training windows hide input entries (a missingness pattern)."""
+        return self is not Task.FORECAST
+
+
 
 
 def target_and_mask(batch: Batch, task: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -31,11 +58,10 @@ def quantiles_in_units(pred: Prediction, scaler) -> torch.Tensor:
 
 def task_loss(pred: Prediction, batch: Batch, scaler, task: str, alpha: float = 0.5,
               loss: str = "mae") -> torch.Tensor:
-    if task not in TASKS:
-        raise StcastError(f"unknown task {task!r}; use one of {TASKS}")
+    task = Task.parse(task)
     if loss not in ("mae", "pinball"):
         raise StcastError(f"unknown loss {loss!r}; use 'mae' or 'pinball'")
-    y, mask = target_and_mask(batch, "impute" if task == "impute" else "forecast")
+    y, mask = target_and_mask(batch, task.scored)
     if pred.node_index is not None:  # a model trained on a node subset this step: score those nodes only
         y, mask = y[:, :, pred.node_index], mask[:, :, pred.node_index]
     if loss == "pinball":

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from stcast.data.windows import WindowSet
-from stcast.engine.tasks import quantiles_in_units, target_and_mask, task_loss
+from stcast.engine.tasks import Task, quantiles_in_units, target_and_mask, task_loss
 from stcast.errors import StcastError
 from stcast.metrics import MetricAccumulator, ProbabilisticAccumulator
 from stcast.models.base import STModel
@@ -346,7 +346,7 @@ def evaluate(model: STModel, windows: WindowSet, batch_size: int = 64, device="c
              steps=(3, 6, 12), collect: bool = False):
     """Metrics in original units over a split. With `collect`, also returns the predictions (B, H, N, C)."""
     model.eval()
-    score_task = "impute" if task == "impute" else "forecast"
+    score_task = Task.parse(task).scored.value
     out_len = windows.input_len if score_task == "impute" else windows.horizon
     acc = MetricAccumulator(out_len)
     prob = ProbabilisticAccumulator()
