@@ -363,10 +363,8 @@ def _write_table(df, out: str) -> None:
 
 
 def cmd_forecast(args) -> int:
-    import pandas as pd
-
-    from stcast.data.windows import inference_batch
     from stcast.engine.checkpoint import load_model
+    from stcast.engine.inference import forecast_frame
 
     check_table_out(args.out)
     model, scaler, info = load_model(args.model_file)
@@ -374,26 +372,11 @@ def cmd_forecast(args) -> int:
         raise StcastError(f"{args.model_file} was trained for {info['task']}, not forecasting")
     data = resolve_dataset(args.dataset or info["protocol"].get("source") or info["dataset"], args)
     _check_nodes(model, data, info)
-    model.attach(data, scaler)
-    spec = model.spec
-    end = args.end if args.end is not None else data.num_steps
-    batch = inference_batch(data, spec.input_len, spec.horizon, scaler, end=end)
-    with torch.no_grad():
-        pred = model(batch)
-    point = scaler.inverse(pred.point)[0].numpy()  # (H, N, C)
-    H, N, C = point.shape
-    times = (data.timestamps[end:end + H] if end + H <= data.num_steps else
-             np.concatenate([data.timestamps[end:], data.future_timestamps(H - (data.num_steps - end))]))
-    nodes = data.node_ids or [str(i) for i in range(N)]
-    df = pd.DataFrame({"timestamp": np.repeat(times, N * C), "node": np.tile(np.repeat(nodes, C), H),
-                       "channel": np.tile(list(data.meta.channels), H * N),
-                       "step": np.repeat(np.arange(1, H + 1), N * C), "forecast": point.reshape(-1)})
-    if pred.quantiles is not None:
-        q = scaler.inverse(pred.quantiles)[0].numpy().reshape(H * N * C, -1)
-        for j, level in enumerate(spec.quantiles):
-            df[f"q{level:g}"] = q[:, j]
+    df = forecast_frame(model, scaler, data, end=args.end)
+    H, N, C = model.spec.horizon, data.num_nodes, data.num_channels
+    times = df["timestamp"].iloc[[0, -1]].to_numpy()
     _write_table(df, args.out)
-    print(f"{H} steps x {N} nodes x {C} channels written to {args.out} "
+    print(f"{len(df)} rows ({H} steps x {N} nodes x {C} channels) written to {args.out} "
           f"({str(times[0])[:16]} .. {str(times[-1])[:16]})")
     return 0
 
@@ -401,8 +384,9 @@ def cmd_forecast(args) -> int:
 def cmd_impute(args) -> int:
     import pandas as pd
 
-    from stcast.data.windows import Batch, StandardScaler
+    from stcast.data.windows import StandardScaler
     from stcast.engine.checkpoint import load_model
+    from stcast.engine.inference import impute_array
     from stcast.models.base import ProblemSpec, build_model
 
     check_table_out(args.out)
@@ -423,28 +407,7 @@ def cmd_impute(args) -> int:
         model = build_model(args.method, spec)
         model.fit_statistics(WindowSet(data, np.arange(0, data.num_steps - L + 1, L), L, 0, scaler, "impute",
                                        hide=lambda m, g: torch.zeros_like(m)))
-    model.attach(data, scaler)
-    L = model.spec.input_len
-    T = data.num_steps
-    if T < L:
-        raise StcastError(f"{data.meta.name} has {T} steps, fewer than the model's window of {L}")
-    starts = np.unique(np.append(np.arange(0, T - L + 1, L), T - L))  # cover every step, the tail too
-    filled = np.array(data.values[:], dtype=np.float32, copy=True)
-    observed = data.observed()
-    tod, dow = data.calendar()
-    with torch.no_grad():
-        for i in range(0, len(starts), args.batch_size):  # batched windows, not per-sample
-            s = starts[i:i + args.batch_size]
-            idx = s[:, None] + np.arange(L)
-            raw = torch.from_numpy(np.asarray(data.values[idx], dtype=np.float32))
-            mask = torch.from_numpy(observed[idx])
-            x = torch.where(mask, scaler.transform(raw), torch.zeros(()))
-            t = torch.from_numpy
-            b = Batch(x=x, x_mask=mask, y=raw, y_mask=mask, tod_x=t(tod[idx]), dow_x=t(dow[idx]), tod_y=t(tod[idx]),
-                      dow_y=t(dow[idx]), start=t(s), node_ids=torch.arange(data.num_nodes), eval_mask=~mask)
-            out = scaler.inverse(model(b).point).numpy()
-            fill = np.where(observed[idx], filled[idx], out)
-            filled[idx] = fill
+    filled, observed = impute_array(model, scaler, data, args.batch_size)
     n_filled = int((~observed).sum())
     nodes = data.node_ids or [str(i) for i in range(data.num_nodes)]
     if data.num_channels == 1:

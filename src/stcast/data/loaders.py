@@ -326,6 +326,20 @@ def load_user_table(path, name: str | None = None, layout: str = "auto", time_co
             raise StcastError(f"{path} has no rows")
     else:
         df = _read_csv(path)
+    return frame_to_data(df, name, layout=layout, time_col=time_col, node_col=node_col, value_col=value_col,
+                         channel_col=channel_col, adjacency=adjacency, null_value=null_value,
+                         step_minutes=step_minutes, source=str(path))
+
+
+def frame_to_data(df: pd.DataFrame, name: str, layout: str = "auto", time_col: str | None = None,
+                  node_col: str = "node", value_col: str = "value", channel_col: str = "channel", adjacency=None,
+                  null_value: float | None = None, step_minutes: int | None = None,
+                  source: str | None = None) -> SpatioTemporalData:
+    """A DataFrame (wide or long, as `load_user_table` reads it) as a dataset; `adjacency` is a path or an
+    (N, N) array. The same checks and messages as for a file."""
+    path = source or "the table"
+    if not isinstance(df, pd.DataFrame) or df.empty:
+        raise StcastError(f"{path} has no rows")
     time_col = time_col or df.columns[0]
     if time_col not in df.columns:
         raise StcastError(f"{path}: no time column {time_col!r}; columns are {list(df.columns)[:10]}")
@@ -396,7 +410,16 @@ def load_user_table(path, name: str | None = None, layout: str = "auto", time_co
     step_min = int(step / pd.Timedelta(minutes=1))
     meta = DatasetMeta(name, step_min, max(1, 1440 // step_min), tuple(map(str, channels)), "",
                        null_value=null_value)
-    adj = load_adjacency_file(adjacency, len(nodes), name) if adjacency is not None else None
+    if adjacency is None:
+        adj = None
+    elif isinstance(adjacency, str | Path):
+        adj = load_adjacency_file(adjacency, len(nodes), name)
+    else:
+        try:
+            arr = np.asarray(adjacency, dtype=np.float32)
+        except (TypeError, ValueError) as e:
+            raise StcastError(f"adjacency for {name} is not a numeric matrix ({e})") from e
+        adj = check_adjacency(arr, len(nodes), name)
     data = SpatioTemporalData.from_array(values, full.to_numpy("datetime64[ns]"), meta,
                                          node_ids=[str(n) for n in nodes], adjacency=adj)
     data.extra["gaps"] = full.difference(table.dropna(how="all").index).size if len(gaps) else 0

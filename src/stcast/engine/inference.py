@@ -1,0 +1,75 @@
+"""Deployment inference shared by the CLI and the DataFrame API: the next H steps after a window, and every
+missing entry of a series filled. Batched windows, never a per-sample loop."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from stcast.data.core import SpatioTemporalData
+from stcast.data.windows import Batch, StandardScaler, inference_batch
+from stcast.errors import StcastError
+from stcast.models.base import STModel
+
+
+@torch.no_grad()
+def forecast_frame(model: STModel, scaler: StandardScaler, data: SpatioTemporalData, end: int | None = None,
+                   ends: np.ndarray | None = None) -> pd.DataFrame:
+    """Long frame (timestamp, node, channel, step, forecast[, q<level>...]) of the H steps after the window
+    ending at `end` (exclusive; default the end of the data). With `ends`, one forecast per window end (rolling
+    origins), with a `cutoff` column: the last timestamp the model saw."""
+    model.eval()
+    model.attach(data, scaler)
+    spec = model.spec
+    rolling = ends is not None
+    ends = np.asarray([data.num_steps if end is None else end] if ends is None else ends, dtype=np.int64)
+    frames = []
+    for e in ends:
+        batch = inference_batch(data, spec.input_len, spec.horizon, scaler, end=int(e))
+        pred = model(batch)
+        point = scaler.inverse(pred.point)[0].numpy()  # (H, N, C)
+        H, N, C = point.shape
+        future = H - max(0, data.num_steps - int(e))
+        times = (data.timestamps[e:e + H] if future <= 0 else
+                 np.concatenate([data.timestamps[e:], data.future_timestamps(future)]))
+        nodes = data.node_ids or [str(i) for i in range(N)]
+        df = pd.DataFrame({"timestamp": np.repeat(times, N * C), "node": np.tile(np.repeat(nodes, C), H),
+                           "channel": np.tile(list(data.meta.channels), H * N),
+                           "step": np.repeat(np.arange(1, H + 1), N * C), "forecast": point.reshape(-1)})
+        if pred.quantiles is not None and pred.levels is not None:
+            q = scaler.inverse(pred.quantiles.movedim(-1, 0)).movedim(0, -1)[0].numpy().reshape(H * N * C, -1)
+            for j, level in enumerate(pred.levels):
+                df[f"q{level:g}"] = q[:, j]
+        if rolling:
+            df.insert(0, "cutoff", data.timestamps[int(e) - 1])
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True)
+
+
+@torch.no_grad()
+def impute_array(model: STModel, scaler: StandardScaler, data: SpatioTemporalData,
+                 batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """(filled values (T, N, C), observed mask): every missing entry filled by the model, observed ones kept.
+    Windows of the model's length tile the series (the tail too), in batches."""
+    model.eval()
+    model.attach(data, scaler)
+    L, T = model.spec.input_len, data.num_steps
+    if T < L:
+        raise StcastError(f"{data.meta.name} has {T} steps, fewer than the model's window of {L}")
+    starts = np.unique(np.append(np.arange(0, T - L + 1, L), T - L))  # cover every step, the tail too
+    filled = np.array(data.values[:], dtype=np.float32, copy=True)
+    observed = data.observed()
+    tod, dow = data.calendar()
+    t = torch.from_numpy
+    for i in range(0, len(starts), batch_size):
+        s = starts[i:i + batch_size]
+        idx = s[:, None] + np.arange(L)
+        raw = t(np.asarray(data.values[idx], dtype=np.float32))
+        mask = t(observed[idx])
+        x = torch.where(mask, scaler.transform(raw), torch.zeros(()))
+        b = Batch(x=x, x_mask=mask, y=raw, y_mask=mask, tod_x=t(tod[idx]), dow_x=t(dow[idx]), tod_y=t(tod[idx]),
+                  dow_y=t(dow[idx]), start=t(s), node_ids=torch.arange(data.num_nodes), eval_mask=~mask)
+        out = scaler.inverse(model(b).point).numpy()
+        filled[idx] = np.where(observed[idx], filled[idx], out)
+    return filled, observed
