@@ -114,7 +114,8 @@ class Forecaster(_FrameModel):
         return self
 
     def predict(self, df: pd.DataFrame | None = None) -> pd.DataFrame:
-        """The `horizon` steps after the end of `df` (default: the fitted frame): unique_id, ds, <model>[, <model>-q<level>]."""
+        """The `horizon` steps after the end of `df` (default: the fitted frame): unique_id, ds, <model>
+        [, <model>-q<level> for models that predict quantiles]."""
         self._fitted()
         data = self.data_ if df is None else self._data(df)
         return self._long(_forecast(self, data, None))
