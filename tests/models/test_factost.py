@@ -183,6 +183,23 @@ def test_matched_identity_scale_brings_i_st_to_the_token_scale(fc, ckpt):
         build_model("factost", fc.spec, checkpoint=str(ckpt), identity_scale="loud")
 
 
+def test_node_sampling_adapts_on_a_subset_and_scores_only_it(fc, ckpt):
+    from stcast.engine.tasks import task_loss
+
+    m = build_model("factost", fc.spec, checkpoint=str(ckpt), node_sample=4)
+    b = fc.train.gather(fc.train.starts[:2])
+    m.train()
+    pred = m(b)
+    assert pred.point.shape == (2, 12, 4, 1) and pred.quantiles.shape[2] == 4 and pred.node_index.shape == (4,)
+    loss = task_loss(pred, b, fc.scaler, "forecast", loss="pinball")
+    others = torch.ones(20, dtype=torch.bool)
+    others[pred.node_index] = False
+    b.y[:, :, others] += 100.0
+    assert torch.allclose(loss, task_loss(pred, b, fc.scaler, "forecast", loss="pinball"))
+    m.eval()
+    assert m(b).point.shape == (2, 12, 20, 1)
+
+
 def test_frozen_backbone_keeps_its_weights_while_the_adapter_trains(fc, ckpt):
     torch.manual_seed(0)
     m = build_model("factost", fc.spec, checkpoint=str(ckpt), freeze_backbone=True)

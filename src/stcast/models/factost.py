@@ -13,6 +13,8 @@ transfer"); STMF (eq. 7), STF (eq. 8), DSPA (eqs. 9-10) and CMR (eq. 11, `replay
 switches. L1 on the median for point benchmarks (the engine's loss), pinball with TrainConfig.loss="pinball".
 
 Choices where the paper is silent (written down, not hidden):
+- `node_sample` K (ours, token reduction for CPU): a full METR-LA pass costs ~2 h at batch 32 because every
+  batch is B x N x C sequences; with K nodes per training step it is B x K x C (benchmarks/llm_pass_cost.py).
 - `identity_scale` (ours, a switch until the METR-LA comparison): "paper" adds I_st as W_meta outputs it (eq. 8);
   "matched" rescales it per token to the RMS of the backbone token it joins, times a learnable gain from 1.
 - Blocks: our Llama-style block (pre-RMSNorm, SwiGLU FFN of width d_ff, bidirectional) with the attention
@@ -237,10 +239,11 @@ class STMF(nn.Module):
         self.w_meta = nn.Linear(4 * dim, d)
         self.dim = dim
 
-    def forward(self, moh, tod, dow, num_nodes: int):
-        """Calendar indices (B, P) -> I_st, E_n, E_t, each (B, N, P, d)."""
+    def forward(self, moh, tod, dow, num_nodes: int, node_index: torch.Tensor | None = None):
+        """Calendar indices (B, P) -> I_st, E_n, E_t, each (B, N, P, d); `node_index` picks a node subset."""
         w = self.w_meta.weight  # (d, 4 dim)
-        en = self.node.weight @ w[:, :self.dim].t()  # (N, d): the spatial slice of W_meta applied to E_n
+        nodes = self.node.weight if node_index is None else self.node.weight[node_index]
+        en = nodes @ w[:, :self.dim].t()  # (N, d): the spatial slice of W_meta applied to E_n
         cal = torch.cat([b(i) for b, i in zip(self.banks, (moh, tod, dow))], -1)  # (B, P, 3 dim)
         et = cal @ w[:, self.dim:].t() + self.w_meta.bias  # (B, P, d)
         B, P = moh.shape
@@ -302,7 +305,7 @@ class FactoST(STModel):
                  use_cmr: bool = True, memory_fraction: float = 0.2, replace_ratio: float = 0.3,
                  prompt_tokens: int = 3, prompt_rank: int = 4, meta_dim: int = 32, prototypes: int = 8,
                  max_lag: int = 3, freeze_backbone: bool = False, step_minutes: int | None = None,
-                 identity_scale: str = "paper"):
+                 identity_scale: str = "paper", node_sample: int | None = None):
         super().__init__(spec)
         if pretrained:
             self.backbone = UTPBackbone.load(checkpoint or SHIPPED_CHECKPOINT)
@@ -319,6 +322,11 @@ class FactoST(STModel):
             raise StcastError(f"CMR needs 0 < memory_fraction < 1 and 0 <= replace_ratio < 1; got "
                               f"{memory_fraction}, {replace_ratio}")
         self.replay = (memory_fraction, replace_ratio) if use_cmr else None  # read by the Trainer (eq. 11)
+        if node_sample is not None and node_sample < 1:
+            raise StcastError(f"node_sample={node_sample} must be >= 1 (nodes per training step), or null for all")
+        # token reduction (ours): each training step adapts on K random nodes' series (B K C sequences, not
+        # B N C); node embeddings stay per node, the loss reads the same nodes; inference sees every node
+        self.node_sample = node_sample
         if identity_scale not in ("paper", "matched"):
             raise StcastError(f"identity_scale={identity_scale!r}; use 'paper' or 'matched'")
         # "matched" (ours, a switch until measured): I_st is rescaled per token to the RMS of the backbone token
@@ -341,13 +349,18 @@ class FactoST(STModel):
         self.check_window(x)
         B, L, N, C = x.shape
         s = self.spec
+        node_index = None
+        if self.training and self.node_sample is not None and self.node_sample < N:
+            node_index = torch.randperm(N, device=x.device)[:self.node_sample].sort().values
+            x, mask, N = x[:, :, node_index], mask[:, :, node_index], self.node_sample
         bb, pl = self.backbone, self.backbone.cfg.patch_len
         H = s.horizon
         series = x.permute(0, 2, 3, 1).reshape(B * N * C, L)
         smask = mask.permute(0, 2, 3, 1).reshape(B * N * C, L)
         if self.rolling:  # zero-shot beyond H_max: the backbone's own rolling forecast
             q = bb.forecast(series, H, smask).view(B, N, C, H, -1).permute(0, 3, 1, 2, 4)
-            return Prediction(q[..., bb.median_index], quantiles=q, levels=self.quantile_levels)
+            return Prediction(q[..., bb.median_index], quantiles=q, levels=self.quantile_levels,
+                              node_index=node_index)
         xn, mean, std = instance_norm(series, smask)
         p_ctx, p_fut = math.ceil(L / pl), math.ceil(H / pl)
         z = bb.tokens(xn, smask, p_fut)  # Z: (BNC, P_ctx + 1 + P_fut, d)
@@ -358,7 +371,7 @@ class FactoST(STModel):
             dow_all = torch.cat([batch.dow_x, batch.dow_y], 1)
             fut_last = (L + torch.arange(p_fut, device=x.device) * pl + pl - 1).clamp(max=L + H - 1)
             idx = torch.cat([ctx_last.clamp(min=0), fut_last])
-            ist, en, et = self.stmf(*self._calendar(tod_all, dow_all, idx), N)  # (B, N, P, d)
+            ist, en, et = self.stmf(*self._calendar(tod_all, dow_all, idx), N, node_index)  # (B, N, P, d)
             if self.stf is not None:
                 ist = self.stf(ist, en, et)
             ist = ist.unsqueeze(2).expand(B, N, C, -1, -1).reshape(B * N * C, p_ctx + p_fut, -1)
@@ -380,4 +393,4 @@ class FactoST(STModel):
         if not self.training:
             q = q.sort(-1).values
         q = q.view(B, N, C, H, -1).permute(0, 3, 1, 2, 4)  # (B, H, N, C, Q)
-        return Prediction(q[..., bb.median_index], quantiles=q, levels=self.quantile_levels)
+        return Prediction(q[..., bb.median_index], quantiles=q, levels=self.quantile_levels, node_index=node_index)
