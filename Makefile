@@ -14,4 +14,4 @@ test-fast: setup
 	.venv/bin/python -m pytest -m "not slow"
 
 lint: setup
-	.venv/bin/ruff check src tests
+	.venv/bin/ruff check src tests scripts benchmarks
