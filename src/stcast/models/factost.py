@@ -46,6 +46,7 @@ from torch import nn
 from stcast.errors import StcastError
 from stcast.models.base import Prediction, ProblemSpec, STModel, register_model
 from stcast.nn.calendar import CalendarEmbedding, day_of_week, time_of_day
+from stcast.nn.identity import at_scale_of
 from stcast.nn.transformer import BlockSpec, Rotary, TransformerStack
 
 DEFAULT_QUANTILES = (0.01, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.99)
@@ -378,10 +379,7 @@ class FactoST(STModel):
             zero = ist.new_zeros(ist.shape[0], 1, ist.shape[-1])  # the register gets no identifier
             ist = torch.cat([ist[:, :p_ctx], zero, ist[:, p_ctx:]], 1)
             if self.identity_gain is not None:
-                with torch.no_grad():
-                    ratio = z.pow(2).mean(-1, keepdim=True).sqrt() / ist.pow(2).mean(-1, keepdim=True).sqrt().clamp(
-                        min=1e-6)
-                ist = self.identity_gain * ist * ratio
+                ist = self.identity_gain * at_scale_of(ist, z)
             z = z + ist  # H_fused = Z + I_st (eq. 8)
         k = 0
         if self.dspa is not None:

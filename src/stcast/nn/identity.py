@@ -25,6 +25,14 @@ from stcast.nn.calendar import day_of_week, time_of_day
 FUSIONS = ("add", "concat", "parts")  # "parts": only the tables, for a model that feeds `parts()` itself
 
 
+def at_scale_of(ident: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """`ident` rescaled per token (last axis) to the RMS of `like`; the ratio carries no gradient."""
+    with torch.no_grad():
+        rms = lambda t: t.pow(2).mean(-1, keepdim=True).sqrt()  # noqa: E731
+        ratio = rms(like) / rms(ident).clamp(min=1e-6)
+    return ident * ratio
+
+
 class STIdentity(nn.Module):
     def __init__(self, d: int, num_nodes: int, steps_per_day: int, dim: int = 32, fusion: str = "add",
                  use_node: bool = True, use_tod: bool = True, use_dow: bool = True):
@@ -71,8 +79,4 @@ class STIdentity(nn.Module):
         e = self.parts(tokens.shape[:3], tod, dow, node_index)
         if self.fusion == "concat":
             return self.fuse(torch.cat([tokens, e], -1))
-        ident = self.proj(e)
-        with torch.no_grad():
-            ratio = tokens.pow(2).mean(-1, keepdim=True).sqrt() / ident.pow(2).mean(-1, keepdim=True).sqrt().clamp(
-                min=1e-6)
-        return tokens + self.gain * ident * ratio
+        return tokens + self.gain * at_scale_of(self.proj(e), tokens)
