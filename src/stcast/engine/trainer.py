@@ -104,6 +104,15 @@ _TRAIN_RULES = {
 _OPTIONAL = {"max_minutes", "max_batches_per_epoch", "checkpoint", "log_csv"}
 
 
+def _has_type(v, typ) -> bool:
+    """isinstance, except that a bool is not a number and an int is a float."""
+    if typ is float:
+        typ = int | float
+    if typ in (int, int | float) and isinstance(v, bool):
+        return False
+    return isinstance(v, typ)
+
+
 def check_settings(obj, rules: dict, what: str) -> None:
     """Type and range checks of a settings dataclass; ints are accepted where floats are asked for.
     A wrong value is an error naming the setting, never silently changed."""
@@ -111,10 +120,7 @@ def check_settings(obj, rules: dict, what: str) -> None:
         v = getattr(obj, name)
         if v is None and name in _OPTIONAL:
             continue
-        good_type = (isinstance(v, typ) if isinstance(typ, tuple) else isinstance(v, bool) if typ is bool else
-                     isinstance(v, int | float) and not isinstance(v, bool) if typ is float else
-                     isinstance(v, int) and not isinstance(v, bool) if typ is int else isinstance(v, typ))
-        if not good_type or not ok(v):
+        if not _has_type(v, typ) or not ok(v):
             raise StcastError(f"{what} {name}={v!r} is invalid: expected {asks}")
         if typ is float:
             setattr(obj, name, float(v))
