@@ -55,6 +55,18 @@ class _FrameModel:
             raise StcastError(f"the frame has {data.meta.step_minutes}-minute steps; the model was fitted on "
                               f"{self.data_.meta.step_minutes}-minute steps")
 
+    def _train_config(self):
+        from stcast.engine.trainer import TrainConfig
+
+        return TrainConfig.from_dict({"progress": False, **self.train}, "train")
+
+    def _train(self, exp, data: SpatioTemporalData) -> None:
+        """Run the experiment; keep the model, scaler, series, test metrics and how it was trained."""
+        res = exp.run()
+        self.model_, self.scaler_, self.data_ = exp.model, exp.splits.scaler, data
+        self.metrics_ = {k: v for k, v in res.metrics.items() if not hasattr(v, "shape")}
+        self.record_ = exp.protocol_record("frame")
+
     def _fitted(self):
         if self.model_ is None:
             raise StcastError(f"call fit() before using this {type(self).__name__}")
@@ -101,16 +113,10 @@ class Forecaster(_FrameModel):
 
     def fit(self, df: pd.DataFrame, adjacency=None) -> Forecaster:
         from stcast.engine.experiment import Experiment
-        from stcast.engine.trainer import TrainConfig
 
         data = self._data(df, adjacency)
-        exp = Experiment(self.model, data, task="forecast", input_len=self.input_len, horizon=self.horizon,
-                         split=self.split, model_kw=self.model_kw,
-                         train=TrainConfig.from_dict({"progress": False, **self.train}, "train"))
-        res = exp.run()
-        self.model_, self.scaler_, self.data_ = exp.model, exp.splits.scaler, data
-        self.metrics_ = {k: v for k, v in res.metrics.items() if not hasattr(v, "shape")}
-        self.record_ = exp.protocol_record("frame")
+        self._train(Experiment(self.model, data, task="forecast", input_len=self.input_len, horizon=self.horizon,
+                               split=self.split, model_kw=self.model_kw, train=self._train_config()), data)
         return self
 
     def predict(self, df: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -170,16 +176,11 @@ class Imputer(_FrameModel):
 
     def fit(self, df: pd.DataFrame, adjacency=None) -> Imputer:
         from stcast.engine.experiment import Experiment
-        from stcast.engine.trainer import TrainConfig
 
         data = self._data(df, adjacency)
-        exp = Experiment(self.model, data, task="impute", input_len=self.input_len, horizon=0, split=self.split,
-                         missing_kw=self.missing_kw, model_kw=self.model_kw,
-                         train=TrainConfig.from_dict({"progress": False, **self.train}, "train"))
-        res = exp.run()
-        self.model_, self.scaler_, self.data_ = exp.model, exp.splits.scaler, data
-        self.metrics_ = {k: v for k, v in res.metrics.items() if not hasattr(v, "shape")}
-        self.record_ = exp.protocol_record("frame")
+        self._train(Experiment(self.model, data, task="impute", input_len=self.input_len, horizon=0,
+                               split=self.split, missing_kw=self.missing_kw, model_kw=self.model_kw,
+                               train=self._train_config()), data)
         return self
 
     def transform(self, df: pd.DataFrame | None = None) -> pd.DataFrame:
