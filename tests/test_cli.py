@@ -79,7 +79,8 @@ def test_errors_are_one_clear_line(capsys, tmp_path):
     assert "does not exist" in capsys.readouterr().err
     (tmp_path / "bad.yaml").write_text("models: [stid]\nepochz: 3\n")
     assert main(["benchmark", "--config", str(tmp_path / "bad.yaml")]) == 2
-    assert "unknown keys ['epochz']" in capsys.readouterr().err
+    assert "unknown key 'epochz'; training settings go under train: (did you mean train.epochs?)" in \
+        capsys.readouterr().err
 
 
 def test_node_count_mismatch_is_refused(tmp_path, own_csv, capsys, los_small):

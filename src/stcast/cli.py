@@ -6,13 +6,14 @@ import argparse
 import os
 import sys
 import warnings
+from dataclasses import fields
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
+from stcast import config
 from stcast.errors import StcastError
 
 
@@ -32,6 +33,13 @@ def _int_at_least(minimum: int):
 positive_int, non_negative_int = _int_at_least(1), _int_at_least(0)
 
 
+def _devices(text: str) -> int | str:
+    """--devices: a count >= 1 or auto."""
+    if text == "auto":
+        return text
+    return positive_int(text)
+
+
 def positive_float(text: str) -> float:
     try:
         v = float(text)
@@ -40,45 +48,6 @@ def positive_float(text: str) -> float:
     if not np.isfinite(v) or v <= 0:
         raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
     return v
-
-
-def _parse_value(text: str):
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-
-
-def apply_overrides(raw: dict, sets: list[str]) -> dict:
-    """`key=value` or `a.b.c=value` (YAML-parsed values) applied onto a nested dict."""
-    for item in sets or []:
-        if "=" not in item:
-            raise StcastError(f"--set expects key=value, got {item!r}")
-        key, value = item.split("=", 1)
-        node = raw
-        parts = key.split(".")
-        if not all(parts):
-            raise StcastError(f"--set {item!r}: empty key part")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise StcastError(f"--set {key}: {p} is not a section")
-        node[parts[-1]] = _parse_value(value)
-    return raw
-
-
-def _read_yaml(path) -> dict:
-    if not path:
-        return {}
-    if not Path(path).is_file():
-        raise StcastError(f"config file {path} does not exist")
-    try:
-        raw = yaml.safe_load(Path(path).read_text()) or {}
-    except yaml.YAMLError as e:
-        raise StcastError(f"{path} is not valid YAML: {e}") from e
-    if not isinstance(raw, dict):
-        raise StcastError(f"{path} must hold a mapping of settings")
-    return raw
 
 
 def bundled_config(name: str) -> Path:
@@ -187,39 +156,30 @@ def _train_config(args, base: dict | None = None, source: str = "train"):
     if base is not None and not isinstance(base, dict):
         raise StcastError(f"{source}: 'train' must be a mapping of training settings")
     raw = dict(base or {})
-    for key in ("epochs", "batch_size", "lr", "seed", "device", "max_minutes", "patience"):
+    for key in ("epochs", "batch_size", "lr", "seed", "max_minutes", "patience") + PLACEMENT_FLAGS:
         v = getattr(args, key, None)
         if v is not None:
             raw[key] = v
     return TrainConfig.from_dict(raw, source)
 
 
-TRAIN_CONFIG_KEYS = ("train", "model_kw")
+PLACEMENT_FLAGS = ("accelerator", "devices", "num_nodes", "strategy", "precision", "logger")
 
 
 def train_settings(raw: dict, model: str, source: str) -> tuple[dict, dict]:
-    """(training settings, hyper-parameters of `model`) from a `train` config. `model_kw` may be flat
-    (`model_kw.embed_dim`) or keyed by model name as in benchmark configs (`model_kw.stid.embed_dim`)."""
-    unknown = sorted(set(raw) - set(TRAIN_CONFIG_KEYS))
-    if unknown:
-        import difflib
+    """(training settings, hyper-parameters of `model`) from a config of the one shape (stcast.config): `train`,
+    then `model_train.<model>`; `model_kw.<model>` (or flat shorthand). Benchmark-only keys are allowed and
+    unused; unknown keys are errors."""
+    from stcast.bench.runner import BenchConfig
+    from stcast.config import check_keys, split_model_kw
 
-        close = [m for k in unknown for m in difflib.get_close_matches(str(k), TRAIN_CONFIG_KEYS, n=1)]
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        reads = ", ".join(TRAIN_CONFIG_KEYS)
-        raise StcastError(f"{source}: unknown keys {unknown} for `stcast train` (it reads {reads}){hint}")
-    model_kw = raw.get("model_kw") or {}
-    if not isinstance(model_kw, dict):
-        raise StcastError(f"{source}: model_kw must be a mapping of hyper-parameters")
-    from stcast.models.base import model_names
-
-    names = set(model_names())
-    keyed = {k: v for k, v in model_kw.items() if k in names}
-    for k, v in keyed.items():
-        if not isinstance(v, dict):
-            raise StcastError(f"{source}: model_kw.{k} must be a mapping of {k}'s hyper-parameters")
-    flat = {k: v for k, v in model_kw.items() if k not in names}
-    return raw.get("train"), {**flat, **keyed.get(model, {})}
+    check_keys(raw, [f.name for f in fields(BenchConfig)], source)
+    train = raw.get("train") or {}
+    over = (raw.get("model_train") or {}).get(model) or {}
+    for what, section in (("train", train), (f"model_train.{model}", over)):
+        if not isinstance(section, dict):
+            raise StcastError(f"{source}: '{what}' must be a mapping of training settings")
+    return {**train, **over}, split_model_kw(raw.get("model_kw"), model, source)
 
 
 def check_writable(path, what: str = "--out") -> None:
@@ -229,7 +189,7 @@ def check_writable(path, what: str = "--out") -> None:
         raise StcastError(f"{what} {path} is a directory; give a file name")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        probe = out.parent / f".stcast-write-test-{out.name}"
+        probe = out.parent / f".stcast-write-test-{os.getpid()}-{out.name}"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as e:
@@ -242,7 +202,7 @@ def cmd_train(args) -> int:
     from stcast.metrics import nothing_scored
 
     source = args.config or "--set"
-    raw = apply_overrides(_read_yaml(args.config), args.set)
+    raw = config.load(args.config, args.set)
     train_raw, model_kw = train_settings(raw, args.model, source)
     for path, what in ((args.out, "--out"), (args.checkpoint, "--checkpoint"), (args.log_csv, "--log-csv")):
         if path:
@@ -347,6 +307,10 @@ def check_table_out(out: str) -> None:
 
 
 def _write_table(df, out: str) -> None:
+    from stcast.engine.distributed import is_global_zero
+
+    if not is_global_zero():
+        return
     out_path = Path(out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     if out_path.suffix in (".parquet", ".pq"):
@@ -422,16 +386,16 @@ def cmd_impute(args) -> int:
 def cmd_benchmark(args) -> int:
     from stcast.bench.runner import BenchConfig
 
-    raw = _read_yaml(args.config)
+    raw = config.read_yaml(args.config)
     for key in ("models", "datasets", "task", "protocol", "missing", "split", "input_len", "horizon"):
         v = getattr(args, key, None)
         if v is not None:
             raw[key] = v
-    for key in ("epochs", "batch_size", "max_minutes", "seed", "device"):
+    for key in ("epochs", "batch_size", "max_minutes", "seed") + PLACEMENT_FLAGS:
         v = getattr(args, key, None)
         if v is not None:
             raw.setdefault("train", {})[key] = v
-    raw = apply_overrides(raw, args.set)
+    raw = config.apply_overrides(raw, args.set)
     from stcast.bench.runner import is_table
 
     # table flags (--layout, --time-col, --adjacency, --null-value, ...) apply to every table path in --datasets
@@ -479,7 +443,8 @@ def cmd_pretrain(args) -> int:
              "use_prope": not args.no_prope, "use_gate": not args.no_gate}
     run = UTPRun(out=args.out, steps=args.steps, minutes=args.minutes, batch_size=args.batch_size, lr=args.lr,
                  seed=args.seed, num_synthetic=args.synthetic, random_mask=not args.no_random_mask,
-                 quantile_loss=not args.no_quantile_loss, resume=args.resume, model=model)
+                 quantile_loss=not args.no_quantile_loss, resume=args.resume, model=model,
+                 **{k: getattr(args, k) for k in PLACEMENT_FLAGS[:-1] if getattr(args, k) is not None})
     pretrain(run, args.data_dir)
     return 0
 
@@ -504,11 +469,22 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--null-value", type=float, default=None,
                         help="a value that means 'no reading' in an own table (e.g. 0 for loop detectors)")
 
+    def placement_args(sp):
+        # Lightning Fabric placement: `--devices 2` starts the processes itself; under torchrun/`fabric run`
+        # the processes exist already (README: one GPU, 8 GPUs, 2 nodes)
+        sp.add_argument("--accelerator", default=None, choices=["cpu", "cuda", "auto"])
+        sp.add_argument("--devices", type=_devices, default=None, help="processes/GPUs per node, or auto")
+        sp.add_argument("--num-nodes", type=positive_int, default=None)
+        sp.add_argument("--strategy", default=None, choices=["auto", "ddp", "fsdp"])
+        sp.add_argument("--precision", default=None, choices=["32", "bf16-mixed", "16-mixed"])
+
     def train_args(sp):
         for name, typ in (("epochs", non_negative_int), ("batch-size", positive_int), ("lr", positive_float),
                           ("seed", non_negative_int), ("max-minutes", positive_float), ("patience", positive_int)):
             sp.add_argument(f"--{name}", type=typ, default=None)
-        sp.add_argument("--device", default=None, help="cpu or cuda")
+        placement_args(sp)
+        sp.add_argument("--logger", default=None, choices=["csv", "tensorboard"],
+                        help="csv (always, with --log-csv) or tensorboard as well (needs the tensorboard package)")
         sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config entry, e.g. --set model_kw.stid.embed_dim=64")
         sp.add_argument("--config", default=None, help="YAML config")
@@ -601,6 +577,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--resume", action="store_true", help="continue from <out>.state.pt")
     for flag in ("no-prope", "no-gate", "no-random-mask", "no-quantile-loss"):
         sp.add_argument(f"--{flag}", action="store_true", help="UTP ablation (Table X)")
+    placement_args(sp)
     data_args(sp)
     sp.set_defaults(func=cmd_pretrain)
 
@@ -623,6 +600,10 @@ def _format_warning(message, category, filename, lineno, line=None) -> str:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if any(os.environ.get(k, "0") != "0" for k in ("RANK", "LOCAL_RANK", "NODE_RANK")):
+        # a distributed run's other processes: rank 0 prints the tables and warnings once (errors still show)
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of this process
+        warnings.simplefilter("ignore")
     if args.threads:
         torch.set_num_threads(args.threads)
     warnings.formatwarning = _format_warning

@@ -61,6 +61,12 @@ class MetricAccumulator:
         self.ape += torch.where(mp, (pred - y).abs() / torch.where(mp, y, 1.0).abs(), 0.0).double().sum(dims)
         self.n_ape += mp.sum(dims).double()
 
+    def reduce(self, all_reduce_sum) -> None:
+        """Sum every rank's sums and counts (`all_reduce_sum(tensor) -> tensor`): the pooled figures are then
+        exactly those of one process over all windows, never a mean of per-rank means."""
+        packed = all_reduce_sum(torch.stack([self.abs, self.sq, self.ape, self.n, self.n_ape, self.abs_y]))
+        self.abs, self.sq, self.ape, self.n, self.n_ape, self.abs_y = (t.clone() for t in packed.cpu())
+
     def per_step(self) -> dict[str, torch.Tensor]:
         """Per-step figures; NaN where a step has nothing to score (never a silent 0)."""
         nan = torch.tensor(float("nan"), dtype=torch.float64)
@@ -165,6 +171,18 @@ class ProbabilisticAccumulator:
                 key = f"coverage{round(100 * (hi - lo))}"
                 self.inside[key] = self.inside.get(key, 0.0) + float(
                     interval_coverage(q[..., lo_i], q[..., hi_i], y, m)) * n
+
+    def reduce(self, all_reduce_sum, levels) -> None:
+        """Sum every rank's totals; `levels` are the model's quantile levels (a rank that saw no window has
+        none of its own)."""
+        self.levels = tuple(float(v) for v in levels)
+        keys = [f"coverage{round(100 * (round(1 - lo, 6) - lo))}" for lo in self.levels
+                if lo < 0.5 and round(1 - lo, 6) in self.levels]
+        vec = torch.tensor([self.pin, self.n, self.abs_y] + [self.inside.get(k, 0.0) for k in keys],
+                           dtype=torch.float64)
+        vec = all_reduce_sum(vec).cpu().tolist()
+        self.pin, self.n, self.abs_y = vec[:3]
+        self.inside = dict(zip(keys, vec[3:]))
 
     def summary(self) -> dict[str, float]:
         if not self.n:

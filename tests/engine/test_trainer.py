@@ -59,7 +59,7 @@ def test_cuda_request_without_gpu_is_named(splits):
     if torch.cuda.is_available():
         pytest.skip("a GPU is present: the error path cannot be exercised")
     with pytest.raises(StcastError, match="no CUDA GPU"):
-        Trainer(build_model("dlinear", splits.spec), TrainConfig(device="cuda"))
+        Trainer(build_model("dlinear", splits.spec), TrainConfig(accelerator="cuda"))
 
 
 def test_model_file_round_trip_and_bad_files(splits, tmp_path):

@@ -52,14 +52,14 @@ def test_splits_that_do_not_sum_to_a_whole_are_refused():
 
 def test_unknown_config_keys_and_set_sections_are_errors(tmp_path, capsys):
     cfg = tmp_path / "c.yaml"
-    for body, says in (({"trian": {"epochs": 1}}, "unknown keys ['trian']"),
+    for body, says in (({"trian": {"epochs": 1}}, "unknown key 'trian'; did you mean train"),
                        ({"train": {"epoch": 1}}, "unknown training setting 'epoch'; did you mean epochs"),
                        ({"train": {"lr": "fast"}}, "lr='fast' is invalid")):
         cfg.write_text(yaml.safe_dump(body))
         assert main(["train", "--model", "stid", "--dataset", "los-loop", "--config", str(cfg)]) == 2
         assert says in capsys.readouterr().err
     assert main(["train", "--model", "stid", "--dataset", "los-loop", "--set", "trainn.lr=0.1"]) == 2
-    assert "unknown keys ['trainn']" in capsys.readouterr().err
+    assert "unknown key 'trainn'; did you mean train?" in capsys.readouterr().err
     assert main(["train", "--model", "stid", "--dataset", "los-loop", "--set", "model_kw.stid.embed_dimm=8"]) == 2
     assert "embed_dimm" in capsys.readouterr().err
 
@@ -70,7 +70,8 @@ def test_model_kw_keyed_by_model_name_works_in_train(tmp_path, own_csv, capsys):
                  "--set", "model_kw.stid.embed_dim=8", "--out", str(out)]) == 0
     from stcast.engine.checkpoint import load_model
 
-    assert load_model(out)[2]["hparams"] == {"embed_dim": 8}
+    hp = load_model(out)[2]["hparams"]
+    assert hp["embed_dim"] == 8 and hp["node_dim"] == 32  # the model file spells out its whole config
 
 
 def test_resume_without_a_checkpoint_is_an_error_and_a_missing_one_a_warning(tmp_path, own_csv, capsys):

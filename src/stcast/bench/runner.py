@@ -12,14 +12,14 @@ import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-import yaml
-
+from stcast import config
 from stcast.data.registry import get_info, load_dataset
+from stcast.engine.distributed import is_global_zero
 from stcast.engine.experiment import Experiment, ExperimentResult
 from stcast.engine.tasks import Task
 from stcast.engine.trainer import TrainConfig
 from stcast.errors import StcastError
-from stcast.models.base import get_model_class
+from stcast.models.base import get_model_class, model_names
 
 
 @dataclass
@@ -50,21 +50,11 @@ class BenchConfig:
 
     @classmethod
     def from_yaml(cls, path) -> BenchConfig:
-        path = Path(path)
-        if not path.is_file():
-            raise StcastError(f"config file {path} does not exist")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise StcastError(f"{path} is not valid YAML: {e}") from e
-        return cls.from_dict(raw, source=str(path))
+        return cls.from_dict(config.read_yaml(path), source=str(path))
 
     @classmethod
     def from_dict(cls, raw: dict, source: str = "config") -> BenchConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(raw) - known
-        if unknown:
-            raise StcastError(f"{source}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
+        config.check_keys(raw, [f.name for f in fields(cls)], source)
         for key in ("models", "datasets"):
             if isinstance(raw.get(key), str):
                 raw[key] = [s.strip() for s in raw[key].split(",") if s.strip()]
@@ -79,6 +69,16 @@ class BenchConfig:
             if not isinstance(v, dict) or "model" not in v:
                 raise StcastError(f"{source}: variant {label!r} needs a 'model' key naming a registered model")
             get_model_class(v["model"])
+            config.check_model_kw(v["model"], {k: x for k, x in v.items() if k not in ("model", "few_shot")},
+                                  f"{source}: variants.{label}")
+        for key, kw in cfg.model_kw.items():  # keyed by model name or variant label; every value checked now
+            if key in cfg.variants:
+                config.check_model_kw(cfg.variants[key]["model"], kw, f"{source}: model_kw")
+            elif key in model_names():
+                config.check_model_kw(key, kw, f"{source}: model_kw")
+            else:
+                raise StcastError(f"{source}: model_kw.{key}: not a model name or variant label"
+                                  f"{config.did_you_mean(key, model_names() + list(cfg.variants))}")
         for m in cfg.models:
             if m not in cfg.variants:
                 get_model_class(m)  # fail early on an unknown model
@@ -243,6 +243,8 @@ def markdown_table(rows: list[dict], columns: list[str]) -> str:
 
 
 def _write_rows(rows: list[dict], path: Path) -> None:
+    if not is_global_zero():  # a distributed run: rank 0 writes
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     all_keys = list(dict.fromkeys(k for r in rows for k in r))
     tmp = path.with_name(path.name + ".tmp")
@@ -255,6 +257,8 @@ def _write_rows(rows: list[dict], path: Path) -> None:
 
 def write_results(report: BenchReport, out_dir, plot: bool = True) -> dict[str, Path]:
     out_dir = Path(out_dir)
+    if not is_global_zero():  # a distributed run: rank 0 writes
+        return {}
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = report.rows()
     cols = table_columns(rows, report.config.steps)

@@ -198,13 +198,24 @@ class WindowSet:
     def __len__(self) -> int:
         return len(self.starts)
 
-    def batches(self, batch_size: int, shuffle: bool = False, seed: int = 0):
+    def batches(self, batch_size: int, shuffle: bool = False, seed: int = 0, rank: int = 0, world: int = 1,
+                even: bool = False):
+        """Batches of `batch_size` windows (the global batch); with `world` > 1, this rank's share of each
+        (`distributed.shard`). `even` (training): a last global batch smaller than `world` is dropped on every
+        rank, so that all ranks take the same number of steps; otherwise ranks with nothing left stop early."""
         order = self.starts
         if shuffle:
             order = order[np.random.default_rng(seed).permutation(len(order))]
         gen = torch.Generator().manual_seed(seed)
         for i in range(0, len(order), batch_size):
-            yield self.gather(order[i:i + batch_size], gen)
+            chunk = order[i:i + batch_size]
+            if world > 1:
+                if even and len(chunk) < world:
+                    return
+                chunk = chunk[rank::world]
+                if not len(chunk):
+                    return
+            yield self.gather(chunk, gen)
 
     def gather(self, starts: np.ndarray, gen: torch.Generator | None = None) -> Batch:
         L = self.input_len
@@ -297,7 +308,8 @@ class ReplayWindows:
     def __len__(self) -> int:
         return len(self.current)
 
-    def batches(self, batch_size: int, shuffle: bool = True, seed: int = 0):
+    def batches(self, batch_size: int, shuffle: bool = True, seed: int = 0, rank: int = 0, world: int = 1,
+                even: bool = False):
         rng = np.random.default_rng(seed)
         cur = self.current[rng.permutation(len(self.current))] if shuffle else self.current
         mem = self.memory[rng.permutation(len(self.memory))]
@@ -306,4 +318,9 @@ class ReplayWindows:
         gen = torch.Generator().manual_seed(seed)
         for j, i in enumerate(range(0, len(cur), n_cur)):
             m = np.take(mem, np.arange(j * n_mem, (j + 1) * n_mem), mode="wrap")
-            yield self.windows.gather(np.concatenate([cur[i:i + n_cur], m]), gen)
+            chunk = np.concatenate([cur[i:i + n_cur], m])
+            if world > 1:  # the same global batch as one process, this rank's share (distributed.shard)
+                if even and len(chunk) < world:
+                    return
+                chunk = chunk[rank::world]
+            yield self.windows.gather(chunk, gen)

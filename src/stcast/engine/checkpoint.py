@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from stcast.data.windows import StandardScaler
+from stcast.engine.distributed import is_global_zero
 from stcast.errors import StcastError
 from stcast.models.base import ProblemSpec, STModel, build_model
 
@@ -24,10 +25,15 @@ def save_model(path, model: STModel, hparams: dict, scaler: StandardScaler, data
                protocol: dict | None = None) -> Path:
     """`protocol` records how the model was trained and must be evaluated: split, protocol, missing pattern,
     few-shot fraction and where the dataset came from (a registry name or the user's table path)."""
+    path = Path(path)
+    if not is_global_zero():  # a distributed run: rank 0 writes
+        return path
     spec = {k: v for k, v in asdict(model.spec).items() if k != "adjacency"}
     spec["quantiles"] = list(spec["quantiles"])
     adj = model.spec.adjacency
-    state = {"format": FORMAT, "model": model.name, "hparams": dict(hparams), "spec": spec,
+    from stcast.config import full_model_config
+
+    state = {"format": FORMAT, "model": model.name, "hparams": full_model_config(model.name, hparams), "spec": spec,
              "adjacency": None if adj is None else torch.as_tensor(np.asarray(adj, dtype=np.float32)),
              "scaler": scaler.state_dict(), "dataset": dataset, "task": task, "state_dict": model.state_dict(),
              "protocol": dict(protocol or {})}

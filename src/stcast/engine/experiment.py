@@ -151,7 +151,7 @@ class Experiment:
         eval_task = Task.parse(self.task).scored.value
         t1 = time.time()
         metrics = evaluate(model, self.splits.test, self.train_cfg.eval_batch_size, trainer.device, task=eval_task,
-                           steps=steps, collect=collect)
+                           steps=steps, collect=collect, fabric=trainer.fabric, module=trainer.module)
         n_batches = max(1, int(np.ceil(len(self.splits.test) / self.train_cfg.eval_batch_size)))
         infer = (time.time() - t1) / n_batches * 1000
         preds = {}
@@ -160,7 +160,7 @@ class Experiment:
                      "starts": self.splits.test.starts, "input_len": self.input_len}
         trainable, total = _param_counts(model)
         spe = float(np.mean(trainer.epoch_seconds)) if trainer.epoch_seconds else 0.0
-        self.model = model
+        self.model, self.trainer = model, trainer
         self.result = ExperimentResult(self.model_name, self.data.meta.name, self.task, metrics, trainable, total,
                                        train_s, spe, len(trainer.history), infer, preds)
         return self.result
@@ -187,8 +187,8 @@ class Experiment:
         model.attach(target, tgt.scaler)
         eval_task = Task.parse(self.task).scored.value
         t1 = time.time()
-        metrics = evaluate(model, tgt.test, self.train_cfg.eval_batch_size, self.train_cfg.device, task=eval_task,
-                           steps=steps)
+        metrics = evaluate(model, tgt.test, self.train_cfg.eval_batch_size, self.trainer.device, task=eval_task,
+                           steps=steps, fabric=self.trainer.fabric, module=self.trainer.module)
         n_batches = max(1, int(np.ceil(len(tgt.test) / self.train_cfg.eval_batch_size)))
         trainable, total = _param_counts(model)
         src_run = self.result  # the training figures are the source run's: nothing is trained on the target

@@ -43,6 +43,15 @@ class Task(StrEnum):
 
 
 
+def scored_count(pred: Prediction, batch: Batch, task: str) -> torch.Tensor:
+    """How many target entries the main loss term averages over (a float tensor). Distributed training weights
+    each rank's loss by its share of the global count, so DDP's gradient mean is the one-process gradient."""
+    y, mask = target_and_mask(batch, Task.parse(task).scored)
+    if pred.node_index is not None:
+        y, mask = y[:, :, pred.node_index], mask[:, :, pred.node_index]
+    return valid_mask(y, mask).sum().to(torch.float64)
+
+
 def target_and_mask(batch: Batch, task: str) -> tuple[torch.Tensor, torch.Tensor]:
     """What the point prediction is scored against: future steps (forecast) or the hidden-and-observed
     entries of the window (impute)."""

@@ -1,9 +1,11 @@
-"""A small training loop of our own (not Lightning): early stopping on validation MAE, best-checkpoint
-restore, resume, seeds, gradient clipping, progress and a CSV log.
+"""The training loop: ours, readable top-down, run on Lightning Fabric.
 
-Why not Lightning: our batches are gathered by index (no DataLoader workers), every model shares one
-loss path, and the loop is ~150 lines we can read top-down; Lightning would add a heavy dependency and
-per-step overhead that matters for the statistical baselines and CPU runs.
+Fabric brings what users who outgrow one machine need (DDP/FSDP across GPUs and nodes, torchrun/SLURM launchers,
+mixed precision, distributed-safe checkpoints) while the loop stays ours: early stopping on validation MAE,
+best-checkpoint restore, resume with every RNG state, seeds, gradient clipping, a learning-rate schedule,
+progress and a CSV log. Our batches are gathered by index (no DataLoader): each rank takes its share of every
+global batch (`distributed.shard`), and validation/test metrics are reduced as sums and counts, so N processes
+at the same global batch train and score as one process does (tests/engine/test_distributed.py).
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ import copy
 import csv
 import difflib
 import math
+import os
 import random
-import sys
 import time
 import warnings
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -23,7 +26,17 @@ import numpy as np
 import torch
 
 from stcast.data.windows import WindowSet
-from stcast.engine.tasks import Task, quantiles_in_units, target_and_mask, task_loss
+from stcast.engine.distributed import (
+    ACCELERATORS,
+    PRECISIONS,
+    STRATEGIES,
+    check_global_batch,
+    fabric_for,
+    is_global_zero,
+    sync_buffers,
+)
+from stcast.engine.progress import Progress
+from stcast.engine.tasks import Task, quantiles_in_units, scored_count, target_and_mask, task_loss
 from stcast.errors import StcastError
 from stcast.metrics import MetricAccumulator, ProbabilisticAccumulator
 from stcast.models.base import STModel
@@ -39,7 +52,14 @@ class TrainConfig:
     eval_batch_size: int = 64
     clip_grad: float = 5.0
     seed: int = 0
-    device: str = "cpu"
+    # where it runs (Lightning Fabric): one CPU process by default; batch_size is the global batch over processes
+    accelerator: str = "cpu"  # cpu, cuda or auto
+    devices: int | str = 1  # processes/GPUs per node, or "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"  # auto, ddp or fsdp
+    precision: str = "32"  # 32, bf16-mixed or 16-mixed
+    logger: str = "csv"  # csv (log_csv), or tensorboard as well (logs under tb_dir)
+    tb_dir: str = "runs"
     max_minutes: float | None = None  # wall-clock budget for training
     max_batches_per_epoch: int | None = None
     alpha: float = 0.5  # multi-task weight
@@ -85,7 +105,14 @@ _TRAIN_RULES = {
     "eval_batch_size": (int, lambda v: v >= 1, "an integer >= 1"),
     "clip_grad": (float, lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0 (0 = no clipping)"),
     "seed": (int, lambda v: v >= 0, "an integer >= 0"),
-    "device": (str, lambda v: v.split(":")[0] in ("cpu", "cuda", "mps"), "cpu, cuda or cuda:N"),
+    "accelerator": (str, lambda v: v in ACCELERATORS, "cpu, cuda or auto"),
+    "devices": ((int, str), lambda v: v == "auto" or (type(v) is int and v >= 1), "an integer >= 1 or auto"),
+    "num_nodes": (int, lambda v: v >= 1, "an integer >= 1"),
+    "strategy": (str, lambda v: v in STRATEGIES, "auto, ddp or fsdp"),
+    "precision": ((str, int), lambda v: type(v) is not bool and str(v) in PRECISIONS,
+                  "32, bf16-mixed or 16-mixed"),
+    "logger": (str, lambda v: v in ("csv", "tensorboard"), "csv or tensorboard"),
+    "tb_dir": (str, lambda v: bool(v), "a directory path"),
     "max_minutes": (float, lambda v: math.isfinite(v) and v > 0, "a number of minutes > 0, or null"),
     "max_batches_per_epoch": (int, lambda v: v >= 1, "an integer >= 1, or null"),
     "alpha": (float, lambda v: 0 <= v <= 1, "a weight in [0, 1]"),
@@ -172,43 +199,44 @@ def set_rng_state(state: dict) -> None:
 
 class Trainer:
     def __init__(self, model: STModel, config: TrainConfig | None = None, task: str = "forecast"):
-        self.model, self.cfg, self.task = model, config or TrainConfig(), task
-        self.device = torch.device(self.cfg.device)
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise StcastError("device 'cuda' requested but no CUDA GPU is visible")
+        self.model, self.cfg, self.task = model, config or TrainConfig(), Task.parse(task)
+        self.fabric = fabric_for(self.cfg)
+        self.device = self.fabric.device
+        self.rank, self.world = self.fabric.global_rank, self.fabric.world_size
+        check_global_batch(self.cfg.batch_size, self.world)
         self.model.to(self.device)
+        self.module = self.model  # the Fabric-wrapped model once fit() sets it up
         self.history: list[dict] = []
         self.epoch_seconds: list[float] = []
+        self.loggers = _extra_loggers(self.cfg, model.name) if is_global_zero() else []
 
     def _params(self):
         return [p for p in self.model.parameters() if p.requires_grad]
 
     def fit(self, train: WindowSet, val: WindowSet | None = None) -> Trainer:
-        cfg = self.cfg
+        cfg, fabric = self.cfg, self.fabric
         seed_everything(cfg.seed)
         self.model.fit_statistics(train)
         params = self._params()
         if not params:  # a statistical model: nothing to optimise
             return self
-        if getattr(self.model, "replay", None):  # FactoST-v2 CMR: mix a memory buffer into every batch
-            from stcast.data.windows import ReplayWindows
-
-            train = ReplayWindows(train, *self.model.replay)
+        train = self.model.training_windows(train)  # a model's own sampling (FactoST's replay buffer)
         if cfg.epochs == 0:
             warnings.warn(f"epochs=0: {self.model.name} is not trained; it is scored as built (zero-shot or "
                           "pretrained weights)", stacklevel=2)
         opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-        opt = opt_cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        module, opt = fabric.setup(self.model, opt_cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay))
+        self.module = module
         start_epoch, best, best_state, bad = 0, math.inf, None, 0
         if cfg.resume and not cfg.checkpoint:
             raise StcastError("resume needs a checkpoint path (--checkpoint PATH): nothing to resume from")
-        if cfg.checkpoint:
+        if cfg.checkpoint and is_global_zero():
             Path(cfg.checkpoint + ".tmp").unlink(missing_ok=True)  # a write killed midway: never a stray .tmp
         if cfg.resume and not Path(cfg.checkpoint).exists():
             warnings.warn(f"checkpoint {cfg.checkpoint} does not exist yet: training starts from scratch "
                           "(it is written at the end of every epoch)", stacklevel=2)
         elif cfg.resume:
-            state = self._load_checkpoint(opt)
+            state = self._load_checkpoint(module, opt)
             start_epoch, best, bad = state["epoch"] + 1, state["best_val"], state["bad_epochs"]
             best_state = state["best_model"]
             self.history = [dict(zip(state["history_keys"], row, strict=False)) for row in state["history"]]
@@ -217,90 +245,110 @@ class Trainer:
                 start_epoch = cfg.epochs
         self._start_log()
         t0 = time.time()
-        for epoch in range(start_epoch, cfg.epochs):
-            for group in opt.param_groups:
-                group["lr"] = cfg.lr * lr_factor(cfg, epoch)
-            self.model.train()
-            te = time.time()
-            total, n = 0.0, 0
-            nb = math.ceil(len(train) / cfg.batch_size)
-            if cfg.max_batches_per_epoch:
-                nb = min(nb, cfg.max_batches_per_epoch)
-            for i, batch in enumerate(train.batches(cfg.batch_size, shuffle=True, seed=cfg.seed * 1000 + epoch)):
-                if i >= nb:
+        nb = math.ceil(len(train) / cfg.batch_size)
+        if self.world > 1 and len(train) % cfg.batch_size and len(train) % cfg.batch_size < self.world:
+            nb -= 1  # a last global batch smaller than the process count is dropped (WindowSet.batches even=True)
+        if cfg.max_batches_per_epoch:
+            nb = min(nb, cfg.max_batches_per_epoch)
+        with Progress(self.model.name, cfg.epochs, cfg.progress and is_global_zero()) as progress:
+            for epoch in range(start_epoch, cfg.epochs):
+                for group in opt.param_groups:
+                    group["lr"] = cfg.lr * lr_factor(cfg, epoch)
+                module.train()
+                te = time.time()
+                total, n = 0.0, 0
+                progress.start_epoch(epoch, nb)
+                batches = train.batches(cfg.batch_size, shuffle=True, seed=cfg.seed * 1000 + epoch,
+                                        rank=self.rank, world=self.world, even=True)
+                for i, batch in enumerate(batches):
+                    if i >= nb:
+                        break
+                    loss = self._step(module, opt, params, batch, train.scaler, epoch)
+                    total += loss
+                    n += 1
+                    progress.step(total / n)
+                sync_buffers(fabric, self.model)
+                self.epoch_seconds.append(time.time() - te)
+                train_loss = total / max(n, 1)
+                if self.world > 1:  # every rank reports (and may early-stop on) the same figure
+                    train_loss = float(fabric.all_reduce(torch.tensor(train_loss, dtype=torch.float64),
+                                                         reduce_op="mean"))
+                val_mae = self._validate(val, train_loss)
+                row = {"epoch": epoch + 1, "train_loss": train_loss, "val_mae": val_mae,
+                       "seconds": self.epoch_seconds[-1]}
+                self.history.append(row)
+                progress.end_epoch(row)
+                if val_mae < best - 1e-6:
+                    best, bad = val_mae, 0
+                    best_state = copy.deepcopy(fabric.strategy.get_module_state_dict(self.model))
+                else:
+                    bad += 1
+                self._log(row)
+                stop = bad >= cfg.patience
+                if cfg.checkpoint:
+                    self._save(module, opt, epoch, best, bad, best_state, stop)
+                if stop:
                     break
-                batch = batch.to(self.device)
-                loss = task_loss(self.model(batch), batch, train.scaler, self.task, cfg.alpha, cfg.loss)
-                if not torch.isfinite(loss):
-                    raise StcastError(f"{self.model.name}: loss became {loss.item()} at epoch {epoch}; "
-                                      "lower the learning rate or check the inputs")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.clip_grad:
-                    torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad)
-                opt.step()
-                total += loss.item()
-                n += 1
-                if cfg.progress and sys.stderr.isatty():
-                    print(f"\r  {self.model.name} epoch {epoch + 1}/{cfg.epochs} [{i + 1}/{nb}] "
-                          f"loss {total / n:.4f}", end="", file=sys.stderr)
-            self.epoch_seconds.append(time.time() - te)
-            val_mae = self._validate(val, total / max(n, 1))
-            row = {"epoch": epoch + 1, "train_loss": total / max(n, 1), "val_mae": val_mae,
-                   "seconds": self.epoch_seconds[-1]}
-            self.history.append(row)
-            if cfg.progress:
-                end = "\n" if not sys.stderr.isatty() else ""
-                print(f"\r  {self.model.name} epoch {epoch + 1}: train {row['train_loss']:.4f} "
-                      f"val MAE {val_mae:.4f} ({row['seconds']:.1f}s){end}", end=end, file=sys.stderr)
-            if val_mae < best - 1e-6:
-                best, bad = val_mae, 0
-                best_state = copy.deepcopy(self.model.state_dict())
-            else:
-                bad += 1
-            self._log(row)
-            stop = bad >= cfg.patience
-            if cfg.checkpoint:
-                self._save(opt, epoch, best, bad, best_state, stop)
-            if stop:
-                break
-            if cfg.max_minutes is not None and time.time() - t0 > cfg.max_minutes * 60:
-                break
-        if cfg.progress and sys.stderr.isatty():
-            print(file=sys.stderr)
+                out_of_time = cfg.max_minutes is not None and time.time() - t0 > cfg.max_minutes * 60
+                if fabric.broadcast(out_of_time, src=0):  # rank 0's clock decides for all: no rank waits alone
+                    break
         if best_state is not None:
-            self.model.load_state_dict(best_state)
+            fabric.strategy.load_module_state_dict(self.model, best_state)
+        for logger in self.loggers:
+            logger.finalize("success")
         return self
 
-    def _load_checkpoint(self, opt) -> dict:
+    def _step(self, module, opt, params, batch, scaler, epoch: int) -> float:
+        """One optimiser step on this rank's share of a global batch; returns the (local) loss."""
+        batch = batch.to(self.device)
+        pred = module(batch)
+        loss = task_loss(pred, batch, scaler, self.task, self.cfg.alpha, self.cfg.loss)
+        if not torch.isfinite(loss):
+            raise StcastError(f"{self.model.name}: loss became {loss.item()} at epoch {epoch}; "
+                              "lower the learning rate or check the inputs")
+        scaled = loss
+        if self.world > 1:
+            # DDP averages gradients over ranks; weighting each rank's masked mean by its share of the global
+            # count of scored entries makes that average the one-process gradient of the global masked mean
+            local = scored_count(pred, batch, self.task).to(self.device)
+            total = self.fabric.all_reduce(local.clone(), reduce_op="sum")
+            scaled = loss * (local * self.world / total.clamp(min=1)).to(loss.dtype)
+        opt.zero_grad(set_to_none=True)
+        self.fabric.backward(scaled)
+        if self.cfg.clip_grad:
+            self.fabric.clip_gradients(module, opt, max_norm=self.cfg.clip_grad, error_if_nonfinite=False)
+        opt.step()
+        return loss.item()
+
+    def _load_checkpoint(self, module, opt) -> dict:
         path = self.cfg.checkpoint
-        try:
-            state = torch.load(path, map_location=self.device, weights_only=True)
+        try:  # read once, memory-mapped, to check what it is before anything is restored
+            head = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         except Exception as e:
             first = (str(e).strip().splitlines() or [""])[0][:200]
             raise StcastError(f"checkpoint {path} is not a readable training checkpoint "
                               f"({type(e).__name__}: {first})") from e
         need = {"model", "optimizer", "epoch", "best_val", "bad_epochs", "best_model", "history_keys", "history",
                 "rng"}
-        if not isinstance(state, dict) or need - set(state):
-            missing = sorted(need - set(state)) if isinstance(state, dict) else "everything"
+        if not isinstance(head, dict) or need - set(head):
+            missing = sorted(need - set(head)) if isinstance(head, dict) else "everything"
             raise StcastError(f"checkpoint {path} lacks {missing}: it was not written by this version of "
                               "stcast's trainer; drop --resume to start from scratch")
-        if state.get("model_name", self.model.name) != self.model.name:
-            raise StcastError(f"checkpoint {path} was written while training {state['model_name']!r}, not "
+        if head.get("model_name", self.model.name) != self.model.name:
+            raise StcastError(f"checkpoint {path} was written while training {head['model_name']!r}, not "
                               f"{self.model.name!r}")
-        try:
-            self.model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
+        del head
+        try:  # through Fabric: each strategy restores its own way (FSDP shards a full state dict)
+            rest = self.fabric.load(path, {"model": module, "optimizer": opt}, strict=True, weights_only=True)
         except (RuntimeError, ValueError, KeyError) as e:
             first = str(e).strip().splitlines()[0][:300]
             raise StcastError(f"checkpoint {path} does not fit this {self.model.name} model (another dataset "
                               f"shape or hyper-parameters?): {first}") from e
-        return state
+        return rest
 
     def _start_log(self) -> None:
         """A fresh log, or on resume the checkpoint's epochs: every epoch appears exactly once."""
-        if not self.cfg.log_csv:
+        if not self.cfg.log_csv or not is_global_zero():
             return
         path = Path(self.cfg.log_csv)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -309,7 +357,9 @@ class Trainer:
             self._log(row)
 
     def _log(self, row: dict) -> None:
-        if not self.cfg.log_csv:
+        for logger in self.loggers:
+            logger.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
+        if not self.cfg.log_csv or not is_global_zero():
             return
         path = Path(self.cfg.log_csv)
         new = not path.exists()
@@ -324,7 +374,8 @@ class Trainer:
         nothing in it can be scored (said once, never a silent NaN that would freeze early stopping)."""
         if val is None or not len(val):
             return train_loss
-        m = evaluate(self.model, val, self.cfg.eval_batch_size, self.device, task=self.task)
+        m = evaluate(self.model, val, self.cfg.eval_batch_size, self.device, task=self.task, fabric=self.fabric,
+                     module=self.module)
         if m["count"] == 0:
             if not getattr(self, "_said_empty_val", False):
                 warnings.warn("the validation split has no observed target to score: early stopping and the "
@@ -333,42 +384,83 @@ class Trainer:
             return train_loss
         return m["mae"]
 
-    def _save(self, opt, epoch, best, bad, best_state, stopped: bool = False) -> None:
+    def _save(self, module, opt, epoch, best, bad, best_state, stopped: bool = False) -> None:
+        """Through Fabric (rank 0 writes; FSDP gathers a full state first), to a .tmp renamed over the
+        checkpoint: a crash mid-save never leaves a truncated checkpoint."""
         path = Path(self.cfg.checkpoint)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if is_global_zero():
+            path.parent.mkdir(parents=True, exist_ok=True)
         keys = list(self.history[0]) if self.history else []
-        state = {"model": self.model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
+        state = {"model": module, "optimizer": opt, "epoch": epoch,
                  "best_val": best, "bad_epochs": bad, "best_model": best_state,
                  "history_keys": keys, "history": [[r[k] for k in keys] for r in self.history],
                  "rng": rng_state(), "model_name": self.model.name, "stopped": stopped,
                  "config": {k: v for k, v in asdict(self.cfg).items() if v is not None}}
         tmp = path.with_suffix(path.suffix + ".tmp")
-        torch.save(state, tmp)
-        tmp.replace(path)  # atomic: a crash mid-save never leaves a truncated checkpoint
+        self.fabric.save(tmp, state)
+        self.fabric.barrier()
+        if is_global_zero():
+            os.replace(tmp, path)
+        self.fabric.barrier()
+
+
+def _extra_loggers(cfg: TrainConfig, name: str) -> list:
+    """Fabric loggers beside the CSV log: TensorBoard when asked for (and installed)."""
+    if cfg.logger != "tensorboard":
+        return []
+    from lightning_fabric.loggers import TensorBoardLogger
+
+    try:
+        return [TensorBoardLogger(root_dir=cfg.tb_dir, name=name)]
+    except (ModuleNotFoundError, ImportError) as e:
+        raise StcastError("logger 'tensorboard' needs the tensorboard package: pip install tensorboard") from e
 
 
 @torch.no_grad()
 def evaluate(model: STModel, windows: WindowSet, batch_size: int = 64, device="cpu", task: str = "forecast",
-             steps=(3, 6, 12), collect: bool = False):
-    """Metrics in original units over a split. With `collect`, also returns the predictions (B, H, N, C)."""
+             steps=(3, 6, 12), collect: bool = False, fabric=None, module=None):
+    """Metrics in original units over a split. With `collect`, also returns the predictions (B, H, N, C).
+
+    In a distributed run (`fabric` with several processes) each rank scores its share of every batch and the
+    sums and counts are added up: the figures equal one process's. Where sharding would change what is
+    scored (inputs hidden at random: the draws follow the batch stream) or every rank must run the same
+    forwards (FSDP, `module` is the sharded model), every rank scores everything instead."""
     model.eval()
     score_task = Task.parse(task).scored.value
+    rank, world = (fabric.global_rank, fabric.world_size) if fabric is not None else (0, 1)
+    fsdp = fabric is not None and "FSDP" in type(fabric.strategy).__name__
+    random_hiding = windows.hide is not None and not windows.protocol_eval
+    if collect or fsdp or random_hiding:
+        rank, world = 0, 1
+    net = module if fsdp and module is not None else model
+    autocast = fabric.autocast() if fabric is not None else nullcontext()
     out_len = windows.input_len if score_task == "impute" else windows.horizon
     acc = MetricAccumulator(out_len)
     prob = ProbabilisticAccumulator()
     preds, truths, masks = [], [], []
-    for batch in windows.batches(batch_size, shuffle=False, seed=12345):
+    levels = None
+    for batch in windows.batches(batch_size, shuffle=False, seed=12345, rank=rank, world=world):
         batch = batch.to(device)
-        pred = model(batch)
-        point = windows.scaler.inverse(pred.point)
+        with autocast:
+            pred = net(batch)
+        point = windows.scaler.inverse(pred.point.float())
         y, mask = target_and_mask(batch, score_task)
         acc.update(point, y, mask)
         if pred.quantiles is not None and pred.levels is not None:
-            prob.update(quantiles_in_units(pred, windows.scaler), y, pred.levels, mask)
+            levels = pred.levels
+            prob.update(quantiles_in_units(pred, windows.scaler).float(), y, pred.levels, mask)
         if collect:
             preds.append(point.cpu())
             truths.append(y.cpu())
             masks.append(mask.cpu())
+    if world > 1:
+        def all_sum(t):
+            return fabric.all_reduce(t.to(device), reduce_op="sum")
+
+        acc.reduce(all_sum)
+        levels = fabric.broadcast(None if levels is None else [float(v) for v in levels], src=0)
+        if levels is not None:
+            prob.reduce(all_sum, levels)
     result = acc.summary(steps)
     result.update(prob.summary())
     if collect:

@@ -58,6 +58,11 @@ class STModel(nn.Module):
     def fit_statistics(self, train_windows) -> None:  # noqa: B027 - optional hook
         pass
 
+    def training_windows(self, windows):
+        """The windows the engine trains on (hook): a model may wrap them with its own sampling, as FactoST-v2
+        mixes a replay memory into every batch. Anything with `batches(...)`, `scaler` and `len()`."""
+        return windows
+
     def attach(self, data, scaler) -> None:  # noqa: B027 - optional hook
         """Give a loaded model the series it reads from at inference (models that look up history)."""
 

@@ -9,7 +9,7 @@ ones rolled (the median is appended to the context), quantile crossing is repair
 `stcast pretrain factost` (stcast.pretrain.utp).
 
 Stage II, `FactoST` (registered `factost`): every backbone weight is reused and fine-tuned ("full weight
-transfer"); STMF (eq. 7), STF (eq. 8), DSPA (eqs. 9-10) and CMR (eq. 11, `replay` read by the Trainer) are
+transfer"); STMF (eq. 7), STF (eq. 8), DSPA (eqs. 9-10) and CMR (eq. 11, the `training_windows` hook) are
 switches. L1 on the median for point benchmarks (the engine's loss), pinball with TrainConfig.loss="pinball".
 
 Choices where the paper is silent (written down, not hidden):
@@ -322,7 +322,7 @@ class FactoST(STModel):
         if not 0 < memory_fraction < 1 or not 0 <= replace_ratio < 1:
             raise StcastError(f"CMR needs 0 < memory_fraction < 1 and 0 <= replace_ratio < 1; got "
                               f"{memory_fraction}, {replace_ratio}")
-        self.replay = (memory_fraction, replace_ratio) if use_cmr else None  # read by the Trainer (eq. 11)
+        self.replay = (memory_fraction, replace_ratio) if use_cmr else None  # CMR (eq. 11): training_windows
         if node_sample is not None and node_sample < 1:
             raise StcastError(f"node_sample={node_sample} must be >= 1 (nodes per training step), or null for all")
         # token reduction (ours): each training step adapts on K random nodes' series (B K C sequences, not
@@ -344,6 +344,14 @@ class FactoST(STModel):
         t = tod[:, patch_idx_last]
         moh = (t * self.step_minutes) % 60
         return moh, t, dow[:, patch_idx_last]
+
+    def training_windows(self, windows):
+        """CMR (eq. 11): every training batch mixes windows from a replay memory of the earliest training windows."""
+        if not self.replay:
+            return windows
+        from stcast.data.windows import ReplayWindows
+
+        return ReplayWindows(windows, *self.replay)
 
     def forward(self, batch) -> Prediction:
         x, mask = batch.x, batch.x_mask.bool()

@@ -28,11 +28,17 @@ class CalendarEmbedding(nn.Embedding):
         self.feature, self.row_names = feature, row_names
         self.register_buffer("seen", torch.zeros(num_rows, dtype=torch.bool))
         self._warned: set[tuple[int, ...]] = set()
+        self._local_seen: torch.Tensor | None = None  # rows this process trained on
 
     def forward(self, index: torch.Tensor) -> torch.Tensor:
         if self.training:
             with torch.no_grad():
-                self.seen[index.reshape(-1)] = True
+                # also kept outside the buffer: DDP may overwrite buffers with rank 0's at every forward; the
+                # trainer ORs `seen` over ranks after each epoch (engine.distributed.sync_buffers)
+                if self._local_seen is None or self._local_seen.device != index.device:
+                    self._local_seen = torch.zeros_like(self.seen)
+                self._local_seen[index.reshape(-1)] = True
+                self.seen |= self._local_seen
             return super().forward(index)
         seen = self.seen
         if bool(seen.all()) or not bool(seen.any()):

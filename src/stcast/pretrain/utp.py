@@ -42,6 +42,20 @@ class UTPRun:
     save_every: int = 200
     resume: bool = False
     model: dict = field(default_factory=dict)  # UTPConfig fields (variant, max_context, use_prope, ...)
+    # where it runs (Lightning Fabric, as `stcast train`); batch_size is the global batch over processes
+    accelerator: str = "cpu"
+    devices: int | str = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "32"
+
+    def recipe_key(self) -> str:
+        """What a resumed run must share with the run it continues (the budget and placement may change)."""
+        keep = {k: v for k, v in asdict(self).items() if k not in _PLACEMENT}
+        return json.dumps(keep | {"resume": False, "steps": 0, "minutes": None}, default=list)
+
+
+_PLACEMENT = ("accelerator", "devices", "num_nodes", "strategy", "precision")
 
 
 def wsd_lr(step: int, total: int, base: float) -> float:
@@ -54,6 +68,10 @@ def wsd_lr(step: int, total: int, base: float) -> float:
     return base * (1 - 0.9 * (step - decay_from) / max(1, total - decay_from))
 
 
+def _silent(*args, **kwargs) -> None:
+    """Ranks other than 0 say nothing (rank 0 speaks for the run)."""
+
+
 def utp_loss(model: UTPBackbone, windows: torch.Tensor, rng: np.random.Generator, random_mask: bool = True,
              quantile_loss: bool = True) -> torch.Tensor:
     """windows (B, L_max + H_max), NaN = missing -> scalar loss on the normalised future."""
@@ -63,8 +81,8 @@ def utp_loss(model: UTPBackbone, windows: torch.Tensor, rng: np.random.Generator
     ctx, fut = torch.nan_to_num(ctx), torch.nan_to_num(fut)
     P, Pmin = cfg.ctx_patches, math.ceil(cfg.min_context / cfg.patch_len)
     if random_mask:
-        l_mask = torch.from_numpy(rng.integers(0, P - Pmin + 1, size=windows.shape[0]))
-        hidden = torch.arange(cfg.max_context)[None, :] < (l_mask * cfg.patch_len)[:, None]
+        l_mask = torch.from_numpy(rng.integers(0, P - Pmin + 1, size=windows.shape[0])).to(windows.device)
+        hidden = torch.arange(cfg.max_context, device=windows.device)[None, :] < (l_mask * cfg.patch_len)[:, None]
         cm = cm & ~hidden  # statistics and tokens only from the effective context
     else:
         l_mask = None
@@ -84,12 +102,21 @@ def utp_loss(model: UTPBackbone, windows: torch.Tensor, rng: np.random.Generator
 
 
 def pretrain(run: UTPRun, data_dir=None, log=print) -> Path:
+    from stcast.engine.distributed import check_global_batch, fabric_for, is_global_zero
+
+    fabric = fabric_for(run)
+    rank, world = fabric.global_rank, fabric.world_size
+    check_global_batch(run.batch_size, world)
+    if not is_global_zero():
+        log = _silent
     cfg = UTPConfig(**run.model)
     out = Path(run.out)
     state_path = out.with_suffix(".state.pt")
-    state_path.with_suffix(".tmp").unlink(missing_ok=True)  # a state write killed midway
+    if is_global_zero():
+        state_path.with_suffix(".tmp").unlink(missing_ok=True)  # a state write killed midway
     torch.manual_seed(run.seed)
-    rng = np.random.default_rng(run.seed)
+    # one process draws as it always has; with several, each rank draws its own share of every batch
+    rng = np.random.default_rng(run.seed if world == 1 else [run.seed, rank])
     model = UTPBackbone(cfg)
     opt = torch.optim.Adam(model.parameters(), lr=run.lr)
     step = 0
@@ -97,18 +124,22 @@ def pretrain(run: UTPRun, data_dir=None, log=print) -> Path:
         if not state_path.is_file():
             raise StcastError(f"nothing to resume: {state_path} does not exist")
         st = torch.load(state_path, map_location="cpu", weights_only=True)
-        if st["run"] != json.dumps(asdict(run) | {"resume": False, "steps": 0, "minutes": None}, default=list):
+        if st["run"] != run.recipe_key():
             raise StcastError(f"{state_path} was written by a different recipe; resume with the same arguments")
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["optimizer"])
         step = st["step"]
-        rng.bit_generator.state = json.loads(st["rng"])
-        if "torch_rng" in st:  # dropout and init draws continue exactly (states written since the reliability fix)
-            set_rng_state(st["torch_rng"])
+        if world == 1:
+            rng.bit_generator.state = json.loads(st["rng"])
+            if "torch_rng" in st:  # dropout and init draws continue exactly (states written since the reliability fix)
+                set_rng_state(st["torch_rng"])
+        else:  # rank 0's stream is the one saved: every rank starts a fresh stream of its own from this step
+            rng = np.random.default_rng([run.seed, rank, step])
         log(f"resumed at step {step}")
+    model, opt = fabric.setup(model, opt)
     log(f"FactoST UTP pretraining: {cfg.variant} ({sum(p.numel() for p in model.parameters()):,} parameters), "
         f"context {cfg.max_context}, horizon {cfg.max_horizon}, batch {run.batch_size}, {run.steps} steps"
-        + (f" or {run.minutes} min" if run.minutes else ""))
+        + (f" or {run.minutes} min" if run.minutes else "") + (f", {world} processes" if world > 1 else ""))
     real = real_series(run.datasets, data_dir, log=log) if run.datasets else []
     corpus = Corpus.build(cfg.max_context, cfg.max_horizon, run.num_synthetic, real=real,
                           p_synthetic=run.p_synthetic, seed=run.seed)
@@ -117,25 +148,27 @@ def pretrain(run: UTPRun, data_dir=None, log=print) -> Path:
 
     def save_state():
         tmp = state_path.with_suffix(".tmp")
-        state_path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                    "rng": json.dumps(rng.bit_generator.state), "torch_rng": rng_state(),
-                    "run": json.dumps(asdict(run) | {"resume": False, "steps": 0, "minutes": None}, default=list)},
-                   tmp)
-        tmp.replace(state_path)
+        if is_global_zero():
+            state_path.parent.mkdir(parents=True, exist_ok=True)
+        fabric.save(tmp, {"model": model, "optimizer": opt, "step": step,
+                          "rng": json.dumps(rng.bit_generator.state), "torch_rng": rng_state(),
+                          "run": run.recipe_key()})
+        fabric.barrier()
+        if is_global_zero():
+            tmp.replace(state_path)
 
     t0, running = time.time(), None
     model.train()
     while step < run.steps and (run.minutes is None or time.time() - t0 < run.minutes * 60):
         for g in opt.param_groups:
             g["lr"] = wsd_lr(step, run.steps, run.lr)
-        w = torch.from_numpy(corpus.sample(run.batch_size, cfg.min_context, cfg.max_horizon, rng))
-        loss = utp_loss(model, w, rng, run.random_mask, run.quantile_loss)
+        w = torch.from_numpy(corpus.sample(run.batch_size // world, cfg.min_context, cfg.max_horizon, rng))
+        loss = utp_loss(model, w.to(fabric.device), rng, run.random_mask, run.quantile_loss)
         if not torch.isfinite(loss):
             raise StcastError(f"UTP loss became {loss.item()} at step {step}; lower the learning rate")
         opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        fabric.backward(loss)
+        fabric.clip_gradients(model, opt, max_norm=1.0, error_if_nonfinite=False)
         opt.step()
         step += 1
         running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
@@ -149,6 +182,10 @@ def pretrain(run: UTPRun, data_dir=None, log=print) -> Path:
               "corpus": {"synthetic_series": int(corpus.synthetic.sum()), "real_datasets": list(run.datasets),
                          "excluded": ["los-loop", "metr-la", "etth1", "etth2"], "points": int(corpus.lengths.sum())},
               "torch": torch.__version__, "threads": torch.get_num_threads()}
+    if not is_global_zero():
+        return out
+    fabric.strategy.get_module_state_dict(model)  # FSDP: the full weights are gathered on rank 0
+    model = model.module if hasattr(model, "module") else model  # Fabric's wrapper -> the UTPBackbone
     model.save(out, extra=recipe)
     out.with_suffix(".json").write_text(json.dumps(recipe, indent=2, default=list) + "\n")
     log(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) and its recipe {out.with_suffix('.json')}")
