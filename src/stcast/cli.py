@@ -216,10 +216,10 @@ def cmd_train(args) -> int:
                      split=args.split, protocol=args.protocol, missing=args.missing, model_kw=model_kw,
                      few_shot_fraction=args.few_shot, train=train)
     res = exp.run()
-    from stcast.bench.runner import format_table, table_columns
+    from stcast.bench.runner import print_table, table_columns
 
     row = res.row()
-    print(format_table([row], table_columns([row], (3, 6, 12))))
+    print_table([row], table_columns([row], (3, 6, 12)))
     if (msg := nothing_scored(res.metrics)) is not None:
         print(f"stcast: warning: test split of {data.meta.name}: {msg}", file=sys.stderr)
     if args.out:
@@ -265,10 +265,10 @@ def cmd_evaluate(args) -> int:
     model.fit_statistics(splits.train) if not any(p.requires_grad for p in model.parameters()) else None
     model.attach(data, scaler)
     m = evaluate(model, test, 64, "cpu", task=Task.parse(info["task"]).scored.value)
-    from stcast.bench.runner import format_table, table_columns
+    from stcast.bench.runner import print_table, table_columns
 
     row = {"model": info["model"], "dataset": data.meta.name, **m}
-    print(format_table([row], table_columns([row], (3, 6, 12))[:-4]))
+    print_table([row], table_columns([row], (3, 6, 12))[:-4])
     if (msg := nothing_scored(m)) is not None:
         print(f"stcast: warning: test split of {data.meta.name}: {msg}", file=sys.stderr)
     return 0
@@ -344,7 +344,7 @@ def cmd_forecast(args) -> int:
 def cmd_impute(args) -> int:
     import pandas as pd
 
-    from stcast.data.windows import StandardScaler
+    from stcast.data.scaler import StandardScaler
     from stcast.engine.checkpoint import load_model
     from stcast.engine.inference import impute_array
     from stcast.models.base import ProblemSpec, build_model

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
+from stcast.data.scaler import StandardScaler
 from stcast.data.transforms import cluster_nodes
-from stcast.data.windows import StandardScaler
 from stcast.engine.experiment import Experiment, prepare_windows
 from stcast.engine.tasks import task_loss
 from stcast.engine.trainer import TrainConfig

@@ -86,3 +86,14 @@ def test_experiment_reports_timings_and_params(los_small):
     row = res.row()
     assert row["trainable_params"] > 0 and row["s_per_epoch"] >= 0 and "mae@12" in row
     assert res.predictions["pred"].shape == res.predictions["truth"].shape
+
+
+def test_tensorboard_logger_writes_event_files_beside_the_csv_log(splits, tmp_path):
+    pytest.importorskip("tensorboardX", reason="TensorBoard logging needs tensorboard or tensorboardX")
+    model = build_model("dlinear", splits.spec)
+    cfg = TrainConfig(epochs=2, progress=False, logger="tensorboard", tb_dir=str(tmp_path / "runs"),
+                      log_csv=str(tmp_path / "log.csv"))
+    Trainer(model, cfg).fit(splits.train, splits.val)
+    events = list((tmp_path / "runs").rglob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0
+    assert len(list(csv.DictReader(open(tmp_path / "log.csv")))) == 2

@@ -273,6 +273,24 @@ def write_results(report: BenchReport, out_dir, plot: bool = True) -> dict[str, 
     return paths
 
 
+def print_table(rows: list[dict], columns: list[str], file=None) -> None:
+    """A results table: drawn with rich on an interactive terminal, plain aligned text otherwise (logs, pipes
+    and scripts that read it keep one header line, a rule and one line per row)."""
+    file = file or sys.stdout
+    if not file.isatty():
+        print(format_table(rows, columns), file=file)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_edge=False, header_style="bold")
+    for c in columns:
+        table.add_column(c, justify="left" if c in ("dataset", "model", "task") else "right")
+    for r in rows:
+        table.add_row(*[_fmt(c, r.get(c)) for c in columns])
+    Console(file=file).print(table)
+
+
 def print_report(report: BenchReport, file=None) -> None:
     rows = report.rows()
-    print(format_table(rows, table_columns(rows, report.config.steps)), file=file or sys.stdout)
+    print_table(rows, table_columns(rows, report.config.steps), file)

@@ -1,4 +1,5 @@
-"""Windows addressed by start index, chronological splits, the z-score scaler and batches.
+"""Windows addressed by start index and chronological splits (the scaler: data/scaler.py; a batch:
+data/batch.py, both re-exported here).
 
 Nothing here materialises the windows: a batch gathers `values[start + arange(L)]` for its starts, so a
 memmapped (T, N, C) array of any size serves batches in memory proportional to the batch.
@@ -6,13 +7,16 @@ memmapped (T, N, C) array of any size serves batches in memory proportional to t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-
 import numpy as np
 import torch
 
+from stcast.data.batch import Batch
 from stcast.data.core import SpatioTemporalData
+from stcast.data.scaler import StandardScaler
 from stcast.errors import StcastError
+
+__all__ = ["Batch", "ReplayWindows", "StandardScaler", "WindowSet", "few_shot", "inference_batch", "parse_split",
+           "split_starts", "starts_within"]
 
 STANDARD_SPLITS = {"7:1:2": (0.7, 0.1, 0.2), "6:2:2": (0.6, 0.2, 0.2), "8:1:1": (0.8, 0.1, 0.1),
                    "8:2": (0.8, 0.0, 0.2)}
@@ -85,88 +89,6 @@ def starts_within(labels: np.ndarray, label, window: int, stride: int = 1) -> np
                 last = s
         ok = np.asarray(keep, dtype=np.int64)
     return ok
-
-
-class StandardScaler:
-    """z-score per channel, fitted on observed training values only (missing entries ignored)."""
-
-    def __init__(self, mean: np.ndarray | None = None, std: np.ndarray | None = None):
-        self.mean, self.std = mean, std
-
-    def fit(self, data: SpatioTemporalData, end_step: int | None = None, chunk: int = 4096,
-            steps: np.ndarray | None = None) -> StandardScaler:
-        """Fit on steps [0, end_step), or on the steps listed in `steps` (sorted indices: the training
-        months of a protocol whose training steps are not one prefix, e.g. AQI-36)."""
-        C = data.num_channels
-        s, ss, n = np.zeros(C), np.zeros(C), np.zeros(C)
-        if steps is None:
-            steps = slice(0, data.num_steps if end_step is None else end_step)
-        index = np.arange(data.num_steps)[steps]
-        for a in range(0, len(index), chunk):  # chunked so a memmap is never loaded whole
-            part = index[a:a + chunk]
-            sel = slice(int(part[0]), int(part[-1]) + 1) if part[-1] - part[0] + 1 == len(part) else part
-            v = np.asarray(data.values[sel], dtype=np.float64)
-            m = data.observed(sel)
-            v = np.where(m, v, 0.0)
-            s += v.sum((0, 1))
-            ss += (v * v).sum((0, 1))
-            n += m.sum((0, 1))
-        if (n == 0).any():
-            raise StcastError(f"{data.meta.name}: a channel has no observed training values")
-        self.mean = (s / n).astype(np.float32)
-        var = np.maximum(ss / n - (s / n) ** 2, 0.0)
-        self.std = np.where(var > 1e-12, np.sqrt(var), 1.0).astype(np.float32)
-        return self
-
-    def transform(self, x):
-        mean, std = self._as(x)
-        return (x - mean) / std
-
-    def inverse(self, x):
-        mean, std = self._as(x)
-        return x * std + mean
-
-    def _as(self, x):
-        if isinstance(x, torch.Tensor):
-            return (torch.as_tensor(self.mean, device=x.device), torch.as_tensor(self.std, device=x.device))
-        return self.mean, self.std
-
-    def state_dict(self) -> dict:
-        return {"mean": torch.as_tensor(self.mean), "std": torch.as_tensor(self.std)}
-
-    @classmethod
-    def from_state_dict(cls, state) -> StandardScaler:
-        return cls(state["mean"].numpy(), state["std"].numpy())
-
-
-@dataclass
-class Batch:
-    """x (B, L, N, C) scaled with missing/hidden entries 0; y (B, H, N, C) in original units.
-
-    For imputation H == L and y is the window itself; `eval_mask` marks the hidden-and-observed
-    entries that the loss and the metrics see. Calendar indices are per step.
-    """
-
-    x: torch.Tensor
-    x_mask: torch.Tensor
-    y: torch.Tensor
-    y_mask: torch.Tensor
-    tod_x: torch.Tensor
-    dow_x: torch.Tensor
-    tod_y: torch.Tensor
-    dow_y: torch.Tensor
-    start: torch.Tensor
-    node_ids: torch.Tensor
-    eval_mask: torch.Tensor | None = None
-    x_target: torch.Tensor | None = None  # forecast windows with hidden inputs (multi-task): raw inputs
-
-    def to(self, device) -> Batch:
-        return Batch(**{f.name: (None if getattr(self, f.name) is None else getattr(self, f.name).to(device))
-                        for f in fields(self)})
-
-    @property
-    def batch_size(self) -> int:
-        return self.x.shape[0]
 
 
 class WindowSet:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stcast.data.windows import StandardScaler
+from stcast.data.scaler import StandardScaler
 from stcast.engine.distributed import is_global_zero
 from stcast.errors import StcastError
 from stcast.models.base import ProblemSpec, STModel, build_model

@@ -7,8 +7,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from stcast.data.batch import Batch
 from stcast.data.core import SpatioTemporalData
-from stcast.data.windows import Batch, StandardScaler, inference_batch
+from stcast.data.scaler import StandardScaler
+from stcast.data.windows import inference_batch
 from stcast.errors import StcastError
 from stcast.models.base import STModel
 

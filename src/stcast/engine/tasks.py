@@ -10,7 +10,7 @@ from enum import StrEnum
 
 import torch
 
-from stcast.data.windows import Batch
+from stcast.data.batch import Batch
 from stcast.errors import StcastError
 from stcast.metrics import masked_mae, pinball_loss, valid_mask
 from stcast.models.base import Prediction

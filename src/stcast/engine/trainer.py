@@ -413,7 +413,7 @@ def _extra_loggers(cfg: TrainConfig, name: str) -> list:
     try:
         return [TensorBoardLogger(root_dir=cfg.tb_dir, name=name)]
     except (ModuleNotFoundError, ImportError) as e:
-        raise StcastError("logger 'tensorboard' needs the tensorboard package: pip install tensorboard") from e
+        raise StcastError("logger 'tensorboard' needs tensorboard (pip install tensorboard) or tensorboardX") from e
 
 
 @torch.no_grad()

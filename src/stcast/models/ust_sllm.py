@@ -35,8 +35,8 @@ Choices where the paper is silent (written down here, not hidden):
 - `patch_len` P (ours, for long inputs on CPU): tokens are groups of P consecutive steps (L/P tokens): the STE
   GRU runs over all L steps and P consecutive outputs are concatenated before the projection of eq. 6; the
   step-level bias of eq. 9 is average-pooled to P x P blocks. P = 1 is the paper's one token per step and the
-  default up to 48 input steps; longer inputs default to the smallest P giving <= 24 tokens (288 -> P = 12), so
-  a 288 -> 144 epoch on Los-loop measured 73 s on 2 cores (one token per step: ~5 min, estimated).
+  default up to 48 input steps; longer inputs default to the smallest P giving <= 24 tokens (288 -> P = 12);
+  its cost on 2 cores is in docs/benchmarks.md.
 - Attention is causal by default, as in the GPT-2 the paper adapts (`causal=False` makes it bidirectional).
 - The engine's losses are masked MAE (BasicTS convention), not the paper's MSE; eq. 15's alpha is TrainConfig.alpha.
 - `identity` (ours, off by default until the METR-LA comparison): the shared STIdentity (nn/identity.py): node +

@@ -2,7 +2,7 @@
 
 A day-of-week (or time-of-day, minute-of-hour) row that never occurs in the training windows keeps its random
 initialisation; used at test time it adds noise. Los-loop is the plain case: one week, the test days (Tue/Wed)
-never occur in training, and STID without day-of-week beat full STID (3.40 vs 3.58 MAE). A few-shot split or a
+never occur in training, and STID without day-of-week beat full STID (docs/benchmarks.md). A few-shot split or a
 short user series hits the same trap. `CalendarEmbedding` records the rows it is trained on (a persistent
 `seen` buffer, saved in model files) and at inference replaces every unseen row by the mean of the seen
 rows, with a warning naming the feature and the rows. A table that was never trained (zero-shot from

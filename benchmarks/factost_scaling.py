@@ -1,6 +1,6 @@
 """FactoST-v2 inference cost against the number of nodes (issue: N = 207, 2,000, 8,600, synthetic).
 
-    python -m stcast.bench.factost_scaling [--nodes 207,2000,8600] [--batch 8] [--repeats 3]
+    .venv/bin/python benchmarks/factost_scaling.py [--nodes 207,2000,8600] [--batch 8] [--repeats 3]
 
 Each N runs in a fresh subprocess (so the peak resident memory is that N's alone): a synthetic random-walk
 dataset of N nodes, 12 -> 12 windows, the adapted model (STMF + STF + DSPA, random adapters on the shipped
@@ -65,7 +65,7 @@ def main(argv=None) -> int:
         return 0
     rows = []
     for n in (int(v) for v in a.nodes.split(",")):
-        cmd = [sys.executable, "-m", "stcast.bench.factost_scaling", "--child", str(n), "--batch", str(a.batch),
+        cmd = [sys.executable, __file__, "--child", str(n), "--batch", str(a.batch),
                "--repeats", str(a.repeats), "--threads", str(a.threads)] + (["--random"] if a.random else [])
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
         rows.append(json.loads(out))

@@ -1,6 +1,6 @@
 """Forward+backward tokens/s of our block stack vs transformers' implementation of the same model.
 
-    python -m stcast.bench.backbone_speed [--layers 6] [--threads 2] [--repeats 2]
+    .venv/bin/python benchmarks/backbone_speed.py [--layers 6] [--threads 2] [--repeats 2]
 
 Both run SmolLM2-135M cut to the same number of layers, fp32, causal attention (transformers' Llama is
 always causal), with the same frozen set (PFA: lower blocks frozen except norms, the top `--top` blocks'
