@@ -424,6 +424,38 @@ def _run_and_report(cfg, out_dir, data_dir=None) -> int:
     return 0
 
 
+def cmd_plot(args) -> int:
+    """`stcast plot correlation`: ST-VLM's correlation image for chosen sensors and a window."""
+    from stcast.bench.plots import plot_correlation
+
+    channels, max_lag, input_len, scaler = ("dtw", "xcorr", "fft"), 3, 12, None
+    spec = args.dataset
+    if args.model_file:  # the model's own settings, data and scaler
+        from stcast.engine.checkpoint import load_model
+
+        model, scaler, info = load_model(args.model_file)
+        hp = info["hparams"]
+        channels, max_lag = tuple(hp.get("channels", channels)), hp.get("max_lag", max_lag)
+        input_len = model.spec.input_len
+        spec = spec or info["protocol"].get("source") or info["dataset"]
+    if not spec:
+        raise StcastError("plot correlation needs --dataset or --model-file")
+    data = resolve_dataset(spec, args)
+    nodes = _index_list(args.nodes, "--nodes") if args.nodes else list(range(min(20, data.num_nodes)))
+    check_writable(args.out)
+    path = plot_correlation(data, nodes, args.start, args.input_len or input_len, channels, max_lag, args.out,
+                            scaler)
+    print(f"wrote {path}")
+    return 0
+
+
+def _index_list(text: str, flag: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise StcastError(f"{flag} {text!r}: expected comma-separated sensor indices, e.g. 0,1,2") from None
+
+
 def cmd_demo(args) -> int:
     from stcast.bench.runner import BenchConfig
 
@@ -580,6 +612,17 @@ def build_parser() -> argparse.ArgumentParser:
     placement_args(sp)
     data_args(sp)
     sp.set_defaults(func=cmd_pretrain)
+
+    sp = sub.add_parser("plot", help="pictures: `plot correlation` draws ST-VLM's correlation image")
+    sp.add_argument("what", choices=["correlation"])
+    sp.add_argument("--dataset", default=None)
+    sp.add_argument("--model-file", default=None, help="an st-vlm model file: its channels, lags, data and scaler")
+    sp.add_argument("--nodes", default=None, help="comma-separated sensor indices (default: the first 20)")
+    sp.add_argument("--start", type=non_negative_int, default=0, help="first step of the window")
+    sp.add_argument("--input-len", type=positive_int, default=None, help="window length (default 12)")
+    sp.add_argument("--out", default="correlation.png")
+    data_args(sp)
+    sp.set_defaults(func=cmd_plot)
 
     sp = sub.add_parser("demo", help="the embedded default job: baselines on the bundled Los-loop data")
     sp.add_argument("--out-dir", default="results/demo")

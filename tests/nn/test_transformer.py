@@ -106,6 +106,11 @@ def test_vilt_encoder_parity():
         want = ref.layernorm(ref.encoder(h)[0])
         got = ours(h)
     assert torch.allclose(got, want, atol=1e-4), (got - want).abs().max()
+    ids = torch.randint(0, cfg.vocab_size, (2, 7))  # ViLT's text side: BERT embeddings (ST-VLM's prompt)
+    with torch.no_grad():
+        want = ref.embeddings.text_embeddings(input_ids=ids)
+        got = ours.embeddings(ids)
+    assert torch.allclose(got, want, atol=1e-5), (got - want).abs().max()
 
 
 def test_causal_flag_controls_what_earlier_tokens_see():

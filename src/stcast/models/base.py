@@ -120,4 +120,5 @@ def _load_all() -> None:
     import stcast.models.baselines  # noqa: F401  (registers the baselines)
     import stcast.models.factost  # noqa: F401
     import stcast.models.st_link  # noqa: F401
+    import stcast.models.st_vlm  # noqa: F401
     import stcast.models.ust_sllm  # noqa: F401

@@ -126,6 +126,10 @@ _RULES = {
              *_encoder_rules(r"attention\.self\.", {**_COMMON, r"attention\.output\.LayerNorm": "norm1",
                                                      r"output\.LayerNorm": "norm2"})],
     "vilt": [(r"layernorm\.", "stack.norm."),
+             (r"embeddings\.text_embeddings\.word_embeddings\.", "embeddings.word."),
+             (r"embeddings\.text_embeddings\.position_embeddings\.", "embeddings.position."),
+             (r"embeddings\.text_embeddings\.token_type_embeddings\.", "embeddings.token_type."),
+             (r"embeddings\.text_embeddings\.LayerNorm\.", "embeddings.norm."),
              *_encoder_rules(r"attention\.attention\.", {**_COMMON, "layernorm_before": "norm1",
                                                           "layernorm_after": "norm2"})],
 }
@@ -200,12 +204,14 @@ class Backbone(nn.Module):
         self.model_type = config["model_type"]
         self.stack = TransformerStack(spec, causal=causal)
         d = spec.hidden_size
-        if self.model_type == "bert":
-            self.embeddings = TokenEmbeddings(config["vocab_size"], d, config.get("max_position_embeddings", 512),
+        if self.model_type in ("bert", "vilt"):  # ViLT's text side is BERT's embeddings (its patches: the method's)
+            self.embeddings = TokenEmbeddings(config["vocab_size"], d,
+                                              config.get("max_position_embeddings", 512 if self.model_type == "bert"
+                                                         else 40),
                                               config.get("type_vocab_size", 2), config.get("layer_norm_eps", 1e-12))
         elif self.model_type in ("llama", "gpt2"):
             self.embeddings = TokenEmbeddings(config["vocab_size"], d)
-        else:  # vilt: text/patch embeddings belong to the method (ST-VLM draws its own image tokens)
+        else:
             self.embeddings = None
         self._tokenizer = None
         self.pretrained_params: set[int] = set()  # id() of every parameter that came from a checkpoint
@@ -362,6 +368,11 @@ def load_backbone(name: str, num_layers: int | None = None, pretrained: bool = T
     bb.load_state_dict({k: state[k] for k in own})
     bb.pretrained_params = {id(p) for p in bb.parameters()}
     return bb
+
+
+def reinitialize(bb: Backbone) -> Backbone:
+    """The same backbone (architecture, tokenizer files) with random weights: the 'no pretraining' control."""
+    return _init_random(bb)
 
 
 def _init_random(bb: Backbone) -> Backbone:

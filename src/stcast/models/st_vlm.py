@@ -1,0 +1,245 @@
+"""ST-VLM (Zhao et al.): spatial relations drawn as a correlation image, fused with a task prompt and per-node
+temporal tokens in a vision-language transformer (../shared/papers/st-vlm.txt).
+
+Per input window (L steps, N nodes):
+- Spatial-to-image (eqs. 1-2 + the spectral correlation, `stcast.nn.correlation`): DTW, time-lagged cross-
+  correlation and FFT-amplitude Pearson between every node pair -> a 3 x N x N image, each channel standardised;
+  the multi-dimensional channel fusion layer is a learned 1 x 1 convolution over the channels (identity at
+  init). Images are cached by window (start index + a fingerprint of its values), so later epochs reuse them.
+- Task prompt and temporal encoder: the paper's prompt ("This is a spatial-temporal prediction task, forecast
+  the next H steps in N nodes; ...") tokenised and embedded by the backbone's own tokenizer and (frozen) word
+  embeddings; an LSTM per node over its L steps (eq. 3), its last state mapped to the backbone width (the paper
+  pads it to the input size: a linear map is our reading); M_concat = [E_t, E_p].
+- Backbone: ViLT (`backbone="vilt"`, when its files are on the machine) or, offline by default,
+  all-MiniLM-L6-v2: a bidirectional BERT encoder with ViLT's WordPiece vocabulary and the same post-LN block
+  layout ViLT inherits from BERT. The image enters ViLT-style as linear "patch" tokens, one per node row
+  (the row's 3N pixels -> d); modality-type embeddings mark temporal, text and image tokens.
+- Attention-based adaptive fine-tuning: in the first F layers (default 1) the attention is cross-modal: Q from
+  M_concat through LoRA (eq. 4), K from the image tokens through LoRA (eq. 5), V from the image tokens (eq. 6,
+  frozen), scores biased by A_bias = PadConv(image) (eqs. 7-8: a 1-D convolution over each node's image row,
+  zero-padded for the text queries, standardised, scaled by a learned gain). The following U layers run
+  self-attention over M_concat with LoRA on q and k only (eqs. 9-10); every pretrained weight is frozen.
+- Predictor: an LSTM decoder over the H output steps (input: the node's fused token, mapped to the decoder
+  width, plus a learned step embedding) and a linear map to the channels (eq. 11); the engine's masked MAE is
+  eq. 12.
+- CPU defaults (ours; the paper trains ViLT's 12 layers on a GPU): F = 1 cross-modal layer and U = 2 LoRA
+  layers of MiniLM's 6 (`lora_layers=None` keeps every layer), LSTM widths 64. Costs: docs/benchmarks.md.
+
+Switches (the paper's ablation, Fig. 3, and ours): `use_bias=False` is "w/o SAF" (no bias, and the first layer
+is plain self-attention over [temporal, text, image] tokens); `finetune=False` is "w/o FT" (no LoRA: frozen
+backbone); `use_image=False` drops the image (prompt + temporal tokens only); `channels=("dtw",)` etc. keep one
+channel; `use_prompt=False` drops the text; `pretrained=False` is the same backbone with random weights;
+`identity=True` (ours) adds the shared node + calendar identity (nn/identity.py) to the temporal tokens.
+Missing inputs enter the correlations as the scaled mean (0), as they enter every other model.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from stcast.errors import StcastError
+from stcast.models.base import Prediction, ProblemSpec, STModel, register_model
+from stcast.nn.correlation import CHANNELS, correlation_image
+from stcast.nn.identity import STIdentity
+
+PROMPT = ("This is a spatial-temporal prediction task, forecast the next {horizon} steps in {nodes} nodes; the "
+          "image depicts the temporal correlation among nodes, with color blocks representing correlation levels.")
+
+
+class ImageCache:
+    """Correlation images of fixed windows, keyed by (start, fingerprint of the window's values), stored as
+    float16 on the CPU up to `limit_mb`; beyond it images are recomputed (nothing is evicted)."""
+
+    def __init__(self, limit_mb: float):
+        self.limit = int(limit_mb * 2 ** 20)
+        self.store: dict[tuple[int, float], torch.Tensor] = {}
+        self.bytes = 0
+        self.hits = self.misses = 0
+
+    @staticmethod
+    def keys(start: torch.Tensor, x: torch.Tensor) -> list[tuple[int, float]]:
+        fp = x.detach().double().flatten(1)
+        fp = (fp.sum(1) + (fp * torch.arange(1, fp.shape[1] + 1, dtype=fp.dtype, device=fp.device)).sum(1) * 1e-6)
+        return list(zip(start.tolist(), fp.tolist()))
+
+    def get_or_make(self, start, x, make) -> torch.Tensor:
+        """Images are rounded to float16 whether cached or not: a window's image is the same in every epoch."""
+        if self.limit <= 0:
+            return make(torch.arange(x.shape[0], device=x.device)).half().float()
+        keys = self.keys(start, x)
+        missing = [i for i, k in enumerate(keys) if k not in self.store]
+        self.hits += len(keys) - len(missing)
+        self.misses += len(missing)
+        if missing:
+            made = make(torch.tensor(missing, device=x.device)).half().float()
+            for i, img in zip(missing, made):
+                if self.bytes + img.numel() * 2 <= self.limit:
+                    self.store[keys[i]] = img.to("cpu", torch.float16)  # exact: already float16 values
+                    self.bytes += img.numel() * 2
+            fresh = dict(zip(missing, made))
+        else:
+            fresh = {}
+        return torch.stack([fresh[i] if i in fresh else self.store[k].to(x.device, torch.float32)
+                            for i, k in enumerate(keys)])
+
+
+class CrossModalAttention(nn.Module):
+    """The first layer's attention (eqs. 4-7): queries from M_concat, keys and values from the image tokens,
+    scores + A_bias. Uses the pretrained block's projections (LoRA-wrapped where fine-tuned) and norms."""
+
+    def __init__(self, block: nn.Module):
+        super().__init__()
+        self.block = block
+
+    def forward(self, h_q: torch.Tensor, h_img: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        attn = self.block.self_attn
+        B, Sq, _ = h_q.shape
+        Sk = h_img.shape[1]
+        nh, hd = attn.n_head, attn.head_dim
+        q_in, kv_in = (h_q, h_img) if self.block.post_norm else (self.block.norm1(h_q), self.block.norm1(h_img))
+        q = attn.q_proj(q_in).view(B, Sq, nh, hd).transpose(1, 2)  # eq. 4
+        k = attn.k_proj(kv_in).view(B, Sk, attn.n_kv, hd).transpose(1, 2)  # eq. 5
+        v = attn.v_proj(kv_in).view(B, Sk, attn.n_kv, hd).transpose(1, 2)  # eq. 6
+        mask = None if bias is None else bias[:, None] / math.sqrt(hd)  # eq. 7: (QK^T + A_bias) / sqrt(d_k)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=attn.n_kv != nh)
+        out = attn.o_proj(out.transpose(1, 2).reshape(B, Sq, -1))
+        if self.block.post_norm:
+            x = self.block.norm1(h_q + out)
+            return self.block.norm2(x + self.block.mlp(x))
+        x = h_q + out
+        return x + self.block.mlp(self.block.norm2(x))
+
+
+@register_model("st-vlm")
+class STVLM(STModel):
+    tasks = ("forecast",)
+
+    def __init__(self, spec: ProblemSpec, backbone: str = "minilm-l6", pretrained: bool = True,
+                 cross_layers: int = 1, lora_layers: int | None = 2, lora_rank: int = 8, lora_alpha: float = 16.0,
+                 finetune: bool = True, use_image: bool = True, channels: tuple[str, ...] = CHANNELS,
+                 use_bias: bool = True, use_prompt: bool = True, prompt: str | None = None, max_lag: int = 3,
+                 encoder_hidden: int = 64, decoder_hidden: int = 64, identity: bool = False,
+                 image_cache_mb: float = 2048.0, dropout: float = 0.1):
+        super().__init__(spec)
+        from stcast.nn.adapt import AdaptPolicy, adapt
+        from stcast.nn.backbones import load_backbone, reinitialize
+
+        N, L, C = spec.num_nodes, spec.input_len, spec.num_channels
+        channels = tuple(channels)
+        if use_image and (not channels or any(c not in CHANNELS for c in channels)):
+            raise StcastError(f"channels {list(channels)}: choose one or more of {', '.join(CHANNELS)}")
+        if use_image and "xcorr" in channels and not 0 <= max_lag < L:
+            raise StcastError(f"max_lag={max_lag} needs a window longer than the lags: the input has {L} steps "
+                              f"(use max_lag <= {L - 1})")
+        if cross_layers < (1 if use_image else 0):
+            raise StcastError(f"cross_layers={cross_layers}: the image needs at least one cross-modal layer")
+        bb = load_backbone(backbone, None)
+        total = len(bb.stack.layers)
+        lora_layers = total - cross_layers if lora_layers is None else lora_layers
+        if lora_layers < 0 or cross_layers + lora_layers > total:
+            raise StcastError(f"cross_layers {cross_layers} + lora_layers {lora_layers} exceed the {total} layers "
+                              f"of {backbone}")
+        keep = cross_layers + lora_layers
+        bb.stack.layers = bb.stack.layers[:keep]  # Algorithm 1: F cross-modal layers, then U LoRA layers
+        if not pretrained:
+            reinitialize(bb)
+        if bb.embeddings is None:
+            raise StcastError(f"backbone {backbone!r} has no word embeddings for the task prompt")
+        d = bb.hidden_size
+        self.backbone, self.d = bb, d
+        self.cross_layers, self.use_image, self.channels = cross_layers, use_image, channels
+        self.use_bias, self.use_prompt, self.max_lag = use_bias, use_prompt, max_lag
+        # eqs. 4-5, 9-10: LoRA on q and k of every kept layer; nothing else of the backbone trains
+        policy = AdaptPolicy(trainable_top=keep if finetune else 0, attention="lora", lora_rank=lora_rank,
+                             lora_alpha=lora_alpha, lora_targets=("q_proj", "k_proj"), train_norms=False,
+                             train_positions=False)
+        adapt(bb, policy)
+        bb.embeddings.requires_grad_(False)
+        text = (prompt or PROMPT).format(horizon=spec.horizon, nodes=N)
+        ids = bb.tokenizer(text)["input_ids"] if use_prompt else []
+        self.register_buffer("prompt_ids", torch.tensor(ids, dtype=torch.long), persistent=False)
+        self.modality = nn.Embedding(3, d)  # temporal, text, image
+        nn.init.normal_(self.modality.weight, std=0.02)
+        self.encoder = nn.LSTM(2 * C, encoder_hidden, batch_first=True)  # eq. 3, input: values + observed flag
+        self.to_d = nn.Linear(encoder_hidden, d)
+        self.identity = STIdentity(d, N, spec.steps_per_day) if identity else None
+        if use_image:
+            k = len(channels)
+            self.fuse = nn.Conv2d(k, k, 1)  # multi-dimensional channel fusion
+            with torch.no_grad():
+                self.fuse.weight.copy_(torch.eye(k).view(k, k, 1, 1))
+                self.fuse.bias.zero_()
+            self.patch = nn.Linear(k * N, d)  # one image token per node row (ViLT-style linear patch embedding)
+            self.pad_conv = nn.Conv1d(k, 1, 3, padding=1) if use_bias else None  # eq. 8
+            self.bias_gain = nn.Parameter(torch.ones(())) if use_bias else None
+            self.cross = nn.ModuleList(CrossModalAttention(bb.stack.layers[i]) for i in range(cross_layers)) \
+                if use_bias else None
+            self.cache = ImageCache(image_cache_mb)
+        self.drop = nn.Dropout(dropout)
+        self.dec_in = nn.Linear(d, decoder_hidden)  # the fused token, narrowed before the recurrence
+        self.step = nn.Parameter(torch.zeros(spec.horizon, decoder_hidden))
+        self.decoder = nn.LSTM(decoder_hidden, decoder_hidden, batch_first=True)  # eq. 11
+        self.head = nn.Linear(decoder_hidden, C)
+
+    # ------------------------------------------------------------------------------------------ pieces
+
+    def image(self, batch) -> torch.Tensor:
+        """The window's correlation image (B, k, N, N), from the cache where it was drawn before."""
+        series = batch.x.permute(0, 2, 1, 3)  # (B, N, L, C)
+
+        def make(index):
+            return correlation_image(series[index], self.channels, self.max_lag)
+
+        return self.cache.get_or_make(batch.start, batch.x, make)
+
+    def temporal_tokens(self, batch) -> torch.Tensor:
+        B, L, N, C = batch.x.shape
+        seq = torch.cat([batch.x, batch.x_mask.to(batch.x.dtype)], -1).permute(0, 2, 1, 3).reshape(B * N, L, 2 * C)
+        _, (h, _) = self.encoder(seq)
+        tokens = self.to_d(h[-1]).view(B, N, self.d)
+        if self.identity is not None:
+            tokens = self.identity(tokens[:, :, None], batch.tod_x[:, -1:], batch.dow_x[:, -1:])[:, :, 0]
+        return tokens + self.modality.weight[0]
+
+    def attention_bias(self, img: torch.Tensor, text_len: int) -> torch.Tensor:
+        """A_bias = PadConv(image) (eq. 8): each node's image row (k, N) through a 1-D convolution, standardised;
+        zero rows for the text queries. (B, N + T, N)."""
+        B, k, N, _ = img.shape
+        rows = self.pad_conv(img.permute(0, 2, 1, 3).reshape(B * N, k, N)).view(B, N, N)
+        rows = (rows - rows.mean((1, 2), keepdim=True)) / rows.std((1, 2), keepdim=True).clamp(min=1e-6)
+        return F.pad(rows * self.bias_gain, (0, 0, 0, text_len))
+
+    # ------------------------------------------------------------------------------------------ forward
+
+    def forward(self, batch) -> Prediction:
+        self.check_window(batch.x)
+        B, L, N, C = batch.x.shape
+        h = self.temporal_tokens(batch)
+        if self.use_prompt:
+            text = self.backbone.embeddings(self.prompt_ids[None]) + self.modality.weight[1]
+            h = torch.cat([h, text.expand(B, -1, -1)], 1)  # M_concat = [E_t, E_p]
+        h = self.drop(h)
+        layers = self.backbone.stack.layers
+        first = 0
+        if self.use_image:
+            img = self.fuse(self.image(batch))
+            img_tokens = self.patch(img.permute(0, 2, 1, 3).reshape(B, N, -1)) + self.modality.weight[2]
+            if self.cross is not None:  # eqs. 4-8 in the first F layers
+                bias = self.attention_bias(img, h.shape[1] - N)
+                for block in self.cross:
+                    h = block(h, img_tokens, bias)
+                first = self.cross_layers
+            else:  # w/o SAF: the image tokens join the sequence; plain self-attention everywhere
+                h = torch.cat([h, img_tokens], 1)
+        positions = torch.arange(h.shape[1], device=h.device)
+        for layer in layers[first:]:  # eqs. 9-10: LoRA on q/k, bidirectional self-attention
+            h = layer(h, positions, None, False)
+        fused = self.backbone.stack.norm(h)[:, :N]  # E_multi-modal of the N node tokens
+        dec_in = self.dec_in(fused).reshape(B * N, 1, -1) + self.step[None]  # (B N, H, decoder_hidden)
+        out, _ = self.decoder(dec_in)
+        y = self.head(out).view(B, N, -1, C).transpose(1, 2)  # (B, H, N, C)
+        return Prediction(point=y)
