@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,8 @@ import torch
 from stcast.data.registry import load_dataset, shared_data_dir
 
 torch.set_num_threads(2)
+# tests never contact the Hugging Face hub (CI has no network): tests of the download path mock it
+os.environ.setdefault("STCAST_OFFLINE", "1")
 
 
 @pytest.fixture(scope="session")

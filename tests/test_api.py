@@ -71,3 +71,13 @@ def test_api_errors_are_clear(frame):
         Forecaster().predict()
     with pytest.raises(StcastError, match="expected a pandas DataFrame"):
         Forecaster().fit([1, 2, 3])
+
+
+def test_any_model_gives_quantile_columns_when_asked(tmp_path, frame):
+    fc = Forecaster("dlinear", quantiles=(0.1, 0.5, 0.9), train={"epochs": 2}, null_value=0.0).fit(frame)
+    out = fc.predict()
+    assert list(out.columns) == ["unique_id", "ds", "dlinear", "dlinear-q0.1", "dlinear-q0.5", "dlinear-q0.9"]
+    assert (out["dlinear-q0.1"] < out["dlinear-q0.9"]).all() and np.allclose(out["dlinear-q0.5"], out["dlinear"])
+    assert "coverage80" in fc.metrics_
+    fc.save(tmp_path / "q.pt")
+    pd.testing.assert_frame_equal(Forecaster.load(tmp_path / "q.pt").predict(), out)

@@ -108,7 +108,10 @@ def test_benchmark_writes_table_csv_markdown_and_plot(tmp_path, capsys):
 def test_demo_quick_runs_every_baseline(tmp_path, capsys):
     assert main(["demo", "--quick", "--out-dir", str(tmp_path)]) == 0
     rows = pd.read_csv(tmp_path / "demo-quick.csv")
-    assert {"ha", "last-value", "seasonal-naive", "dlinear", "lstm", "stid", "gwnet"} == set(rows.model)
+    assert {"ha", "last-value", "seasonal-naive", "dlinear", "stid", "ust-sllm", "factost-zero-shot"} == set(rows.model)
+    assert (rows.set_index("model").loc["factost-zero-shot", "epochs"] == 0)  # zero-shot: never trained
+    assert rows["coverage80"].notna().all() and rows["crps"].notna().all()  # every model has intervals
+    assert "best on los-loop:" in capsys.readouterr().out
     assert (tmp_path / "demo-quick.png").exists()
 
 

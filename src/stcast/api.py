@@ -96,6 +96,7 @@ class _FrameModel:
         obj.model_, obj.scaler_, obj.record_ = model, scaler, info["protocol"]
         obj.data_ = _from_history(info["protocol"]["history"], info["dataset"], api)
         obj.horizon, obj.input_len = model.spec.horizon, model.spec.input_len
+        obj.quantiles = tuple(model.spec.quantiles)
         return obj
 
 
@@ -107,16 +108,17 @@ class Forecaster(_FrameModel):
     def __init__(self, model: str = "stid", horizon: int = 12, input_len: int = 12, split="7:1:2",
                  model_kw: dict | None = None, train: dict | None = None, id_col: str = "unique_id",
                  time_col: str = "ds", target_col: str = "y", null_value: float | None = None,
-                 step_minutes: int | None = None):
+                 step_minutes: int | None = None, quantiles=()):
         super().__init__(model, id_col, time_col, target_col, null_value, step_minutes, model_kw, train, split)
-        self.horizon, self.input_len = horizon, input_len
+        self.horizon, self.input_len, self.quantiles = horizon, input_len, tuple(quantiles)
 
     def fit(self, df: pd.DataFrame, adjacency=None) -> Forecaster:
         from stcast.engine.experiment import Experiment
 
         data = self._data(df, adjacency)
         self._train(Experiment(self.model, data, task="forecast", input_len=self.input_len, horizon=self.horizon,
-                               split=self.split, model_kw=self.model_kw, train=self._train_config()), data)
+                               split=self.split, model_kw=self.model_kw, train=self._train_config(),
+                               quantiles=self.quantiles), data)
         return self
 
     def predict(self, df: pd.DataFrame | None = None) -> pd.DataFrame:

@@ -40,6 +40,17 @@ def _devices(text: str) -> int | str:
     return positive_int(text)
 
 
+def _levels(text: str) -> list[float]:
+    """--quantiles 0.1,0.5,0.9: increasing levels in (0, 1)."""
+    from stcast.nn.quantile import check_levels
+
+    try:
+        return list(check_levels(float(v) for v in text.split(",") if v.strip()))
+    except (ValueError, StcastError) as e:
+        raise argparse.ArgumentTypeError(f"expected increasing levels in (0, 1) such as 0.1,0.5,0.9; got "
+                                         f"{text!r}") from e
+
+
 def positive_float(text: str) -> float:
     try:
         v = float(text)
@@ -214,7 +225,7 @@ def cmd_train(args) -> int:
     train.log_csv = args.log_csv
     exp = Experiment(args.model, data, task=args.task, input_len=args.input_len, horizon=args.horizon,
                      split=args.split, protocol=args.protocol, missing=args.missing, model_kw=model_kw,
-                     few_shot_fraction=args.few_shot, train=train)
+                     few_shot_fraction=args.few_shot, train=train, quantiles=args.quantiles or ())
     res = exp.run()
     from stcast.bench.runner import print_table, table_columns
 
@@ -387,7 +398,7 @@ def cmd_benchmark(args) -> int:
     from stcast.bench.runner import BenchConfig
 
     raw = config.read_yaml(args.config)
-    for key in ("models", "datasets", "task", "protocol", "missing", "split", "input_len", "horizon"):
+    for key in ("models", "datasets", "task", "protocol", "missing", "split", "input_len", "horizon", "quantiles"):
         v = getattr(args, key, None)
         if v is not None:
             raw[key] = v
@@ -461,7 +472,7 @@ def cmd_demo(args) -> int:
 
     cfg = BenchConfig.from_yaml(bundled_config("demo"))
     if args.quick:  # every model, one short epoch: checks the pipeline end to end in seconds
-        cfg.model_train = {}
+        cfg.model_train = {k: v for k, v in cfg.model_train.items() if v.get("epochs") == 0}  # zero-shot stays
         cfg.train.update(epochs=1, max_batches_per_epoch=5)
         cfg.name = "demo-quick"
     return _run_and_report(cfg, args.out_dir)
@@ -487,6 +498,8 @@ def cmd_pretrain(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stcast", description=__doc__)
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--offline", action="store_true",
+                   help="never contact the Hugging Face hub (as HF_HUB_OFFLINE=1): backbones must be on this machine")
     sub = p.add_subparsers(dest="command", required=True)
 
     def data_args(sp):
@@ -514,6 +527,9 @@ def build_parser() -> argparse.ArgumentParser:
         for name, typ in (("epochs", non_negative_int), ("batch-size", positive_int), ("lr", positive_float),
                           ("seed", non_negative_int), ("max-minutes", positive_float), ("patience", positive_int)):
             sp.add_argument(f"--{name}", type=typ, default=None)
+        sp.add_argument("--quantiles", type=_levels, default=None, metavar="Q1,Q2,...",
+                        help="predict these quantile levels too (e.g. 0.1,0.5,0.9): a quantile head on any model, "
+                             "trained with the pinball loss, scored with CRPS and coverage")
         placement_args(sp)
         sp.add_argument("--logger", default=None, choices=["csv", "tensorboard"],
                         help="csv (always, with --log-csv) or tensorboard as well (needs the tensorboard package)")
@@ -649,6 +665,8 @@ def main(argv=None) -> int:
         warnings.simplefilter("ignore")
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.offline:
+        os.environ["HF_HUB_OFFLINE"] = os.environ["STCAST_OFFLINE"] = "1"  # read by nn.backbones.offline()
     warnings.formatwarning = _format_warning
     try:
         return args.func(args)

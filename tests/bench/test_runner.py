@@ -85,3 +85,13 @@ def test_rows_are_written_as_they_finish(tmp_path, los_small, monkeypatch):
     import csv
 
     assert [r["model"] for r in csv.DictReader(open(rows))] == ["last-value", "ha"]
+
+
+def test_the_winner_line_names_the_lowest_mae_and_its_margin():
+    from stcast.bench.runner import winner_lines
+
+    rows = [{"dataset": "a", "model": "last-value", "mae": 4.0}, {"dataset": "a", "model": "stid", "mae": 3.0},
+            {"dataset": "a", "model": "broken", "mae": float("nan")}, {"dataset": "b", "model": "x", "mae": 2.0},
+            {"dataset": "b", "model": "y", "mae": 2.5}]
+    assert winner_lines(rows) == ["best on a: stid (pooled MAE 3.000), 25.0 % below last-value (4.000)",
+                                  "best on b: x (pooled MAE 2.000), 20.0 % below y (2.500)"]

@@ -32,8 +32,15 @@ def plot_report(report, path, node: int | None = None, max_points: int = 576) ->
     times = data.timestamps[t_idx]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 4.5), gridspec_kw={"width_ratios": [2.2, 1]})
     ax1.plot(times, truth[:k, -1, node, 0].numpy(), color="black", lw=1.6, label="truth")
+    banded = [r for r in res if "band" in r.predictions]
+    best = min(banded, key=lambda r: r.metrics.get("mae", float("inf"))) if banded else None
     for r in res:
-        ax1.plot(times, r.predictions["pred"][:k, -1, node, 0].numpy(), lw=0.9, label=r.model)
+        line, = ax1.plot(times, r.predictions["pred"][:k, -1, node, 0].numpy(), lw=0.9, label=r.model)
+        if r is best:  # the best model's predicted 10-90 % interval (one band keeps the plot readable)
+            lo, hi = r.predictions["band_levels"]
+            band = r.predictions["band"][:k, -1, node, 0].numpy()
+            ax1.fill_between(times, band[:, 0], band[:, 1], color=line.get_color(), alpha=0.18, lw=0,
+                             label=f"{r.model} {lo:g}-{hi:g}")
     unit = data.meta.units or ""
     what = f"step {H} ahead" if task == "forecast" else f"imputed, window position {H}"
     ax1.set_title(f"{ds}, node {data.node_ids[node] if data.node_ids else node}: {what}")

@@ -37,6 +37,7 @@ class BenchConfig:
     missing_kw: dict = field(default_factory=dict)
     few_shot: float | None = None
     steps: list[int] = field(default_factory=lambda: [3, 6, 12])
+    quantiles: list[float] = field(default_factory=list)  # a quantile head for every model (nn/quantile.py)
     train: dict = field(default_factory=dict)  # TrainConfig fields
     model_kw: dict = field(default_factory=dict)  # model name -> hyper-parameters
     model_train: dict = field(default_factory=dict)  # model name -> TrainConfig overrides
@@ -114,6 +115,7 @@ class BenchConfig:
 
 _FIELD_TYPES = {"models": list, "datasets": list, "task": str, "input_len": int, "horizon": int, "split": (str, list),
                 "protocol": str, "missing": str, "missing_kw": dict, "few_shot": (int, float), "steps": list,
+                "quantiles": list,
                 "train": dict, "model_kw": dict, "model_train": dict, "plot_node": int, "name": str,
                 "cluster": dict, "transfer_to": str, "variants": dict, "tables": dict}
 
@@ -189,7 +191,7 @@ def run_benchmark(cfg: BenchConfig, data_dir=None, collect: bool = True, log=pri
                              split=cfg.split,
                              protocol=cfg.protocol, missing=cfg.missing, missing_kw=cfg.missing_kw,
                              few_shot_fraction=cfg.few_shot_of(m), model_kw=cfg.model_kwargs(m),
-                             train=cfg.train_config(m))
+                             train=cfg.train_config(m), quantiles=cfg.quantiles)
             res = exp.run(collect=collect and target is None, steps=tuple(cfg.steps))
             if target is not None:
                 res = exp.evaluate_zero_shot(target, steps=tuple(cfg.steps))
@@ -294,3 +296,22 @@ def print_table(rows: list[dict], columns: list[str], file=None) -> None:
 def print_report(report: BenchReport, file=None) -> None:
     rows = report.rows()
     print_table(rows, table_columns(rows, report.config.steps), file)
+    for line in winner_lines(rows):
+        print(line, file=file or sys.stdout)
+
+
+def winner_lines(rows: list[dict]) -> list[str]:
+    """One line per dataset: the row with the lowest pooled MAE, and how far below the last-value baseline (or
+    the runner-up) it is."""
+    out = []
+    for ds in dict.fromkeys(r["dataset"] for r in rows):
+        scored = [r for r in rows if r["dataset"] == ds and isinstance(r.get("mae"), float) and r["mae"] == r["mae"]]
+        if not scored:
+            continue
+        best = min(scored, key=lambda r: r["mae"])
+        ref = next((r for r in scored if r["model"] == "last-value" and r is not best), None)
+        if ref is None and len(scored) > 1:
+            ref = sorted(scored, key=lambda r: r["mae"])[1]
+        vs = f", {100 * (1 - best['mae'] / ref['mae']):.1f} % below {ref['model']} ({ref['mae']:.3f})" if ref else ""
+        out.append(f"best on {ds}: {best['model']} (pooled MAE {best['mae']:.3f}){vs}")
+    return out

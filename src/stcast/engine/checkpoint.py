@@ -36,13 +36,21 @@ def save_model(path, model: STModel, hparams: dict, scaler: StandardScaler, data
     state = {"format": FORMAT, "model": model.name, "hparams": full_model_config(model.name, hparams), "spec": spec,
              "adjacency": None if adj is None else torch.as_tensor(np.asarray(adj, dtype=np.float32)),
              "scaler": scaler.state_dict(), "dataset": dataset, "task": task, "state_dict": model.state_dict(),
-             "protocol": dict(protocol or {})}
+             "protocol": dict(protocol or {}), "backbones": backbones_of(model)}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(state, tmp)
     tmp.replace(path)
     return path
+
+
+def backbones_of(model) -> dict:
+    """Which language-model backbone each LLM method was built on: {module path: {backbone, revision, source}}."""
+    from stcast.nn.backbones import Backbone
+
+    return {name: {"backbone": m.name, "revision": m.revision, "source": m.source}
+            for name, m in model.named_modules() if isinstance(m, Backbone)}
 
 
 _KEYS = {"model": str, "hparams": dict, "spec": dict, "scaler": dict, "dataset": str, "task": str, "state_dict": dict}
@@ -82,6 +90,7 @@ def load_model(path, map_location="cpu") -> tuple[STModel, StandardScaler, dict]
     stored = state["state_dict"]
     _check_shapes(path, state["model"], spec, state["hparams"], stored)
     model = build_model(state["model"], spec, **state["hparams"])
+    _check_backbones(path, state.get("backbones") or {}, backbones_of(model))
     model.load_state_dict(stored)
     model.eval()
     try:
@@ -94,6 +103,21 @@ def load_model(path, map_location="cpu") -> tuple[STModel, StandardScaler, dict]
     info = {k: state[k] for k in ("model", "hparams", "dataset", "task")}
     info["protocol"] = dict(state.get("protocol") or {})
     return model, scaler, info
+
+
+def _check_backbones(path, saved: dict, here: dict) -> None:
+    """The backbone a model file was trained on vs the one this machine built: another name is an error (the
+    weights would not fit it); another revision is a warning (the file's own weights are restored either way)."""
+    for where, rec in saved.items():
+        now = here.get(where)
+        if not isinstance(rec, dict) or now is None:
+            continue
+        if rec.get("backbone") != now["backbone"]:
+            raise StcastError(f"model file {path} was trained on backbone {rec.get('backbone')!r}, but its settings "
+                              f"build {now['backbone']!r} here")
+        if rec.get("revision") != now["revision"] and "random init" not in (rec.get("revision"), now["revision"]):
+            warnings.warn(f"model file {path} was trained on {rec['backbone']} {rec.get('revision')}; this machine "
+                          f"has {now['revision']} (the file's own weights are used)", stacklevel=3)
 
 
 def _check_shapes(path, name: str, spec: ProblemSpec, hparams: dict, stored: dict) -> None:

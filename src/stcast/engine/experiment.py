@@ -36,6 +36,10 @@ def prepare_windows(data: SpatioTemporalData, task: str = "forecast", input_len:
     """Windows for train/val/test. Imputation windows have length `input_len` and hide entries with the
     chosen pattern (seeded); protocol='aqi36' uses the GRIN split and scores the simulated failures."""
     task = Task.parse(task)
+    if quantiles:
+        from stcast.nn.quantile import check_levels
+
+        quantiles = check_levels(quantiles)
     checks = [("input_len", input_len)] + ([("horizon", horizon)] if task != "impute" else [])  # impute: H = L
     for name, v in checks:
         if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
@@ -117,7 +121,7 @@ class Experiment:
     def __init__(self, model: str, dataset: str | SpatioTemporalData, task: str = "forecast",
                  input_len: int | None = None, horizon: int | None = None, split=None, protocol=None,
                  missing: str = "point", missing_kw: dict | None = None, few_shot_fraction=None,
-                 model_kw: dict | None = None, train: TrainConfig | None = None, data_dir=None):
+                 model_kw: dict | None = None, train: TrainConfig | None = None, data_dir=None, quantiles=()):
         self.data = load_dataset(dataset, data_dir) if isinstance(dataset, str) else dataset
         from stcast.data.registry import _REGISTRY
 
@@ -132,7 +136,8 @@ class Experiment:
         self.missing_kw = dict(missing_kw or {})
         self.splits = prepare_windows(self.data, task, self.input_len, self.horizon, self.split,
                                       missing=missing, missing_kw=missing_kw,
-                                      few_shot_fraction=few_shot_fraction, protocol=protocol)
+                                      few_shot_fraction=few_shot_fraction, protocol=protocol,
+                                      quantiles=tuple(quantiles or ()))
 
     def protocol_record(self, source: str | None = None) -> dict:
         """How this model was trained, for its model file: `evaluate` reuses it (same split, protocol,
@@ -159,6 +164,8 @@ class Experiment:
         if collect:
             preds = {"pred": metrics.pop("pred"), "truth": metrics.pop("truth"), "mask": metrics.pop("mask"),
                      "starts": self.splits.test.starts, "input_len": self.input_len}
+            if "band" in metrics:
+                preds["band"], preds["band_levels"] = metrics.pop("band"), metrics.pop("band_levels")
         trainable, total = _param_counts(model)
         spe = float(np.mean(trainer.epoch_seconds)) if trainer.epoch_seconds else 0.0
         self.model, self.trainer = model, trainer

@@ -79,6 +79,8 @@ def task_loss(pred: Prediction, batch: Batch, scaler, task: str, alpha: float = 
         out = pinball_loss(quantiles_in_units(pred, scaler), y, pred.levels, valid_mask(y, mask))
     else:
         out = masked_mae(scaler.inverse(pred.point), y, mask)
+        if pred.quantile_loss and pred.quantiles is not None:  # an added quantile head learns its intervals
+            out = out + pinball_loss(quantiles_in_units(pred, scaler), y, pred.levels, valid_mask(y, mask))
     if task == "multitask":  # U-STS-LLM eqs. 15-16: alpha L_pred + (1 - alpha) L_imp
         if pred.imputed is None or batch.x_target is None:
             raise StcastError("multitask needs a model that returns an imputed window and windows with "

