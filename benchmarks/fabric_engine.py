@@ -60,7 +60,7 @@ def overhead(name: str, splits, steps: int, rounds: int) -> tuple[float, float]:
     plain_model.train()
     module.train()
     plain_step(plain_model, popt, pparams, batches[0], splits.scaler)  # warm-up
-    trainer._step(module, fopt, fparams, batches[0], splits.scaler, 0)
+    trainer._step(module, fopt, batches[0], splits.scaler, 0)
     a, b = [], []
     for _ in range(rounds):
         t = time.perf_counter()
@@ -69,7 +69,7 @@ def overhead(name: str, splits, steps: int, rounds: int) -> tuple[float, float]:
         a.append((time.perf_counter() - t) / len(batches))
         t = time.perf_counter()
         for batch in batches:
-            trainer._step(module, fopt, fparams, batch, splits.scaler, 0)
+            trainer._step(module, fopt, batch, splits.scaler, 0)
         b.append((time.perf_counter() - t) / len(batches))
     return statistics.median(a), statistics.median(b)
 

@@ -263,7 +263,7 @@ class Trainer:
                 for i, batch in enumerate(batches):
                     if i >= nb:
                         break
-                    loss = self._step(module, opt, params, batch, train.scaler, epoch)
+                    loss = self._step(module, opt, batch, train.scaler, epoch)
                     total += loss
                     n += 1
                     progress.step(total / n)
@@ -298,7 +298,7 @@ class Trainer:
             logger.finalize("success")
         return self
 
-    def _step(self, module, opt, params, batch, scaler, epoch: int) -> float:
+    def _step(self, module, opt, batch, scaler, epoch: int) -> float:
         """One optimiser step on this rank's share of a global batch; returns the (local) loss."""
         batch = batch.to(self.device)
         pred = module(batch)
