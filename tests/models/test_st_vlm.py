@@ -100,10 +100,16 @@ def test_lora_sits_on_q_and_k_only_and_every_pretrained_weight_is_frozen(model):
 
 
 def test_the_image_bias_reaches_the_first_layer_only(model, batch):
+    import stcast.models.st_vlm as st_vlm
+
     seen = []
-    cross = model.cross[0]
-    orig_cross = cross.forward
-    cross.forward = lambda h, img, bias: (seen.append(("cross", bias)), orig_cross(h, img, bias))[1]
+    orig_cross = st_vlm.cross_modal_block
+
+    def cross(block, h, img, bias):
+        seen.append((block, bias))
+        return orig_cross(block, h, img, bias)
+
+    st_vlm.cross_modal_block = cross
     later = []
 
     def recording(f):
@@ -122,11 +128,12 @@ def test_the_image_bias_reaches_the_first_layer_only(model, batch):
             flat = model(batch).point
             model.bias_gain.data.fill_(1.0)
     finally:
-        del cross.forward
+        st_vlm.cross_modal_block = orig_cross
         for layer in model.backbone.stack.layers[1:]:
             del layer.forward
     assert seen and all(b is not None and b.shape[-2:] == (batch.x.shape[2] + len(model.prompt_ids),
                                                             batch.x.shape[2]) for _, b in seen)
+    assert all(block is model.backbone.stack.layers[0] for block, _ in seen)  # F = 1: the first layer
     assert later and all(b is None for b in later)
     assert not torch.allclose(out, flat)  # the bias changes the forecast
     bias = model.attention_bias(model.fuse(model.image(batch)), len(model.prompt_ids))

@@ -87,31 +87,26 @@ class ImageCache:
                             for i, k in enumerate(keys)])
 
 
-class CrossModalAttention(nn.Module):
-    """The first layer's attention (eqs. 4-7): queries from M_concat, keys and values from the image tokens,
-    scores + A_bias. Uses the pretrained block's projections (LoRA-wrapped where fine-tuned) and norms."""
-
-    def __init__(self, block: nn.Module):
-        super().__init__()
-        self.block = block
-
-    def forward(self, h_q: torch.Tensor, h_img: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        attn = self.block.self_attn
-        B, Sq, _ = h_q.shape
-        Sk = h_img.shape[1]
-        nh, hd = attn.n_head, attn.head_dim
-        q_in, kv_in = (h_q, h_img) if self.block.post_norm else (self.block.norm1(h_q), self.block.norm1(h_img))
-        q = attn.q_proj(q_in).view(B, Sq, nh, hd).transpose(1, 2)  # eq. 4
-        k = attn.k_proj(kv_in).view(B, Sk, attn.n_kv, hd).transpose(1, 2)  # eq. 5
-        v = attn.v_proj(kv_in).view(B, Sk, attn.n_kv, hd).transpose(1, 2)  # eq. 6
-        mask = None if bias is None else bias[:, None] / math.sqrt(hd)  # eq. 7: (QK^T + A_bias) / sqrt(d_k)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=attn.n_kv != nh)
-        out = attn.o_proj(out.transpose(1, 2).reshape(B, Sq, -1))
-        if self.block.post_norm:
-            x = self.block.norm1(h_q + out)
-            return self.block.norm2(x + self.block.mlp(x))
-        x = h_q + out
-        return x + self.block.mlp(self.block.norm2(x))
+def cross_modal_block(block: nn.Module, h_q: torch.Tensor, h_img: torch.Tensor,
+                      bias: torch.Tensor | None) -> torch.Tensor:
+    """A pretrained block run cross-modally (eqs. 4-7): queries from M_concat, keys and values from the image
+    tokens, scores + A_bias; its own projections (LoRA-wrapped where fine-tuned), norms and FFN."""
+    attn = block.self_attn
+    B, Sq, _ = h_q.shape
+    Sk = h_img.shape[1]
+    nh, hd = attn.n_head, attn.head_dim
+    q_in, kv_in = (h_q, h_img) if block.post_norm else (block.norm1(h_q), block.norm1(h_img))
+    q = attn.q_proj(q_in).view(B, Sq, nh, hd).transpose(1, 2)  # eq. 4
+    k = attn.k_proj(kv_in).view(B, Sk, attn.n_kv, hd).transpose(1, 2)  # eq. 5
+    v = attn.v_proj(kv_in).view(B, Sk, attn.n_kv, hd).transpose(1, 2)  # eq. 6
+    mask = None if bias is None else bias[:, None] / math.sqrt(hd)  # eq. 7: (QK^T + A_bias) / sqrt(d_k)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=attn.n_kv != nh)
+    out = attn.o_proj(out.transpose(1, 2).reshape(B, Sq, -1))
+    if block.post_norm:
+        x = block.norm1(h_q + out)
+        return block.norm2(x + block.mlp(x))
+    x = h_q + out
+    return x + block.mlp(block.norm2(x))
 
 
 @register_model("st-vlm")
@@ -176,8 +171,7 @@ class STVLM(STModel):
             self.patch = nn.Linear(k * N, d)  # one image token per node row (ViLT-style linear patch embedding)
             self.pad_conv = nn.Conv1d(k, 1, 3, padding=1) if use_bias else None  # eq. 8
             self.bias_gain = nn.Parameter(torch.ones(())) if use_bias else None
-            self.cross = nn.ModuleList(CrossModalAttention(bb.stack.layers[i]) for i in range(cross_layers)) \
-                if use_bias else None
+            self.cross = cross_layers if use_bias else 0  # the first F backbone layers run cross-modally
             self.cache = ImageCache(image_cache_mb)
         self.drop = nn.Dropout(dropout)
         self.dec_in = nn.Linear(d, decoder_hidden)  # the fused token, narrowed before the recurrence
@@ -228,11 +222,11 @@ class STVLM(STModel):
         if self.use_image:
             img = self.fuse(self.image(batch))
             img_tokens = self.patch(img.permute(0, 2, 1, 3).reshape(B, N, -1)) + self.modality.weight[2]
-            if self.cross is not None:  # eqs. 4-8 in the first F layers
+            if self.cross:  # eqs. 4-8 in the first F layers
                 bias = self.attention_bias(img, h.shape[1] - N)
-                for block in self.cross:
-                    h = block(h, img_tokens, bias)
-                first = self.cross_layers
+                for block in layers[:self.cross]:
+                    h = cross_modal_block(block, h, img_tokens, bias)
+                first = self.cross
             else:  # w/o SAF: the image tokens join the sequence; plain self-attention everywhere
                 h = torch.cat([h, img_tokens], 1)
         positions = torch.arange(h.shape[1], device=h.device)
