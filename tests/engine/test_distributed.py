@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from stcast.data.windows import shard
 from stcast.engine.checkpoint import load_model
-from stcast.engine.distributed import shard
 from stcast.engine.experiment import prepare_windows
 from stcast.engine.trainer import TrainConfig, Trainer, evaluate
 from stcast.errors import StcastError

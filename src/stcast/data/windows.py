@@ -16,10 +16,17 @@ from stcast.data.scaler import StandardScaler
 from stcast.errors import StcastError
 
 __all__ = ["Batch", "ReplayWindows", "StandardScaler", "WindowSet", "few_shot", "inference_batch", "parse_split",
-           "split_starts", "starts_within"]
+           "shard", "split_starts", "starts_within"]
 
 STANDARD_SPLITS = {"7:1:2": (0.7, 0.1, 0.2), "6:2:2": (0.6, 0.2, 0.2), "8:1:1": (0.8, 0.1, 0.1),
                    "8:2": (0.8, 0.0, 0.2)}
+
+
+def shard(chunk: np.ndarray, rank: int, world: int) -> np.ndarray:
+    """This rank's share of a global batch: every `world`-th window from `rank`. The shares of all ranks are
+    disjoint and together are the global batch, so N processes at batch B/N step on exactly the batches one
+    process at batch B steps on."""
+    return chunk[rank::world] if world > 1 else chunk
 
 
 def parse_split(split) -> tuple[float, float, float]:
@@ -123,7 +130,7 @@ class WindowSet:
     def batches(self, batch_size: int, shuffle: bool = False, seed: int = 0, rank: int = 0, world: int = 1,
                 even: bool = False):
         """Batches of `batch_size` windows (the global batch); with `world` > 1, this rank's share of each
-        (`distributed.shard`). `even` (training): a last global batch smaller than `world` is dropped on every
+        (`shard`). `even` (training): a last global batch smaller than `world` is dropped on every
         rank, so that all ranks take the same number of steps; otherwise ranks with nothing left stop early."""
         order = self.starts
         if shuffle:
@@ -134,7 +141,7 @@ class WindowSet:
             if world > 1:
                 if even and len(chunk) < world:
                     return
-                chunk = chunk[rank::world]
+                chunk = shard(chunk, rank, world)
                 if not len(chunk):
                     return
             yield self.gather(chunk, gen)
@@ -241,8 +248,8 @@ class ReplayWindows:
         for j, i in enumerate(range(0, len(cur), n_cur)):
             m = np.take(mem, np.arange(j * n_mem, (j + 1) * n_mem), mode="wrap")
             chunk = np.concatenate([cur[i:i + n_cur], m])
-            if world > 1:  # the same global batch as one process, this rank's share (distributed.shard)
+            if world > 1:  # the same global batch as one process, this rank's share
                 if even and len(chunk) < world:
                     return
-                chunk = chunk[rank::world]
+                chunk = shard(chunk, rank, world)
             yield self.windows.gather(chunk, gen)

@@ -3,7 +3,7 @@ precision), shared by `stcast train`, `benchmark` and `pretrain`. The loop itsel
 
 Launching: `stcast train ... --devices 2` starts the extra processes itself (Fabric's subprocess launcher re-runs
 the same command line with LOCAL_RANK set); under `torchrun` or `fabric run` the processes already exist and
-Fabric joins them. Windows are sharded across ranks by `shard`, metrics reduced by sums and counts.
+Fabric joins them. Windows are sharded across ranks by `data.windows.shard`, metrics reduced by sums and counts.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import warnings
 
-import numpy as np
 import torch
 
 from stcast.errors import StcastError
@@ -33,7 +32,7 @@ def fabric_for(cfg):
     key = placement_key(cfg)
     if key in _FABRICS:
         return _FABRICS[key]
-    if _FABRICS and _world_of(next(iter(_FABRICS.values()))) > 1:
+    if _FABRICS and next(iter(_FABRICS.values())).world_size > 1:
         raise StcastError("one distributed placement per process: every model of a run must use the same "
                           "--accelerator/--devices/--num-nodes/--strategy/--precision")
     from lightning_fabric import Fabric
@@ -72,10 +71,6 @@ def fabric_for(cfg):
     return fabric
 
 
-def _world_of(fabric) -> int:
-    return int(fabric.world_size)
-
-
 def rank_and_world() -> tuple[int, int]:
     """This process's global rank and the number of processes (0, 1 outside a distributed run)."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -86,13 +81,6 @@ def rank_and_world() -> tuple[int, int]:
 def is_global_zero() -> bool:
     """Whether this process writes files and prints results (rank 0 only)."""
     return rank_and_world()[0] == 0
-
-
-def shard(chunk: np.ndarray, rank: int, world: int) -> np.ndarray:
-    """This rank's share of a global batch: every `world`-th window from `rank`. The shares of all ranks are
-    disjoint and together are the global batch, so N processes at batch B/N step on exactly the batches one
-    process at batch B steps on."""
-    return chunk[rank::world] if world > 1 else chunk
 
 
 def check_global_batch(batch_size: int, world: int, what: str = "batch_size") -> None:

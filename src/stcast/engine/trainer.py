@@ -4,7 +4,7 @@ Fabric brings what users who outgrow one machine need (DDP/FSDP across GPUs and 
 mixed precision, distributed-safe checkpoints) while the loop stays ours: early stopping on validation MAE,
 best-checkpoint restore, resume with every RNG state, seeds, gradient clipping, a learning-rate schedule,
 progress and a CSV log. Our batches are gathered by index (no DataLoader): each rank takes its share of every
-global batch (`distributed.shard`), and validation/test metrics are reduced as sums and counts, so N processes
+global batch (`data.windows.shard`), and validation/test metrics are reduced as sums and counts, so N processes
 at the same global batch train and score as one process does (tests/engine/test_distributed.py).
 """
 
