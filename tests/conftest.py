@@ -10,7 +10,7 @@ import torch
 
 from stcast.data.registry import load_dataset, shared_data_dir
 
-torch.set_num_threads(2)
+torch.set_num_threads(int(os.environ.get("STCAST_TEST_THREADS", "2")))
 # tests never contact the Hugging Face hub (CI has no network): tests of the download path mock it
 os.environ.setdefault("STCAST_OFFLINE", "1")
 

@@ -65,6 +65,13 @@ def quantiles_in_units(pred: Prediction, scaler) -> torch.Tensor:
     return scaler.inverse(pred.quantiles.movedim(-1, 0)).movedim(0, -1)
 
 
+def laplace_nll(mu: torch.Tensor, b: torch.Tensor, y: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mean over valid entries of |y - mu| / b + log b (the Laplace negative log-likelihood less log 2)."""
+    b = b.clamp(min=1e-6)
+    nll = (torch.where(valid, y - mu, 0).abs() / b + b.log()) * valid
+    return nll.sum() / valid.sum().clamp(min=1)
+
+
 def task_loss(pred: Prediction, batch: Batch, scaler, task: str, alpha: float = 0.5,
               loss: str = "mae") -> torch.Tensor:
     task = Task.parse(task)
@@ -77,6 +84,9 @@ def task_loss(pred: Prediction, batch: Batch, scaler, task: str, alpha: float = 
         if pred.quantiles is None or pred.levels is None:
             raise StcastError("loss 'pinball' needs a model that predicts quantiles")
         out = pinball_loss(quantiles_in_units(pred, scaler), y, pred.levels, valid_mask(y, mask))
+    elif pred.scale is not None:  # uncertainty-weighted (Laplace NLL, in units)
+        out = laplace_nll(scaler.inverse(pred.point), scaler.inverse(pred.point + pred.scale) -
+                          scaler.inverse(pred.point), y, valid_mask(y, mask))
     else:
         out = masked_mae(scaler.inverse(pred.point), y, mask)
         if pred.quantile_loss and pred.quantiles is not None:  # an added quantile head learns its intervals

@@ -37,6 +37,9 @@ class Prediction:
     node_index: torch.Tensor | None = None
     # the quantiles come from an added quantile head (nn/quantile.py): the pinball loss joins the point loss
     quantile_loss: bool = False
+    # a Laplace scale b per output (B, H, N, C), scaled units (U-LLM-TS Net): the loss becomes the
+    # uncertainty-weighted negative log-likelihood |y - point| / b + log b instead of the MAE
+    scale: torch.Tensor | None = None
 
 
 class STModel(nn.Module):
@@ -141,6 +144,7 @@ def build_model(name: str, spec: ProblemSpec, **hparams) -> STModel:
 def _load_all() -> None:
     import stcast.models.baselines  # noqa: F401  (registers the baselines)
     import stcast.models.factost  # noqa: F401
+    import stcast.models.llm_ts_net  # noqa: F401
     import stcast.models.st_link  # noqa: F401
     import stcast.models.st_vlm  # noqa: F401
     import stcast.models.ust_sllm  # noqa: F401

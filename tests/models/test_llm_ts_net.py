@@ -1,0 +1,274 @@
+"""LLM-TS Net: each mechanism doing what the paper describes (prompt retrieval, LoRA-AMR, fusion, U-variant)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from stcast.data import descriptions as D
+from stcast.engine.experiment import prepare_windows
+from stcast.engine.tasks import laplace_nll, task_loss
+from stcast.engine.trainer import TrainConfig, Trainer, evaluate
+from stcast.errors import StcastError
+from stcast.models.base import build_model
+from stcast.models.llm_ts_net import CrossModalFusion, PromptPool, laplace_quantile
+from stcast.nn.adapt import LoRAAMRLinear
+
+KW = {"writer": "template"}
+
+
+@pytest.fixture(scope="module")
+def splits(los_small):
+    return prepare_windows(los_small, "forecast", 12, 12)
+
+
+@pytest.fixture(scope="module")
+def model(splits):
+    torch.manual_seed(0)
+    m = build_model("llm-ts-net", splits.spec, **KW)
+    m.fit_statistics(splits.train)
+    return m
+
+
+@pytest.fixture(scope="module")
+def batch(splits):
+    return next(iter(splits.train.batches(8, shuffle=True, seed=0)))
+
+
+def test_prompt_retrieval_returns_the_top_k_by_the_additive_score():
+    torch.manual_seed(0)
+    pool = PromptPool(d=8, size=10, top_k=3, length=2)
+    q = torch.randn(2, 5, 8)
+    with torch.no_grad():
+        chosen, idx = pool(q)
+        for b in range(2):
+            for n in range(5):  # s_m = v^T tanh(W_q q + W_k k_m), one key at a time
+                s = torch.stack([pool.v(torch.tanh(pool.w_q(q[b, n]) + pool.w_k(pool.keys[m])))[0]
+                                 for m in range(10)])
+                top = s.argsort(descending=True)[:3]
+                assert idx[b, n].tolist() == top.tolist()
+                w = torch.softmax(s[top], 0) * 3
+                want = (pool.prompts[top] * w[:, None, None]).flatten(0, 1)
+                assert torch.allclose(chosen[b, n], want, atol=1e-6)
+    assert chosen.shape == (2, 5, 6, 8)
+    pool(q)[0].pow(2).sum().backward()
+    assert pool.keys.grad.abs().sum() > 0 and pool.w_q.weight.grad.abs().sum() > 0  # the scores learn
+
+
+def test_lora_amr_trains_only_c_in_the_text_lm(splits):
+    torch.manual_seed(0)
+    m = build_model("llm-ts-net", splits.spec, **KW)
+    m.fit_statistics(splits.train)
+    lm = m.text.lm
+    amr = [mod for mod in lm.modules() if isinstance(mod, LoRAAMRLinear)]
+    assert len(amr) == 2  # q and v of the top block
+    trainable = [n for n, p in lm.named_parameters() if p.requires_grad]
+    assert trainable and all(n.endswith("lora_C") for n in trainable)
+    before = {n: p.detach().clone() for n, p in lm.named_parameters()}
+    opt = torch.optim.Adam([p for p in m.parameters() if p.requires_grad], lr=1e-2)
+    m.train()
+    for b in list(splits.train.batches(8, shuffle=True, seed=1))[:2]:
+        loss = task_loss(m(b), b, splits.scaler, "forecast")
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = dict(lm.named_parameters())
+    moved = {n for n, v in before.items() if not torch.equal(v, after[n])}
+    assert moved and all(n.endswith("lora_C") for n in moved)  # W0, B and D frozen; C (zero at init) moves
+    lora = build_model("llm-ts-net", splits.spec, lm_adapter="lora", **KW).text.lm
+    assert any("lora_A" in n for n, p in lora.named_parameters() if p.requires_grad)
+    frozen = build_model("llm-ts-net", splits.spec, lm_adapter="none", **KW).text.lm
+    assert not any(p.requires_grad for p in frozen.parameters())
+
+
+class CountingWriter:
+    def __init__(self, key="counting-v1"):
+        self.key, self.calls = key, 0
+
+    def write(self, questions):
+        self.calls += len(questions)
+        return [f"text {len(q.prompt)}" for q in questions]
+
+
+def test_the_description_cache_is_invalidated_when_data_or_prompt_change(los_small, tmp_path, monkeypatch):
+    monkeypatch.setenv("STCAST_CACHE", str(tmp_path))
+    T = 288
+    vals, obs = los_small.values[:T, :, 0], los_small.observed(slice(0, T))[:, :, 0]
+
+    def questions(values, dataset="los-loop"):
+        stats = D.node_statistics(values, obs, los_small.timestamps[:T], los_small.meta)
+        return D.node_questions(stats, dataset, "mph")
+
+    w = CountingWriter()
+    first, rep = D.describe(questions(vals), w)
+    assert rep.generated == 20 and w.calls == 20
+    again, rep = D.describe(questions(vals), w)
+    assert again == first and rep.cached == 20 and w.calls == 20  # served from disk
+    changed = vals.copy()
+    changed[:, 3] += 5.0  # other data for one sensor: its statistics, so its prompt, differ
+    _, rep = D.describe(questions(changed), w)
+    assert rep.generated == 1 and w.calls == 21
+    _, rep = D.describe(questions(vals, dataset="other wording"), w)  # another prompt: every key new
+    assert rep.generated == 20
+    _, rep = D.describe(questions(vals), CountingWriter("another-writer"))  # another writer: its own file
+    assert rep.generated == 20
+    for f in (tmp_path / "descriptions").glob("*.json"):
+        f.write_text("{not json")
+    with pytest.warns(UserWarning, match="description cache .* unreadable"):
+        texts, rep = D.describe(questions(vals), w)
+    assert rep.generated == 20 and len(texts) == 20
+
+
+def test_node_statistics_equal_a_per_node_reference(los_small):
+    T = 576
+    vals = los_small.values[:T, :, 0].astype(np.float64)
+    obs = los_small.observed(slice(0, T))[:, :, 0].copy()
+    obs[10:50, 2] = False  # some missing readings
+    st = D.node_statistics(vals, obs, los_small.timestamps[:T], los_small.meta)
+    ts = los_small.timestamps[:T].astype("datetime64[m]")
+    hour = ((ts - ts.astype("datetime64[D]")).astype(int) // 60)
+    day = ts.astype("datetime64[D]").astype(int)
+    for n in (0, 2, 7):
+        v, m = vals[obs[:, n], n], obs[:, n]
+        assert st.mean[n] == pytest.approx(v.mean()) and st.std[n] == pytest.approx(v.std())
+        hourly = [vals[m & (hour == h), n].mean() for h in range(24)]
+        assert st.low_hour[n] == int(np.argmin(hourly)) and st.high[n] == pytest.approx(max(hourly))
+        days = sorted(set(day))
+        daily = [vals[m & (day == d), n].mean() for d in days]
+        assert st.drift[n] == pytest.approx(np.polyfit(np.arange(len(days)), daily, 1)[0])
+        assert st.missing[n] == pytest.approx(1 - m.mean())
+
+
+def test_window_kinds_read_level_trend_volatility_and_missingness():
+    L = 12
+    base = torch.zeros(1, L, 5)
+    base[0, :, 1] = torch.linspace(-2, 2, L)  # rising sharply, near its level on average
+    base[0, :, 2] = 2.0  # far above, steady
+    base[0, :, 3] = torch.tensor([1.0, -1.0] * 6)  # erratic around its level
+    obs = torch.ones(1, L, 5, dtype=torch.bool)
+    obs[0, :8, 4] = False  # mostly missing
+    kinds = D.window_kinds(base, obs, torch.zeros(5), torch.ones(5))[0].tolist()
+    phrases = [D.window_phrase(k) for k in kinds]
+    assert phrases[0] == "near its usual level, steady smoothly"
+    assert phrases[1].startswith("near its usual level, rising sharply")
+    assert phrases[2] == "far above its usual level, steady smoothly"
+    assert phrases[3].endswith("erratically")
+    assert phrases[4] == "mostly missing"
+    assert len(D.window_questions("x", "hour", "hour")) == D.NUM_KINDS
+
+
+def test_the_fusion_attention_weights_sum_to_one(model, batch):
+    fusion = CrossModalFusion(16, 4, 0.0)
+    fused, w = fusion(torch.randn(2, 3, 16), torch.randn(2, 3, 7, 16), need_weights=True)
+    assert fused.shape == (2, 3, 16) and w.shape == (2, 3, 7)
+    assert torch.allclose(w.sum(-1), torch.ones(2, 3), atol=1e-6) and (w >= 0).all()
+    model.eval()
+    with torch.no_grad():
+        node_text = model.text_tokens(batch)
+        _, w = model.fusion(torch.randn(8, 20, 64), node_text, need_weights=True)
+    assert node_text.shape[2] == 8  # sensor + window text, 4 pooled vectors each
+    assert torch.allclose(w.sum(-1), torch.ones(8, 20), atol=1e-6)
+
+
+def test_texts_are_the_descriptions_and_shuffling_permutes_them(splits, model, batch):
+    texts = model.text.texts()
+    assert len(texts) == 20 + D.NUM_KINDS
+    assert texts[0].startswith("the series reads on average")  # MiniLM's tokenizer lower-cases
+    assert "usual level" in texts[20 + 22]
+    torch.manual_seed(0)
+    shuffled = build_model("llm-ts-net", splits.spec, shuffle_text=True, **KW)
+    shuffled.load_state_dict(model.state_dict())
+    perm = shuffled.text_of
+    assert not torch.equal(perm, torch.arange(20))
+    model.eval()
+    shuffled.eval()
+    with torch.no_grad():
+        a, b = model.text_tokens(batch), shuffled.text_tokens(batch)
+    assert torch.allclose(b, a[:, perm], atol=1e-5)  # node n reads node perm[n]'s sensor and window texts
+
+
+def test_grouped_query_attention_shares_key_value_heads(splits):
+    m = build_model("llm-ts-net", splits.spec, heads=4, kv_groups=2, use_text=False)
+    attn = m.temporal[0].self_attn
+    assert attn.q_proj.out_features == 64 and attn.k_proj.out_features == 32  # 2 kv heads of 16
+    mha = build_model("llm-ts-net", splits.spec, heads=4, kv_groups=4, use_text=False).temporal[0].self_attn
+    assert mha.k_proj.out_features == 64
+
+
+def test_u_variant_predicts_a_laplace_and_weights_the_loss_by_it(splits, batch):
+    torch.manual_seed(0)
+    m = build_model("u-llm-ts-net", splits.spec, **KW)
+    m.fit_statistics(splits.train)
+    pred = m(batch)
+    assert pred.levels == (0.01, 0.1, 0.5, 0.9, 0.99) and (pred.scale > 0).all()
+    assert (pred.quantiles.diff(dim=-1) >= 0).all() and torch.allclose(pred.quantiles[..., 2], pred.point)
+    assert laplace_quantile(0.9) == pytest.approx(math.log(5))  # -ln(2 (1 - 0.9))
+    loss = task_loss(pred, batch, splits.scaler, "forecast")
+    mu = splits.scaler.inverse(pred.point)
+    b = pred.scale * float(splits.scaler.std[0])
+    valid = batch.y_mask.bool() & torch.isfinite(batch.y)
+    manual = ((batch.y - mu).abs() / b + b.log())[valid].mean()
+    assert loss.item() == pytest.approx(manual.item(), rel=1e-5)
+    # the NLL's minimum over b is at b = |y - mu|: a too-small and a too-large scale both cost more
+    y, mu1 = torch.tensor([3.0]), torch.tensor([1.0])
+    ok = torch.ones(1, dtype=torch.bool)
+    at = laplace_nll(mu1, torch.tensor([2.0]), y, ok)
+    assert at < laplace_nll(mu1, torch.tensor([0.5]), y, ok) and at < laplace_nll(mu1, torch.tensor([8.0]), y, ok)
+
+
+@pytest.mark.parametrize("kw", [{"use_text": False}, {"pool_size": 0}, {"text_scope": "node"},
+                                {"text_scope": "window"}, {"pretrained": False}, {"identity": True},
+                                {"kv_groups": 4}, {"text_sample": None}, {"patch_len": 1}])
+def test_every_ablation_switch_builds_and_forecasts(splits, batch, kw):
+    m = build_model("llm-ts-net", splits.spec, **{**KW, **kw})
+    m.fit_statistics(splits.train)
+    out = m(batch).point
+    assert out.shape == batch.y.shape and torch.isfinite(out).all()
+
+
+def test_bad_settings_are_clear_errors(splits, model, batch):
+    for kw, msg in (({"kv_groups": 3}, "must divide heads"), ({"patch_len": 5}, "must divide the input length"),
+                    ({"text_scope": "corpus"}, "text_scope"), ({"lm_adapter": "adalora"}, "lm_adapter"),
+                    ({"top_k": 20}, "top_k=20"), ({"d_model": 30}, "multiple of heads"),
+                    ({"text_sample": 0}, "text_sample=0"), ({"tune_layers": 9}, "tune_layers=9")):
+        with pytest.raises(StcastError, match=msg):
+            build_model("llm-ts-net", splits.spec, **{**KW, **kw})
+    wrong = type(batch)(**{**batch.__dict__, "x": batch.x[:, :, :10], "x_mask": batch.x_mask[:, :, :10]})
+    with pytest.raises(StcastError, match="N=10"):
+        model(wrong)
+
+
+def test_the_texts_travel_with_a_saved_model(splits, model, batch, tmp_path):
+    from stcast.engine.checkpoint import load_model, save_model
+
+    path = tmp_path / "m.pt"
+    save_model(path, model, {"writer": "template"}, splits.scaler, dataset="los-loop", task="forecast")
+    loaded, _, _ = load_model(path)
+    assert loaded.text.texts() == model.text.texts()
+    model.eval()
+    loaded.eval()
+    with torch.no_grad():
+        assert torch.allclose(loaded(batch).point, model(batch).point, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_trains_on_real_data_and_beats_its_untrained_self(splits):
+    torch.manual_seed(0)
+    m = build_model("llm-ts-net", splits.spec, **KW)
+    m.fit_statistics(splits.train)
+    before = evaluate(m, splits.test, 64)["mae"]
+    Trainer(m, TrainConfig(epochs=3, lr=2e-3, progress=False)).fit(splits.train, splits.val)
+    after = evaluate(m, splits.test, 64)["mae"]
+    assert after < 0.7 * before, (before, after)
+
+
+@pytest.mark.slow
+def test_smollm2_writes_descriptions_once_and_then_reads_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("STCAST_CACHE", str(tmp_path))
+    qs = D.window_questions("los-loop", "hour", "hour")[20:23]
+    writer = D.get_writer("smollm2-135m")
+    texts, rep = D.describe(qs, writer)
+    assert rep.generated == 3 and all(len(t.split()) >= 3 for t in texts)
+    again, rep = D.describe(qs, D.get_writer("smollm2-135m"))
+    assert again == texts and rep.cached == 3
