@@ -234,6 +234,16 @@ cases.append(("impute window huge", ["impute", "--dataset", G, "--window", "9999
 cases.append(("impute method unknown", ["impute", "--dataset", G, "--method", "magic", "--out", OUT + "/i.csv"]))
 cases.append(("impute stid method", ["impute", "--dataset", G, "--method", "stid", "--out", OUT + "/i.csv"]))
 cases.append(("impute out dir", ["impute", "--dataset", G, "--out", OUT + ""]))
+# LLM-TS Net's descriptions and settings
+cases.append(("describe node out of range", ["describe", "--dataset", G, "--node", "999", "--writer", "template"]))
+cases.append(("describe start past end", ["describe", "--dataset", G, "--start", "99999", "--writer", "template"]))
+cases.append(("describe no dataset", ["describe"]))
+cases.append(("describe writer missing dir", ["describe", "--dataset", G, "--writer", f"{D}/no_lm_here"]))
+cases.append(("describe non-llm model file", ["describe", "--model-file", f"{D}/m_fmt.pt"]))
+for s in ["model_kw.llm-ts-net.kv_groups=3", "model_kw.llm-ts-net.text_scope=corpus",
+          "model_kw.llm-ts-net.writer=nope", "model_kw.llm-ts-net.top_k=99", "model_kw.llm-ts-net.patch_len=5"]:
+    cases.append((f"llm-ts-net {s.split('.')[-1]}", ["train", "--model", "llm-ts-net", "--dataset", G, "--epochs", "1",
+                                                     "--set", s]))
 cases.append(("datasets describe unknown", ["datasets", "describe", "nope"]))
 cases.append(("datasets download shared", ["datasets", "download", "aqi36"]))
 cases.append(("datasets no name", ["datasets", "describe"]))
@@ -243,6 +253,8 @@ cases.append(
 cases.append(
     ("pretrain resume missing", ["pretrain", "factost", "--steps", "1", "--resume", "--out", OUT + "/none.pt"])
 )
+if len(sys.argv) > 1:  # only the cases whose name contains this text (e.g. `describe`)
+    cases = [c for c in cases if sys.argv[1] in c[0]]
 print(len(cases), "cases", file=sys.stderr)
 res = {"ok": [], "error": [], "traceback": [], "other": []}
 for name, args in cases:

@@ -130,3 +130,21 @@ def test_benchmark_on_own_tables_with_their_options(tmp_path, own_csv, capsys):
     cfg.write_text(f"models: [ha]\ndatasets: ['{long_path}']\ntables:\n  '{long_path}': {{nodecol: sensor}}\n")
     assert main(["benchmark", "--config", str(cfg), "--out-dir", str(tmp_path / "out")]) == 2
     assert "unknown options ['nodecol']" in capsys.readouterr().err
+
+
+def test_describe_prints_a_sensors_facts_and_a_windows_kind_and_the_texts_a_model_holds(tmp_path, own_csv, capsys):
+    assert main(["describe", "--dataset", "los-loop", "--node", "3", "--start", "500", "--writer", "template"]) == 0
+    out = capsys.readouterr().out
+    assert "sensor 3 (717447)" in out and "lowest around 18:00" in out
+    assert "window at step 500 (far below its usual level, rising sharply erratically)" in out
+    model = tmp_path / "lt.pt"
+    with pytest.warns(UserWarning):
+        assert main(["train", "--model", "llm-ts-net", "--dataset", str(own_csv), "--epochs", "1",
+                     "--set", "model_kw.llm-ts-net.writer=template", "--set", "train.max_batches_per_epoch=2",
+                     "--out", str(model)]) == 0
+    capsys.readouterr()
+    assert main(["describe", "--model-file", str(model), "--node", "2", "--kind", "22"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("sensor 2: the series reads on average") and "window kind 22 (near its usual level" in out
+    assert main(["describe", "--model-file", str(model), "--kind", "51"]) == 2
+    assert "window kinds are 0..50" in capsys.readouterr().err

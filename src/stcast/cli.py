@@ -460,6 +460,66 @@ def cmd_plot(args) -> int:
     return 0
 
 
+def cmd_describe(args) -> int:
+    """`stcast describe`: LLM-TS Net's trend descriptions of a sensor (and of one window), as a model reads them."""
+    from stcast.data import descriptions as D
+
+    if args.model_file:  # the texts stored in a trained llm-ts-net model
+        from stcast.engine.checkpoint import load_model
+
+        model, _, info = load_model(args.model_file)
+        if not hasattr(model, "text_of") or not getattr(model, "use_text", False):
+            raise StcastError(f"{args.model_file}: a {info['model']} model holds no descriptions (llm-ts-net does)")
+        N = model.spec.num_nodes
+        _check_node(args.node, N, args.model_file)
+        texts = model.text.texts()
+        if args.kind is not None and not 0 <= args.kind < D.NUM_KINDS:
+            raise StcastError(f"--kind {args.kind}: window kinds are 0..{D.NUM_KINDS - 1}")
+        print(f"sensor {args.node}: {texts[int(model.text_of[args.node])]}")
+        for k in ([args.kind] if args.kind is not None else []):
+            print(f"window kind {k} ({D.window_phrase(k)}): {texts[N + k]}")
+        return 0
+    if not args.dataset:
+        raise StcastError("describe needs --dataset or --model-file")
+    from stcast.engine.experiment import prepare_windows
+    from stcast.models.baselines.naive import training_steps
+
+    data = resolve_dataset(args.dataset, args)
+    _check_node(args.node, data.num_nodes, data.meta.name)
+    splits = prepare_windows(data, "forecast", args.input_len, args.horizon, split=args.split)
+    steps = training_steps(splits.train)
+    vals, obs = np.asarray(data.values[steps][..., 0]), np.asarray(data.observed(steps))[..., 0]
+    stats = D.node_statistics(vals, obs, data.timestamps[steps], data.meta)
+    meta = data.meta
+    questions = [D.node_questions(stats, meta.name, meta.units)[args.node]]
+    if args.start is not None:
+        L = args.input_len
+        if args.start + L > data.num_steps:
+            raise StcastError(f"--start {args.start}: a {L}-step window runs past the {data.num_steps} steps")
+        window = slice(args.start, args.start + L)
+        x, m = np.asarray(data.values[window][:, args.node, 0]), np.asarray(data.observed(window))[:, args.node, 0]
+        kind = int(D.window_kinds(torch.tensor(x, dtype=torch.float32)[None, :, None],
+                                  torch.tensor(m)[None, :, None],
+                                  torch.tensor(np.nan_to_num(stats.mean[args.node:args.node + 1]), dtype=torch.float32),
+                                  torch.tensor(np.nan_to_num(stats.std[args.node:args.node + 1], nan=1.0),
+                                               dtype=torch.float32))[0, 0])
+        span, ahead = D.duration(L, meta.step_minutes), D.duration(args.horizon, meta.step_minutes)
+        questions.append(D.window_questions(meta.name, span, ahead)[kind])
+    texts, report = D.describe(questions, D.get_writer(args.writer))
+    labels = [f"sensor {args.node} ({data.node_ids[args.node] if data.node_ids is not None else args.node})"]
+    if args.start is not None:
+        labels.append(f"window at step {args.start} ({D.window_phrase(kind)})")
+    for label, q, text in zip(labels, questions, texts):
+        print(f"{label}\n  facts: {q.facts}\n  {args.writer}: {text}")
+    print(f"({report.generated} written, {report.cached} from the cache {D.cache_dir()}, {report.seconds:.1f} s)")
+    return 0
+
+
+def _check_node(node: int, num_nodes: int, where: str) -> None:
+    if not 0 <= node < num_nodes:
+        raise StcastError(f"--node {node}: {where} has sensors 0..{num_nodes - 1}")
+
+
 def _index_list(text: str, flag: str) -> list[int]:
     try:
         return [int(v) for v in text.split(",") if v.strip()]
@@ -639,6 +699,20 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", default="correlation.png")
     data_args(sp)
     sp.set_defaults(func=cmd_plot)
+
+    sp = sub.add_parser("describe", help="LLM-TS Net's trend descriptions of a sensor and a window")
+    sp.add_argument("--dataset", default=None)
+    sp.add_argument("--model-file", default=None, help="an llm-ts-net model file: print the texts it reads")
+    sp.add_argument("--node", type=non_negative_int, default=0, help="sensor index")
+    sp.add_argument("--start", type=non_negative_int, default=None, help="also describe the window from this step")
+    sp.add_argument("--kind", type=non_negative_int, default=None, help="with --model-file: a window kind 0..50")
+    sp.add_argument("--writer", default="smollm2-135m",
+                    help="template, smollm2-135m (default) or a local Hugging Face causal LM")
+    sp.add_argument("--input-len", type=positive_int, default=12)
+    sp.add_argument("--horizon", type=positive_int, default=12)
+    sp.add_argument("--split", default="7:1:2", help="statistics come from the training part of this split")
+    data_args(sp)
+    sp.set_defaults(func=cmd_describe)
 
     sp = sub.add_parser("demo", help="the embedded default job: baselines on the bundled Los-loop data")
     sp.add_argument("--out-dir", default="results/demo")

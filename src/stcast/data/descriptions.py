@@ -225,7 +225,11 @@ class LMWriter:
         from stcast.nn.backbones import _resolve, revision_of
 
         self.model_name, self.max_new_tokens, self.batch_size = model, max_new_tokens, batch_size
-        self.directory, source = _resolve(model)
+        try:
+            self.directory, source = _resolve(model)
+        except StcastError as e:
+            raise StcastError(f"text writer {model!r} (use template, smollm2-135m or a local Hugging Face causal "
+                              f"LM): {e}") from e
         self.key = f"lm:{model}:{revision_of(self.directory, source)}:greedy:{max_new_tokens}"
         self._lm = self._tok = None
 
@@ -234,6 +238,7 @@ class LMWriter:
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
         try:
             self._tok = AutoTokenizer.from_pretrained(str(self.directory))
             self._lm = AutoModelForCausalLM.from_pretrained(str(self.directory), dtype=torch.float32).eval()

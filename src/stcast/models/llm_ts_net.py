@@ -128,7 +128,8 @@ class TextEncoder(nn.Module):
 
     def texts(self) -> list[str]:
         tok = self.lm.tokenizer
-        return [tok.decode(row[row >= 0].tolist(), skip_special_tokens=True) for row in self.ids]
+        return [tok.decode(row[row >= 0].tolist(), skip_special_tokens=True, clean_up_tokenization_spaces=True)
+                for row in self.ids]
 
     def _bias(self, keep: torch.Tensor) -> torch.Tensor:
         return torch.zeros(keep.shape, device=keep.device).masked_fill(~keep, float("-inf"))[:, None, None, :]
@@ -187,7 +188,7 @@ class LLMTSNet(STModel):
                  text_scope: str = "both", writer: str = "smollm2-135m", shuffle_text: bool = False,
                  lm: str = "minilm-l6", lm_layers: int | None = None, tune_layers: int = 1,
                  lm_adapter: str = "lora-amr", lora_rank: int = 8, lora_alpha: float = 16.0, pretrained: bool = True,
-                 pool_queries: int = 4, max_text_tokens: int = 48, text_sample: int | None = 32,
+                 pool_queries: int = 4, max_text_tokens: int = 64, text_sample: int | None = 32,
                  patch_len: int = 3, identity: bool = False, dropout: float = 0.1):
         super().__init__(spec)
         N, L, C, H = spec.num_nodes, spec.input_len, spec.num_channels, spec.horizon
