@@ -47,6 +47,24 @@ def test_resume_continues_where_it_stopped(splits, tmp_path):
     assert state["epoch"] == 3
 
 
+def test_a_wall_clock_budget_cuts_an_epoch_only_when_asked(splits):
+    steps = []
+
+    def run(**kw):
+        torch.manual_seed(0)
+        model = build_model("dlinear", splits.spec)
+        model.register_forward_hook(lambda m, a, out: steps.append(m.training))
+        steps.clear()
+        tr = Trainer(model, TrainConfig(epochs=3, batch_size=4, max_minutes=1e-6, progress=False, **kw))
+        tr.fit(splits.train, splits.val)
+        return sum(steps), len(tr.history)
+
+    per_epoch = -(-len(splits.train) // 4)
+    assert per_epoch > 5
+    assert run() == (per_epoch, 1)  # checked at the epoch's end: one whole epoch, then the budget stops it
+    assert run(cut_epoch=True) == (5, 1)  # checked every 5 steps: the epoch ends part-way, is validated, stops
+
+
 def test_non_finite_loss_is_reported(splits):
     model = build_model("dlinear", splits.spec)
     with torch.no_grad():

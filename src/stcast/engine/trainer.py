@@ -60,7 +60,10 @@ class TrainConfig:
     precision: str = "32"  # 32, bf16-mixed or 16-mixed
     logger: str = "csv"  # csv (log_csv), or tensorboard as well (logs under tb_dir)
     tb_dir: str = "runs"
-    max_minutes: float | None = None  # wall-clock budget for training
+    max_minutes: float | None = None  # wall-clock budget for training, checked at epoch ends
+    # the budget also ends an epoch part-way (it is validated, then training stops): equal-time tables where one
+    # model's epoch is longer than the budget (a METR-LA pass of an LLM method on CPU)
+    cut_epoch: bool = False
     max_batches_per_epoch: int | None = None
     alpha: float = 0.5  # multi-task weight
     loss: str = "mae"  # mae (point), or pinball over the model's quantiles (probabilistic models)
@@ -125,6 +128,7 @@ _TRAIN_RULES = {
     "warmup_epochs": (int, lambda v: v >= 0, "an integer >= 0"),
     "checkpoint": (str, lambda v: bool(v), "a file path, or null"),
     "resume": (bool, lambda v: True, "true or false"),
+    "cut_epoch": (bool, lambda v: True, "true or false"),
     "log_csv": (str, lambda v: bool(v), "a file path, or null"),
     "progress": (bool, lambda v: True, "true or false"),
 }
@@ -267,6 +271,9 @@ class Trainer:
                     total += loss
                     n += 1
                     progress.step(total / n)
+                    if cfg.cut_epoch and cfg.max_minutes is not None and n % 5 == 0 and fabric.broadcast(
+                            time.time() - t0 > cfg.max_minutes * 60, src=0):
+                        break  # every rank leaves after the same step (rank 0's clock)
                 sync_buffers(fabric, self.model)
                 self.epoch_seconds.append(time.time() - te)
                 train_loss = total / max(n, 1)

@@ -34,6 +34,7 @@ pool), `kv_groups`, `pretrained`, `lm_adapter`, `identity=True` (ours: the share
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 import torch
@@ -256,7 +257,11 @@ class LLMTSNet(STModel):
             questions = D.node_questions(stats, meta.name, meta.units) + D.window_questions(
                 meta.name, D.duration(self.spec.input_len, meta.step_minutes),
                 D.duration(self.spec.horizon, meta.step_minutes))
-            texts, self.describe_report = D.describe(questions, D.get_writer(self.writer))
+            texts, rep = D.describe(questions, D.get_writer(self.writer))
+            self.describe_report = rep
+            if rep.generated:
+                print(f"llm-ts-net: {len(texts)} descriptions by {self.writer}: {rep.generated} written in "
+                      f"{rep.seconds:.1f} s, {rep.cached} from the cache", file=sys.stderr)
             self.text.set_texts(texts)
             self._text_cache = None
 
