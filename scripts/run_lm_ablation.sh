@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The 3-seed "what the language model adds" runs behind docs/benchmarks.md (issue 13, item 5d), one after another.
-# usage: bash scripts/run_lm_ablation.sh CONFIG [THREADS]   (rows: results/lm-ablation/<config>-seed<k>.csv)
+# usage: [SEEDS="1 2"] bash scripts/run_lm_ablation.sh CONFIG [THREADS]   (rows: results/lm-ablation/<config>-seed<k>.csv)
 set -euo pipefail
 config=$1; threads=${2:-2}
 name=$(basename "$config" .yaml)
-for seed in 0 1 2; do
+for seed in ${SEEDS:-0 1 2}; do
   .venv/bin/stcast --threads "$threads" benchmark --config "$config" --out-dir results/lm-ablation \
     --set train.seed=$seed --set name=$name-seed$seed
 done
