@@ -75,7 +75,7 @@ def _masked_mean(v: np.ndarray, m: np.ndarray, axis=0) -> np.ndarray:
 
 
 def node_statistics(values: np.ndarray, observed: np.ndarray, timestamps: np.ndarray, meta) -> NodeStats:
-    """values, observed (T, N) of the training steps; vectorised over nodes (group sums as matrix products)."""
+    """values, observed (T, N) of the training steps; vectorised over nodes (one grouped sum per statistic)."""
     v = np.nan_to_num(np.asarray(values, dtype=np.float64)) * observed
     m = np.asarray(observed, dtype=np.float64)
     ts = np.asarray(timestamps).astype("datetime64[m]")
@@ -87,22 +87,19 @@ def node_statistics(values: np.ndarray, observed: np.ndarray, timestamps: np.nda
     mean = _masked_mean(v, m)
     var = _masked_mean((v - np.nan_to_num(mean)) ** 2, m)
 
-    def grouped(labels: np.ndarray, count: int) -> np.ndarray:  # (count, N) means per label
-        onehot = np.zeros((count, len(labels)))
-        onehot[labels, np.arange(len(labels))] = 1.0
-        n = onehot @ m
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(n > 0, (onehot @ v) / np.maximum(n, 1), np.nan)
+    def grouped(labels: np.ndarray, count: int) -> np.ndarray:  # (count, N) means per label, nan where unseen
+        sums, n = np.zeros((count, v.shape[1])), np.zeros((count, v.shape[1]))
+        np.add.at(sums, labels, v)
+        np.add.at(n, labels, m)
+        return np.where(n > 0, sums / np.maximum(n, 1), np.nan)
 
     hourly = grouped(hour, 24)
-    filled = np.where(np.isnan(hourly), np.inf, hourly)
-    low_hour = filled.argmin(0)
+    low_hour = np.where(np.isnan(hourly), np.inf, hourly).argmin(0)
     high_hour = np.where(np.isnan(hourly), -np.inf, hourly).argmax(0)
     cols = np.arange(hourly.shape[1])
     weekend_step = dow >= 5
     days = int(day.max()) + 1 if len(day) else 0
     daily = grouped(day, max(days, 1))  # (days, N)
-    drift = np.full(v.shape[1], np.nan)
     for_fit = ~np.isnan(daily)
     n_days = for_fit.sum(0)
     t = np.arange(daily.shape[0], dtype=np.float64)[:, None]
