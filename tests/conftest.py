@@ -30,6 +30,14 @@ def los_small(los):
 
 
 @pytest.fixture(scope="session")
+def splits(los_small):
+    """Forecasting windows 12 -> 12 of `los_small`, 7:1:2 (read-only: shared by every test that asks)."""
+    from stcast.engine.experiment import prepare_windows
+
+    return prepare_windows(los_small, "forecast", 12, 12)
+
+
+@pytest.fixture(scope="session")
 def shared():
     path = shared_data_dir()
     if path is None:

@@ -482,14 +482,11 @@ def cmd_describe(args) -> int:
     if not args.dataset:
         raise StcastError("describe needs --dataset or --model-file")
     from stcast.engine.experiment import prepare_windows
-    from stcast.models.baselines.naive import training_steps
 
     data = resolve_dataset(args.dataset, args)
     _check_node(args.node, data.num_nodes, data.meta.name)
-    splits = prepare_windows(data, "forecast", args.input_len, args.horizon, split=args.split)
-    steps = training_steps(splits.train)
-    vals, obs = np.asarray(data.values[steps][..., 0]), np.asarray(data.observed(steps))[..., 0]
-    stats = D.node_statistics(vals, obs, data.timestamps[steps], data.meta)
+    stats = D.training_statistics(prepare_windows(data, "forecast", args.input_len, args.horizon,
+                                                  split=args.split).train)
     meta = data.meta
     questions = [D.node_questions(stats, meta.name, meta.units)[args.node]]
     if args.start is not None:

@@ -18,11 +18,6 @@ from stcast.metrics import MetricAccumulator, ProbabilisticAccumulator
 from stcast.models.base import build_model
 
 
-@pytest.fixture()
-def splits(los_small):
-    return prepare_windows(los_small, "forecast", 12, 12)
-
-
 @pytest.mark.parametrize("world", [2, 3])
 def test_ranks_take_disjoint_shares_that_make_up_each_global_batch(splits, world):
     one = [b.start.numpy() for b in splits.train.batches(32, shuffle=True, seed=7)]

@@ -4,15 +4,10 @@ import pytest
 import torch
 
 from stcast.engine.checkpoint import load_model, save_model
-from stcast.engine.experiment import Experiment, prepare_windows
+from stcast.engine.experiment import Experiment
 from stcast.engine.trainer import TrainConfig, Trainer, evaluate
 from stcast.errors import StcastError
 from stcast.models.base import build_model
-
-
-@pytest.fixture()
-def splits(los_small):
-    return prepare_windows(los_small, "forecast", 12, 12)
 
 
 def test_early_stopping_restores_the_best_epoch(splits, tmp_path):

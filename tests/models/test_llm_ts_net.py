@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from stcast.data import descriptions as D
-from stcast.engine.experiment import prepare_windows
 from stcast.engine.tasks import laplace_nll, task_loss
 from stcast.engine.trainer import TrainConfig, Trainer, evaluate
 from stcast.errors import StcastError
@@ -15,11 +14,6 @@ from stcast.models.llm_ts_net import CrossModalFusion, PromptPool, laplace_quant
 from stcast.nn.adapt import LoRAAMRLinear
 
 KW = {"writer": "template"}
-
-
-@pytest.fixture(scope="module")
-def splits(los_small):
-    return prepare_windows(los_small, "forecast", 12, 12)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 
-from stcast.engine.experiment import prepare_windows
 from stcast.engine.tasks import task_loss
 from stcast.engine.trainer import TrainConfig, Trainer, evaluate
 from stcast.errors import StcastError
@@ -71,11 +70,6 @@ def test_the_image_is_standardised_and_a_constant_series_does_not_break_it():
         lagged_xcorr(s, 12)
     with pytest.raises(StcastError, match="unknown correlation channels"):
         correlation_image(s, ("dtw", "pearson"))
-
-
-@pytest.fixture(scope="module")
-def splits(los_small):
-    return prepare_windows(los_small, "forecast", 12, 12)
 
 
 @pytest.fixture(scope="module")

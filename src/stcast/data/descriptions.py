@@ -117,6 +117,13 @@ def node_statistics(values: np.ndarray, observed: np.ndarray, timestamps: np.nda
                      drift=drift, missing=1.0 - m.mean(0), days=days)
 
 
+def training_statistics(train_windows) -> NodeStats:
+    """`node_statistics` of channel 0 over the steps a split's statistics may be fitted on (never val/test)."""
+    data, steps = train_windows.data, train_windows.fit_steps
+    return node_statistics(np.asarray(data.values[steps][..., 0]), np.asarray(data.observed(steps))[..., 0],
+                           data.timestamps[steps], data.meta)
+
+
 def _num(x: float) -> str:
     return "unknown" if not np.isfinite(x) else f"{x:.3g}"
 
@@ -289,6 +296,7 @@ def describe(questions: list[Question], writer, use_cache: bool = True) -> tuple
     """Texts for `questions` from `writer`, through the on-disk cache (one JSON file per writer key, texts keyed
     by the sha256 of the prompt). Template text is not cached (it is the facts)."""
     t0 = time.perf_counter()
+    use_cache = use_cache and not isinstance(writer, TemplateWriter)  # template text is the facts: nothing to keep
     path = cache_dir() / f"{_digest(writer.key)[:20]}.json"
     store: dict[str, str] = {}
     if use_cache and path.is_file():
@@ -303,7 +311,7 @@ def describe(questions: list[Question], writer, use_cache: bool = True) -> tuple
     if todo:
         for (k, _), text in zip(todo, writer.write([q for _, q in todo])):
             store[k] = text
-        if use_cache and not isinstance(writer, TemplateWriter):
+        if use_cache:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_text(json.dumps({"writer": writer.key, "texts": store}))

@@ -245,12 +245,8 @@ class LLMTSNet(STModel):
 
     def fit_statistics(self, train_windows) -> None:
         """Sensor statistics and descriptions from the training steps only; the texts go into the model."""
-        from stcast.models.baselines.naive import training_steps
-
         data, scaler = train_windows.data, train_windows.scaler
-        steps = training_steps(train_windows)
-        stats = D.node_statistics(np.asarray(data.values[steps][..., 0]), np.asarray(data.observed(steps))[..., 0],
-                                  data.timestamps[steps], data.meta)
+        stats = D.training_statistics(train_windows)
         if len(stats.mean) != self.spec.num_nodes:
             raise StcastError(f"llm-ts-net was built for {self.spec.num_nodes} nodes; the data has "
                               f"{len(stats.mean)}")
