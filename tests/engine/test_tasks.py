@@ -62,3 +62,37 @@ def test_zero_shot_needs_matching_nodes_and_then_evaluates_without_updates(los_s
     assert np.isfinite(res.metrics["mae"]) and res.dataset.endswith("->los-loop")
     assert res.epochs == exp.result.epochs == 1 and res.seconds_per_epoch > 0  # the source run's training
     assert all(torch.equal(v, exp.model.state_dict()[k]) for k, v in before.items())  # nothing updated
+
+
+def test_multitask_scores_the_forecast_on_unhidden_inputs_and_the_reconstruction_on_hidden_ones(los_small):
+    """Eq. 15 measured as a user reads it: the forecast columns come from the plain forecast windows (every
+    observed input shown), impute_mae from the same windows with inputs hidden; one model, two scores."""
+    s = prepare_windows(los_small, "multitask", 12, 12, missing_kw={"r_min": 0.5, "r_max": 0.6})
+    clean = s.test.without_hiding()
+    b_hid, b_clean = s.test.gather(s.test.starts[:8], torch.Generator().manual_seed(0)), clean.gather(
+        clean.starts[:8])
+    assert b_clean.eval_mask is None and b_clean.x_target is None
+    assert b_clean.x_mask.sum() > b_hid.x_mask.sum() > 0  # the clean copy shows what the other hides
+    assert s.test.hide is not None  # the original is not changed
+
+    from stcast.engine.trainer import evaluate
+    from stcast.models.base import STModel
+
+    class Oracle(STModel):  # the forecast is the last shown input; the reconstruction is x_target + 1 std
+        name = "oracle"
+        tasks = ("forecast", "multitask")
+
+        def forward(self, batch):
+            last = batch.x[:, -1:].expand(-1, 12, -1, -1)
+            imputed = s.scaler.transform(batch.x_target) + 1.0 if batch.x_target is not None else None
+            return Prediction(last, imputed=imputed)
+
+    model = Oracle(s.spec)
+    imp = evaluate(model, s.test, output="imputed")
+    assert imp["mae"] == pytest.approx(float(s.scaler.std[0]), rel=1e-4)  # exactly the 1-std error, hidden only
+    fc_clean, fc_hidden = evaluate(model, clean)["mae"], evaluate(model, s.test)["mae"]
+    assert fc_clean < fc_hidden  # hiding half the inputs (zeros) hurts last-value: the clean set is used
+    with pytest.raises(StcastError, match="multi-task windows"):
+        evaluate(model, clean, output="imputed")
+    with pytest.raises(StcastError, match="output="):
+        evaluate(model, s.test, output="both")

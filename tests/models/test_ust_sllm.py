@@ -207,3 +207,17 @@ def test_long_inputs_default_to_hour_patches(los):
     long = prepare_windows(los.subset_nodes(np.arange(20)), "forecast", 288, 12)
     assert _model(long).patch_len == 12  # 24 tokens per sample
     assert _model(prepare_windows(los.subset_nodes(np.arange(20)), "forecast", 12, 12)).patch_len == 1
+
+
+def test_joint_training_eq15_reports_forecast_and_reconstruction(los_small):
+    """task 'multitask' (eq. 15) trains one model on both losses; the run reports the forecast on plain forecast
+    windows and impute_mae on the hidden inputs of the same test windows."""
+    from stcast.engine.experiment import Experiment
+
+    exp = Experiment("ust-sllm", los_small, task="multitask", model_kw=KW,
+                     missing_kw={"r_min": 0.5, "r_max": 0.6},
+                     train=TrainConfig(epochs=1, max_batches_per_epoch=2, progress=False))
+    row = exp.run().row()
+    assert np.isfinite(row["mae"]) and np.isfinite(row["impute_mae"]) and row["impute_mae"] > 0
+    clean = evaluate(exp.model, exp.splits.test.without_hiding())
+    assert row["mae"] == pytest.approx(clean["mae"])  # the forecast columns are the unhidden windows'

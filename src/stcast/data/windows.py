@@ -7,6 +7,8 @@ memmapped (T, N, C) array of any size serves batches in memory proportional to t
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 
@@ -126,6 +128,14 @@ class WindowSet:
 
     def __len__(self) -> int:
         return len(self.starts)
+
+    def without_hiding(self) -> WindowSet:
+        """The same forecast windows with every observed input shown (a multi-task model's forecasting test)."""
+        if self.task != "forecast":
+            raise StcastError("without_hiding() is for forecast windows; imputation windows always hide entries")
+        out = copy.copy(self)
+        out.hide = None
+        return out
 
     def batches(self, batch_size: int, shuffle: bool = False, seed: int = 0, rank: int = 0, world: int = 1,
                 even: bool = False):

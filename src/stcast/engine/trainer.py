@@ -425,8 +425,10 @@ def _extra_loggers(cfg: TrainConfig, name: str) -> list:
 
 @torch.no_grad()
 def evaluate(model: STModel, windows: WindowSet, batch_size: int = 64, device="cpu", task: str = "forecast",
-             steps=(3, 6, 12), collect: bool = False, fabric=None, module=None):
+             steps=(3, 6, 12), collect: bool = False, fabric=None, module=None, output: str = "point"):
     """Metrics in original units over a split. With `collect`, also returns the predictions (B, H, N, C).
+    `output="imputed"` scores a multi-task model's reconstructed input window (U-STS-LLM eq. 16) on the
+    entries its windows hide, instead of the forecast.
 
     In a distributed run (`fabric` with several processes) each rank scores its share of every batch and the
     sums and counts are added up: the figures equal one process's. Where sharding would change what is
@@ -441,7 +443,11 @@ def evaluate(model: STModel, windows: WindowSet, batch_size: int = 64, device="c
         rank, world = 0, 1
     net = module if fsdp and module is not None else model
     autocast = fabric.autocast() if fabric is not None else nullcontext()
-    out_len = windows.input_len if score_task == "impute" else windows.horizon
+    if output not in ("point", "imputed"):
+        raise StcastError(f"output={output!r}; use 'point' or 'imputed'")
+    if output == "imputed" and (windows.hide is None or windows.task != "forecast"):
+        raise StcastError("output='imputed' needs multi-task windows (forecast windows that hide input entries)")
+    out_len = windows.input_len if score_task == "impute" or output == "imputed" else windows.horizon
     acc = MetricAccumulator(out_len)
     prob = ProbabilisticAccumulator()
     preds, truths, masks, bands = [], [], [], []
@@ -450,17 +456,22 @@ def evaluate(model: STModel, windows: WindowSet, batch_size: int = 64, device="c
         batch = batch.to(device)
         with autocast:
             pred = net(batch)
-        point = windows.scaler.inverse(pred.point.float())
-        y, mask = target_and_mask(batch, score_task)
+        if output == "imputed":
+            if pred.imputed is None:
+                raise StcastError(f"{model.name} returns no imputed window: train it with task 'multitask'")
+            point, y, mask = windows.scaler.inverse(pred.imputed.float()), batch.x_target, batch.eval_mask
+        else:
+            point = windows.scaler.inverse(pred.point.float())
+            y, mask = target_and_mask(batch, score_task)
         acc.update(point, y, mask)
-        if pred.quantiles is not None and pred.levels is not None:
+        if output == "point" and pred.quantiles is not None and pred.levels is not None:
             levels = pred.levels
             prob.update(quantiles_in_units(pred, windows.scaler).float(), y, pred.levels, mask)
         if collect:
             preds.append(point.cpu())
             truths.append(y.cpu())
             masks.append(mask.cpu())
-            if pred.quantiles is not None and pred.levels is not None:  # the interval nearest 10-90 %, for plots
+            if output == "point" and pred.quantiles is not None and pred.levels is not None:  # the interval nearest 10-90 %, for plots
                 q = quantiles_in_units(pred, windows.scaler).float()
                 lo, hi = _band_levels(pred.levels)
                 bands.append(torch.stack([q[..., lo], q[..., hi]], -1).cpu())
