@@ -471,7 +471,8 @@ def evaluate(model: STModel, windows: WindowSet, batch_size: int = 64, device="c
             preds.append(point.cpu())
             truths.append(y.cpu())
             masks.append(mask.cpu())
-            if output == "point" and pred.quantiles is not None and pred.levels is not None:  # the interval nearest 10-90 %, for plots
+            # the interval nearest 10-90 %, for plots
+            if output == "point" and pred.quantiles is not None and pred.levels is not None:
                 q = quantiles_in_units(pred, windows.scaler).float()
                 lo, hi = _band_levels(pred.levels)
                 bands.append(torch.stack([q[..., lo], q[..., hi]], -1).cpu())
