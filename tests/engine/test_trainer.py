@@ -99,6 +99,10 @@ def test_experiment_reports_timings_and_params(los_small):
     row = res.row()
     assert row["trainable_params"] > 0 and row["s_per_epoch"] >= 0 and "mae@12" in row
     assert res.predictions["pred"].shape == res.predictions["truth"].shape
+    assert row["passes"] == pytest.approx(1.0, abs=1e-3)  # one epoch = one pass over the training windows
+    cut = Experiment("stid", los_small, train=TrainConfig(epochs=2, batch_size=8, max_batches_per_epoch=3,
+                                                          progress=False)).run().row()
+    assert cut["passes"] == pytest.approx(round(2 * 3 * 8 / len(exp_train(los_small)), 3))  # what a budget bought
 
 
 def test_tensorboard_logger_writes_event_files_beside_the_csv_log(splits, tmp_path):
@@ -110,3 +114,9 @@ def test_tensorboard_logger_writes_event_files_beside_the_csv_log(splits, tmp_pa
     events = list((tmp_path / "runs").rglob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 0
     assert len(list(csv.DictReader(open(tmp_path / "log.csv")))) == 2
+
+
+def exp_train(data):
+    from stcast.engine.experiment import prepare_windows
+
+    return prepare_windows(data, "forecast", 12, 12).train

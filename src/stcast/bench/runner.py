@@ -217,7 +217,9 @@ def table_columns(rows: list[dict], steps) -> list[str]:
     cols += [c for c in ("impute_mae", "impute_rmse") if any(c in r for r in rows)]
     # quantile models (FactoST): CRPS and the empirical coverage of the central 80 % / 98 % intervals
     cols += [c for c in ("crps", "crps_norm", "coverage80", "coverage98") if any(c in r for r in rows)]
-    cols += ["trainable_params", "total_params", "epochs", "s_per_epoch", "infer_ms_per_batch"]
+    cols += ["trainable_params", "total_params", "epochs"]
+    cols += ["passes"] if any("passes" in r for r in rows) else []  # windows seen / training windows
+    cols += ["s_per_epoch", "infer_ms_per_batch"]
     return cols
 
 

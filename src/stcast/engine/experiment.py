@@ -108,11 +108,13 @@ class ExperimentResult:
     epochs: int
     infer_ms_per_batch: float
     predictions: dict = field(default_factory=dict)
+    passes: float = 0.0  # training windows seen / training windows: what an equal-time budget bought
 
     def row(self) -> dict:
         keep = {k: v for k, v in self.metrics.items() if not isinstance(v, torch.Tensor)}
         return {"model": self.model, "dataset": self.dataset, "task": self.task, **keep,
                 "trainable_params": self.trainable_params, "total_params": self.total_params, "epochs": self.epochs,
+                "passes": round(self.passes, 3),
                 "s_per_epoch": round(self.seconds_per_epoch, 2), "train_s": round(self.train_seconds, 1),
                 "infer_ms_per_batch": round(self.infer_ms_per_batch, 1)}
 
@@ -178,7 +180,8 @@ class Experiment:
         spe = float(np.mean(trainer.epoch_seconds)) if trainer.epoch_seconds else 0.0
         self.model, self.trainer = model, trainer
         self.result = ExperimentResult(self.model_name, self.data.meta.name, self.task, metrics, trainable, total,
-                                       train_s, spe, len(trainer.history), infer, preds)
+                                       train_s, spe, len(trainer.history), infer, preds,
+                                       trainer.windows_seen / max(len(self.splits.train), 1))
         return self.result
 
     def evaluate_zero_shot(self, target: SpatioTemporalData, steps=(3, 6, 12)) -> ExperimentResult:
@@ -210,4 +213,4 @@ class Experiment:
         src_run = self.result  # the training figures are the source run's: nothing is trained on the target
         return ExperimentResult(self.model_name, f"{self.data.meta.name}->{target.meta.name}", self.task, metrics,
                                 trainable, total, src_run.train_seconds, src_run.seconds_per_epoch, src_run.epochs,
-                                (time.time() - t1) / n_batches * 1000)
+                                (time.time() - t1) / n_batches * 1000, passes=src_run.passes)

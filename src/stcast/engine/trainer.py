@@ -212,6 +212,7 @@ class Trainer:
         self.module = self.model  # the Fabric-wrapped model once fit() sets it up
         self.history: list[dict] = []
         self.epoch_seconds: list[float] = []
+        self.windows_seen = 0  # training windows the optimiser steps saw (all ranks; kept across resume)
         self.loggers = _extra_loggers(self.cfg, model.name) if is_global_zero() else []
 
     def _params(self):
@@ -244,6 +245,7 @@ class Trainer:
             start_epoch, best, bad = state["epoch"] + 1, state["best_val"], state["bad_epochs"]
             best_state = state["best_model"]
             self.history = [dict(zip(state["history_keys"], row, strict=False)) for row in state["history"]]
+            self.windows_seen = int(state.get("windows_seen", 0))  # older checkpoints: counted from here
             set_rng_state(state["rng"])  # dropout and every other draw continue exactly where they were
             if state.get("stopped"):  # it had already stopped early: resuming must not train further
                 start_epoch = cfg.epochs
@@ -270,6 +272,7 @@ class Trainer:
                     loss = self._step(module, opt, batch, train.scaler, epoch)
                     total += loss
                     n += 1
+                    self.windows_seen += len(batch.x) * self.world
                     progress.step(total / n)
                     if cfg.cut_epoch and cfg.max_minutes is not None and n % 5 == 0 and fabric.broadcast(
                             time.time() - t0 > cfg.max_minutes * 60, src=0):
@@ -402,6 +405,7 @@ class Trainer:
                  "best_val": best, "bad_epochs": bad, "best_model": best_state,
                  "history_keys": keys, "history": [[r[k] for k in keys] for r in self.history],
                  "rng": rng_state(), "model_name": self.model.name, "stopped": stopped,
+                 "windows_seen": self.windows_seen,
                  "config": {k: v for k, v in asdict(self.cfg).items() if v is not None}}
         tmp = path.with_suffix(path.suffix + ".tmp")
         self.fabric.save(tmp, state)
