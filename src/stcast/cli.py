@@ -250,9 +250,7 @@ def cmd_evaluate(args) -> int:
     import warnings
 
     from stcast.engine.checkpoint import load_model
-    from stcast.engine.experiment import prepare_windows
-    from stcast.engine.tasks import Task
-    from stcast.engine.trainer import evaluate
+    from stcast.engine.experiment import prepare_windows, score_test
     from stcast.metrics import nothing_scored
 
     model, scaler, info = load_model(args.model_file)
@@ -275,7 +273,7 @@ def cmd_evaluate(args) -> int:
     test.scaler = scaler  # the model's own scaler, fitted on its training data
     model.fit_statistics(splits.train) if not any(p.requires_grad for p in model.parameters()) else None
     model.attach(data, scaler)
-    m = evaluate(model, test, 64, "cpu", task=Task.parse(info["task"]).scored.value)
+    m, _ = score_test(model, test, info["task"])  # multitask: forecast on unhidden inputs + impute_mae
     from stcast.bench.runner import print_table, table_columns
 
     row = {"model": info["model"], "dataset": data.meta.name, **m}

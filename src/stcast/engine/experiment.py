@@ -95,6 +95,23 @@ def _param_counts(model) -> tuple[int, int]:
     return trainable, sum(p.numel() for p in model.parameters()) + sum(b.numel() for b in model.buffers())
 
 
+def score_test(model, test: WindowSet, task: str, batch_size: int = 64, device="cpu", steps=(3, 6, 12),
+               collect: bool = False, fabric=None, module=None) -> tuple[dict, float]:
+    """A trained model's test metrics for its task, and the seconds the scored predictions took. Multi-task
+    (U-STS-LLM eq. 15): the forecast is scored on the plain forecast windows (every observed input shown, so the
+    row compares with forecast-only rows), `impute_mae` / `impute_rmse` on the same windows with inputs hidden."""
+    multitask = Task.parse(task) is Task.MULTITASK
+    t0 = time.time()
+    metrics = evaluate(model, test.without_hiding() if multitask else test, batch_size, device,
+                       task=Task.parse(task).scored.value, steps=steps, collect=collect, fabric=fabric, module=module)
+    seconds = time.time() - t0
+    if multitask:
+        imp = evaluate(model, test, batch_size, device, task="forecast", steps=(), fabric=fabric, module=module,
+                       output="imputed")
+        metrics.update({"impute_mae": imp["mae"], "impute_rmse": imp["rmse"]})
+    return metrics, seconds
+
+
 @dataclass
 class ExperimentResult:
     model: str
@@ -156,20 +173,11 @@ class Experiment:
         t0 = time.time()
         trainer.fit(self.splits.train, self.splits.val)
         train_s = time.time() - t0
-        eval_task = Task.parse(self.task).scored.value
-        multitask = Task.parse(self.task) is Task.MULTITASK
-        # multi-task (eq. 15): the forecast is scored on the plain forecast windows (every observed input shown,
-        # comparable with forecast-only rows), the reconstruction on the same windows with inputs hidden
-        test = self.splits.test.without_hiding() if multitask else self.splits.test
-        t1 = time.time()
-        metrics = evaluate(model, test, self.train_cfg.eval_batch_size, trainer.device, task=eval_task,
-                           steps=steps, collect=collect, fabric=trainer.fabric, module=trainer.module)
+        metrics, seconds = score_test(model, self.splits.test, self.task, self.train_cfg.eval_batch_size,
+                                      trainer.device, steps=steps, collect=collect, fabric=trainer.fabric,
+                                      module=trainer.module)
         n_batches = max(1, int(np.ceil(len(self.splits.test) / self.train_cfg.eval_batch_size)))
-        infer = (time.time() - t1) / n_batches * 1000
-        if multitask:
-            imp = evaluate(model, self.splits.test, self.train_cfg.eval_batch_size, trainer.device, task=eval_task,
-                           steps=(), fabric=trainer.fabric, module=trainer.module, output="imputed")
-            metrics.update({"impute_mae": imp["mae"], "impute_rmse": imp["rmse"]})
+        infer = seconds / n_batches * 1000
         preds = {}
         if collect:
             preds = {"pred": metrics.pop("pred"), "truth": metrics.pop("truth"), "mask": metrics.pop("mask"),
@@ -204,13 +212,11 @@ class Experiment:
         tgt = prepare_windows(target, self.task, self.input_len, self.horizon, self.split)
         model = self.model
         model.attach(target, tgt.scaler)
-        eval_task = Task.parse(self.task).scored.value
-        t1 = time.time()
-        metrics = evaluate(model, tgt.test, self.train_cfg.eval_batch_size, self.trainer.device, task=eval_task,
-                           steps=steps, fabric=self.trainer.fabric, module=self.trainer.module)
+        metrics, seconds = score_test(model, tgt.test, self.task, self.train_cfg.eval_batch_size, self.trainer.device,
+                                      steps=steps, fabric=self.trainer.fabric, module=self.trainer.module)
         n_batches = max(1, int(np.ceil(len(tgt.test) / self.train_cfg.eval_batch_size)))
         trainable, total = _param_counts(model)
         src_run = self.result  # the training figures are the source run's: nothing is trained on the target
         return ExperimentResult(self.model_name, f"{self.data.meta.name}->{target.meta.name}", self.task, metrics,
                                 trainable, total, src_run.train_seconds, src_run.seconds_per_epoch, src_run.epochs,
-                                (time.time() - t1) / n_batches * 1000, passes=src_run.passes)
+                                seconds / n_batches * 1000, passes=src_run.passes)
