@@ -33,7 +33,10 @@ channel of multi-channel data.
 
 Switches for the ablations: `use_text=False` (w/o text), `shuffle_text=True` (each node reads another node's
 texts under a fixed permutation: does the text carry more than an id?), `writer`, `pool_size=0` (w/o prompt
-pool), `kv_groups`, `pretrained`, `lm_adapter`, `identity=True` (ours: the shared node/calendar identity).
+pool), `kv_groups`, `pretrained`, `lm_adapter`, `identity` (ours: the shared node + time-of-day + day-of-week
+identity added to the patch tokens; **on by default, by measurement**: full METR-LA at an equal 10-minute budget
+3.515 vs 3.817 pooled MAE, Los-loop 3 seeds 3.811 +- 0.047 vs 3.957 +- 0.058; `identity=False` is the paper's
+model, and the configs behind the earlier tables pin it).
 """
 
 from __future__ import annotations
@@ -195,7 +198,7 @@ class LLMTSNet(STModel):
                  lm: str = "minilm-l6", lm_layers: int | None = None, tune_layers: int = 1,
                  lm_adapter: str = "lora-amr", lora_rank: int = 8, lora_alpha: float = 16.0, pretrained: bool = True,
                  pool_queries: int = 4, max_text_tokens: int = 64, text_sample: int | None = 32,
-                 patch_len: int = 3, identity: bool = False, dropout: float = 0.1):
+                 patch_len: int = 3, identity: bool = True, dropout: float = 0.1):
         super().__init__(spec)
         N, L, C, H = spec.num_nodes, spec.input_len, spec.num_channels, spec.horizon
         if text_scope not in SCOPES:
