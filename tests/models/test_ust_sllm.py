@@ -221,3 +221,4 @@ def test_joint_training_eq15_reports_forecast_and_reconstruction(los_small):
     assert np.isfinite(row["mae"]) and np.isfinite(row["impute_mae"]) and row["impute_mae"] > 0
     clean = evaluate(exp.model, exp.splits.test.without_hiding())
     assert row["mae"] == pytest.approx(clean["mae"])  # the forecast columns are the unhidden windows'
+    assert row["hidden_mae"] == pytest.approx(evaluate(exp.model, exp.splits.test)["mae"])  # inputs hidden

@@ -214,7 +214,7 @@ def table_columns(rows: list[dict], steps) -> list[str]:
     if any("mre" in r and r.get("task") == "impute" for r in rows):
         cols.append("mre")
     # multi-task rows (U-STS-LLM eq. 15): the reconstruction error on the inputs the test windows hide
-    cols += [c for c in ("impute_mae", "impute_rmse") if any(c in r for r in rows)]
+    cols += [c for c in ("impute_mae", "impute_rmse", "hidden_mae") if any(c in r for r in rows)]
     # quantile models (FactoST): CRPS and the empirical coverage of the central 80 % / 98 % intervals
     cols += [c for c in ("crps", "crps_norm", "coverage80", "coverage98") if any(c in r for r in rows)]
     cols += ["trainable_params", "total_params", "epochs"]

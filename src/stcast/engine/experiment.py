@@ -99,16 +99,18 @@ def score_test(model, test: WindowSet, task: str, batch_size: int = 64, device="
                collect: bool = False, fabric=None, module=None) -> tuple[dict, float]:
     """A trained model's test metrics for its task, and the seconds the scored predictions took. Multi-task
     (U-STS-LLM eq. 15): the forecast is scored on the plain forecast windows (every observed input shown, so the
-    row compares with forecast-only rows), `impute_mae` / `impute_rmse` on the same windows with inputs hidden."""
+    row compares with forecast-only rows), `impute_mae` / `impute_rmse` on the same windows with inputs hidden, and
+    `hidden_mae` the forecast from those hidden inputs."""
     multitask = Task.parse(task) is Task.MULTITASK
     t0 = time.time()
     metrics = evaluate(model, test.without_hiding() if multitask else test, batch_size, device,
                        task=Task.parse(task).scored.value, steps=steps, collect=collect, fabric=fabric, module=module)
     seconds = time.time() - t0
-    if multitask:
+    if multitask:  # and the forecast from the hidden inputs it was trained on (`hidden_mae`)
         imp = evaluate(model, test, batch_size, device, task="forecast", steps=(), fabric=fabric, module=module,
                        output="imputed")
-        metrics.update({"impute_mae": imp["mae"], "impute_rmse": imp["rmse"]})
+        hid = evaluate(model, test, batch_size, device, task="forecast", steps=(), fabric=fabric, module=module)
+        metrics.update({"impute_mae": imp["mae"], "impute_rmse": imp["rmse"], "hidden_mae": hid["mae"]})
     return metrics, seconds
 
 
