@@ -51,6 +51,9 @@ class MetricAccumulator:
     @torch.no_grad()
     def update(self, pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None) -> None:
         m = valid_mask(y, mask, self.null_value)
+        if self.abs.device != pred.device:  # sums live where the predictions are (no sync per batch on a GPU)
+            self.abs, self.sq, self.ape, self.n, self.n_ape, self.abs_y = (
+                t.to(pred.device) for t in (self.abs, self.sq, self.ape, self.n, self.n_ape, self.abs_y))
         dims = [d for d in range(pred.dim()) if d != 1]  # sum over everything but the step axis
         err = torch.where(m, pred - y, 0.0).double()
         self.abs += err.abs().sum(dims)
@@ -68,11 +71,12 @@ class MetricAccumulator:
         self.abs, self.sq, self.ape, self.n, self.n_ape, self.abs_y = (t.clone() for t in packed.cpu())
 
     def per_step(self) -> dict[str, torch.Tensor]:
-        """Per-step figures; NaN where a step has nothing to score (never a silent 0)."""
+        """Per-step figures (on the CPU); NaN where a step has nothing to score (never a silent 0)."""
         nan = torch.tensor(float("nan"), dtype=torch.float64)
-        n = torch.where(self.n > 0, self.n, nan)
-        n_ape = torch.where(self.n_ape > 0, self.n_ape, nan)
-        return {"mae": self.abs / n, "rmse": (self.sq / n).sqrt(), "mape": self.ape / n_ape}
+        abs_, sq, ape, n, n_ape = (t.cpu() for t in (self.abs, self.sq, self.ape, self.n, self.n_ape))
+        n = torch.where(n > 0, n, nan)
+        n_ape = torch.where(n_ape > 0, n_ape, nan)
+        return {"mae": abs_ / n, "rmse": (sq / n).sqrt(), "mape": ape / n_ape}
 
     def summary(self, steps=(3, 6, 12)) -> dict[str, float]:
         """Pooled over all steps ('mae'), per-step averaged ('mae_stepavg'), and at chosen steps ('mae@3').

@@ -130,6 +130,17 @@ def test_cuda_bf16_mixed_path_trains(splits):
     assert np.isfinite(m["mae"])
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_evaluation_equals_the_cpu_one(splits):
+    torch.manual_seed(0)
+    model = build_model("stid", splits.spec)
+    Trainer(model, TrainConfig(epochs=1, max_batches_per_epoch=5, progress=False)).fit(splits.train, splits.val)
+    on_cpu = evaluate(model, splits.test, 64, "cpu")
+    on_gpu = evaluate(model.cuda(), splits.test, 64, "cuda")
+    for k in ("mae", "rmse", "mape", "mae@3", "mae@12", "count"):
+        assert on_gpu[k] == pytest.approx(on_cpu[k], rel=1e-4), k
+
+
 def _printed(stdout: str, column: str) -> float:
     """A figure from the results table `stcast train` prints (header, rule, one row)."""
     lines = stdout.splitlines()

@@ -162,6 +162,25 @@ def test_sta_model_switches_prompts_and_full_weight_transfer(fc, ckpt):
         build_model("factost", fc.spec, checkpoint=str(ckpt), memory_fraction=1.5)
 
 
+def test_backbone_layers_keeps_the_first_blocks_and_zero_removes_them(fc, ckpt):
+    src = UTPBackbone.load(ckpt)
+    b = fc.train.gather(fc.train.starts[:2])
+    one = build_model("factost", fc.spec, checkpoint=str(ckpt), backbone_layers=1)
+    assert len(one.backbone.stack.layers) == 1
+    assert all(torch.equal(v, src.stack.layers[0].state_dict()[k])
+               for k, v in one.backbone.stack.layers[0].state_dict().items())  # the pretrained first block
+    removed = build_model("factost", fc.spec, checkpoint=str(ckpt), backbone_layers=0)
+    assert len(removed.backbone.stack.layers) == 0
+    out = removed(b).point
+    assert out.shape == (2, 12, 20, 1) and torch.isfinite(out).all()
+    full = build_model("factost", fc.spec, checkpoint=str(ckpt))
+    assert not torch.allclose(full(b).point, out)  # the blocks did something, and now they are gone
+    with pytest.raises(StcastError, match="backbone_layers=9"):
+        build_model("factost", fc.spec, checkpoint=str(ckpt), backbone_layers=9)
+    with pytest.raises(StcastError, match="backbone_layers=-1"):
+        build_model("factost", fc.spec, checkpoint=str(ckpt), backbone_layers=-1)
+
+
 def test_matched_identity_scale_brings_i_st_to_the_token_scale(fc, ckpt):
     b = fc.train.gather(fc.train.starts[:2])
     ratios = {}
@@ -247,6 +266,23 @@ def test_adaptation_trains_with_l1_and_pinball_and_reports_probabilistic_metrics
     stid = build_model("stid", fc.spec)
     with pytest.raises(StcastError, match="quantiles"):
         task_loss(stid(b), b, fc.scaler, "forecast", loss="pinball")
+
+
+def test_point_forecast_is_the_median_head_even_when_other_heads_cross_it(fc, ckpt):
+    """L1 trains the median head only (section III-B); at inference the point must still be that head, not
+    whichever head sorting puts at the median position (a bug that turned adapted METR-LA forecasts into noise)."""
+    m = build_model("factost", fc.spec, checkpoint=str(ckpt))
+    Q = len(m.quantile_levels)
+    with torch.no_grad():  # the lowest-level head now predicts far above the others: crossing
+        m.backbone.head.bias.view(-1, Q)[:, 0] += 5.0
+    b = fc.test.gather(fc.test.starts[:3])
+    m.train()
+    trained = m(b).point
+    m.eval()
+    pred = m(b)
+    assert torch.equal(pred.point, trained)  # the same output in both modes (FactoST has no dropout)
+    assert (pred.quantiles.diff(dim=-1) >= 0).all()  # intervals repaired by sorting
+    assert not torch.allclose(pred.point, pred.quantiles[..., m.backbone.median_index])  # sorting moved heads
 
 
 def test_wrong_shapes_are_clear_errors(fc, los, ckpt):

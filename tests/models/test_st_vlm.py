@@ -161,6 +161,16 @@ def test_images_are_cached_by_window_and_recomputed_when_the_values_differ(model
     assert model.cache.misses == 16  # same starts, other values: not served from the cache
 
 
+def test_models_with_the_same_image_settings_share_drawn_images_and_others_do_not(splits, model, batch):
+    model.image(batch)
+    twin = build_model("st-vlm", splits.spec, pretrained=False)  # another row of a benchmark: same images
+    misses = twin.cache.misses
+    assert twin.cache is model.cache and torch.equal(twin.image(batch), model.image(batch))
+    assert twin.cache.misses == misses  # served, not drawn again
+    other = build_model("st-vlm", splits.spec, channels=["dtw"])
+    assert other.cache is not model.cache and other.image(batch).shape[1] == 1
+
+
 @pytest.mark.parametrize("kw", [{"use_image": False}, {"use_bias": False}, {"channels": ["xcorr"]},
                                 {"use_prompt": False}, {"pretrained": False}, {"identity": True},
                                 {"cross_layers": 2, "lora_layers": 1}])

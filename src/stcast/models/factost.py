@@ -28,6 +28,8 @@ Choices where the paper is silent (written down, not hidden):
 - STF's E_n and E_t are the spatial and temporal slices of W_meta applied to their banks (so they live in
   I_st's space); affinities are scaled by 1/sqrt(d). Agg_delta is attention of the patch tau - delta's
   identifier over the M prototypes (softmax(I P^T / sqrt(d)) P); lags before the first patch contribute 0.
+- `backbone_layers` (ours, for the ablation "what the pretrained backbone adds"): keep the first k UTP blocks;
+  0 removes them all (pretrained = the shipped checkpoint, `pretrained=False` = the same blocks at random init).
 - Calendar banks: minute-of-hour (60), time-of-day (steps_per_day), day-of-week (7), each 32-wide like the
   node bank; a patch's calendar is that of its last step. The register token gets no identifier.
 """
@@ -307,12 +309,20 @@ class FactoST(STModel):
                  use_cmr: bool = True, memory_fraction: float = 0.2, replace_ratio: float = 0.3,
                  prompt_tokens: int = 3, prompt_rank: int = 4, meta_dim: int = 32, prototypes: int = 8,
                  max_lag: int = 3, freeze_backbone: bool = False, step_minutes: int | None = None,
-                 identity_scale: str = "paper", node_sample: int | None = None):
+                 identity_scale: str = "paper", node_sample: int | None = None, backbone_layers: int | None = None):
         super().__init__(spec)
         if pretrained:
             self.backbone = UTPBackbone.load(checkpoint or SHIPPED_CHECKPOINT)
         else:
             self.backbone = UTPBackbone(UTPConfig(variant=variant))
+        total = len(self.backbone.stack.layers)
+        if backbone_layers is not None:
+            if not 0 <= backbone_layers <= total:
+                raise StcastError(f"backbone_layers={backbone_layers}: the UTP backbone has {total} blocks "
+                                  f"(0 removes them, null keeps all)")
+            # the "backbone removed" row of the LM ablation (Tan et al.): 0 keeps the patch projection, register,
+            # final norm and quantile head, and drops every transformer block
+            self.backbone.stack.layers = self.backbone.stack.layers[:backbone_layers]
         if freeze_backbone:
             self.backbone.requires_grad_(False)
         d = self.backbone.d_model
@@ -397,7 +407,12 @@ class FactoST(STModel):
         h = bb.encode(z)
         q = bb.quantile_head(h[:, k + p_ctx + 1:])[:, :H]  # (BNC, H, Q)
         q = q * std.unsqueeze(-1) + mean.unsqueeze(-1)
+        q = q.view(B, N, C, H, -1).permute(0, 3, 1, 2, 4)  # (B, H, N, C, Q)
+        # the point forecast is the median head itself, the output the L1 loss trains (section III-B: "L1 loss on
+        # the median quantile"), in training and at inference alike; sorting repairs crossing quantiles for the
+        # intervals only. (Taking the median *position* after sorting let the other heads, which L1 does not
+        # train and which drift while the backbone adapts, replace the point forecast at inference.)
+        point = q[..., bb.median_index]
         if not self.training:
             q = q.sort(-1).values
-        q = q.view(B, N, C, H, -1).permute(0, 3, 1, 2, 4)  # (B, H, N, C, Q)
-        return Prediction(q[..., bb.median_index], quantiles=q, levels=self.quantile_levels, node_index=node_index)
+        return Prediction(point, quantiles=q, levels=self.quantile_levels, node_index=node_index)

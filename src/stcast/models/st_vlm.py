@@ -52,7 +52,19 @@ PROMPT = ("This is a spatial-temporal prediction task, forecast the next {horizo
 
 class ImageCache:
     """Correlation images of fixed windows, keyed by (start, fingerprint of the window's values), stored as
-    float16 on the CPU up to `limit_mb`; beyond it images are recomputed (nothing is evicted)."""
+    float16 on the CPU up to `limit_mb`; beyond it images are recomputed (nothing is evicted). Models with the
+    same image settings in one process share one cache (`ImageCache.shared`): a benchmark's few-shot, ablation or
+    seed rows draw the validation and test images once (on METR-LA at 1 thread that is ~30 min per model)."""
+
+    _shared: dict[tuple, ImageCache] = {}
+
+    @classmethod
+    def shared(cls, limit_mb: float, *settings) -> ImageCache:
+        """The process's cache for images drawn with these settings (channels, max_lag, window shape)."""
+        key = (float(limit_mb), *settings)
+        if key not in cls._shared:
+            cls._shared[key] = cls(limit_mb)
+        return cls._shared[key]
 
     def __init__(self, limit_mb: float):
         self.limit = int(limit_mb * 2 ** 20)
@@ -118,7 +130,7 @@ class STVLM(STModel):
                  finetune: bool = True, use_image: bool = True, channels: tuple[str, ...] = CHANNELS,
                  use_bias: bool = True, use_prompt: bool = True, prompt: str | None = None, max_lag: int = 3,
                  encoder_hidden: int = 64, decoder_hidden: int = 64, identity: bool = False,
-                 image_cache_mb: float = 2048.0, dropout: float = 0.1):
+                 image_cache_mb: float = 4096.0, dropout: float = 0.1):
         super().__init__(spec)
         from stcast.nn.adapt import AdaptPolicy, adapt
         from stcast.nn.backbones import load_backbone, reinitialize
@@ -172,7 +184,7 @@ class STVLM(STModel):
             self.pad_conv = nn.Conv1d(k, 1, 3, padding=1) if use_bias else None  # eq. 8
             self.bias_gain = nn.Parameter(torch.ones(())) if use_bias else None
             self.cross = cross_layers if use_bias else 0  # the first F backbone layers run cross-modally
-            self.cache = ImageCache(image_cache_mb)
+            self.cache = ImageCache.shared(image_cache_mb, channels, max_lag, (L, N, C))
         self.drop = nn.Dropout(dropout)
         self.dec_in = nn.Linear(d, decoder_hidden)  # the fused token, narrowed before the recurrence
         self.step = nn.Parameter(torch.zeros(spec.horizon, decoder_hidden))
