@@ -285,6 +285,24 @@ def test_point_forecast_is_the_median_head_even_when_other_heads_cross_it(fc, ck
     assert not torch.allclose(pred.point, pred.quantiles[..., m.backbone.median_index])  # sorting moved heads
 
 
+def test_intervals_are_not_reported_once_the_point_loss_alone_has_trained(fc, ckpt, tmp_path):
+    from stcast.engine.checkpoint import load_model, save_model
+
+    cfg = dict(epochs=1, max_batches_per_epoch=2, lr=1e-3, progress=False)
+    m = build_model("factost", fc.spec, checkpoint=str(ckpt), use_cmr=False)
+    assert "crps" in evaluate(m, fc.val, 64)  # as built: the pretrained heads' intervals
+    with pytest.warns(UserWarning, match="quantile heads are not trained"):
+        Trainer(m, TrainConfig(**cfg)).fit(fc.train, fc.val)
+    after = evaluate(m, fc.val, 64)
+    assert "mae" in after and "crps" not in after and "coverage80" not in after
+    path = save_model(tmp_path / "f.pt", m, {"checkpoint": str(ckpt), "use_cmr": False}, fc.scaler, "los-loop",
+                      "forecast")
+    assert "crps" not in evaluate(load_model(path)[0], fc.val, 64)  # the file remembers it
+    p = build_model("factost", fc.spec, checkpoint=str(ckpt), use_cmr=False)
+    Trainer(p, TrainConfig(**cfg, loss="pinball")).fit(fc.train, fc.val)
+    assert "crps" in evaluate(p, fc.val, 64)  # pinball trains every head: intervals stay
+
+
 def test_wrong_shapes_are_clear_errors(fc, los, ckpt):
     m = build_model("factost", fc.spec, checkpoint=str(ckpt))
     other = prepare_windows(los.subset_nodes(np.arange(30)), "forecast", 12, 12)

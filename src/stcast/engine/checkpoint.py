@@ -36,7 +36,8 @@ def save_model(path, model: STModel, hparams: dict, scaler: StandardScaler, data
     state = {"format": FORMAT, "model": model.name, "hparams": full_model_config(model.name, hparams), "spec": spec,
              "adjacency": None if adj is None else torch.as_tensor(np.asarray(adj, dtype=np.float32)),
              "scaler": scaler.state_dict(), "dataset": dataset, "task": task, "state_dict": model.state_dict(),
-             "protocol": dict(protocol or {}), "backbones": backbones_of(model)}
+             "protocol": dict(protocol or {}), "backbones": backbones_of(model),
+             "quantiles_untrained": bool(getattr(model, "quantiles_untrained", False))}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -93,6 +94,8 @@ def load_model(path, map_location="cpu") -> tuple[STModel, StandardScaler, dict]
     _check_backbones(path, state.get("backbones") or {}, backbones_of(model))
     model.load_state_dict(stored)
     model.eval()
+    if state.get("quantiles_untrained"):  # trained on the point loss only: its intervals are not reported
+        model.quantiles_untrained = True
     try:
         scaler = StandardScaler.from_state_dict(state["scaler"])
     except (KeyError, AttributeError, TypeError) as e:
