@@ -96,3 +96,8 @@ def test_multitask_scores_the_forecast_on_unhidden_inputs_and_the_reconstruction
         evaluate(model, clean, output="imputed")
     with pytest.raises(StcastError, match="output="):
         evaluate(model, s.test, output="both")
+    both = evaluate(model, s.test, also_imputed=True)  # one pass: the same figures as the two separate ones
+    assert both["impute_mae"] == pytest.approx(imp["mae"]) and both["impute_rmse"] == pytest.approx(imp["rmse"])
+    assert both["mae"] == pytest.approx(fc_hidden)
+    with pytest.raises(StcastError, match="multi-task windows"):
+        evaluate(model, clean, also_imputed=True)

@@ -438,10 +438,12 @@ def _extra_loggers(cfg: TrainConfig, name: str) -> list:
 
 @torch.no_grad()
 def evaluate(model: STModel, windows: WindowSet, batch_size: int = 64, device="cpu", task: str = "forecast",
-             steps=(3, 6, 12), collect: bool = False, fabric=None, module=None, output: str = "point"):
+             steps=(3, 6, 12), collect: bool = False, fabric=None, module=None, output: str = "point",
+             also_imputed: bool = False):
     """Metrics in original units over a split. With `collect`, also returns the predictions (B, H, N, C).
     `output="imputed"` scores a multi-task model's reconstructed input window (U-STS-LLM eq. 16) on the
-    entries its windows hide, instead of the forecast.
+    entries its windows hide, instead of the forecast; `also_imputed=True` scores both from the same forwards
+    (`impute_mae`, `impute_rmse` beside the forecast's figures).
 
     In a distributed run (`fabric` with several processes) each rank scores its share of every batch and the
     sums and counts are added up: the figures equal one process's. Where sharding would change what is
@@ -458,11 +460,12 @@ def evaluate(model: STModel, windows: WindowSet, batch_size: int = 64, device="c
     autocast = fabric.autocast() if fabric is not None else nullcontext()
     if output not in ("point", "imputed"):
         raise StcastError(f"output={output!r}; use 'point' or 'imputed'")
-    if output == "imputed" and (windows.hide is None or windows.task != "forecast"):
+    if (output == "imputed" or also_imputed) and (windows.hide is None or windows.task != "forecast"):
         raise StcastError("output='imputed' needs multi-task windows (forecast windows that hide input entries)")
     out_len = windows.input_len if score_task == "impute" or output == "imputed" else windows.horizon
     intervals = output == "point" and not getattr(model, "quantiles_untrained", False)
     acc = MetricAccumulator(out_len)
+    imp_acc = MetricAccumulator(windows.input_len) if also_imputed and output == "point" else None
     prob = ProbabilisticAccumulator()
     preds, truths, masks, bands = [], [], [], []
     levels = None
@@ -477,6 +480,10 @@ def evaluate(model: STModel, windows: WindowSet, batch_size: int = 64, device="c
         else:
             point = windows.scaler.inverse(pred.point.float())
             y, mask = target_and_mask(batch, score_task)
+            if imp_acc is not None:
+                if pred.imputed is None:
+                    raise StcastError(f"{model.name} returns no imputed window: train it with task 'multitask'")
+                imp_acc.update(windows.scaler.inverse(pred.imputed.float()), batch.x_target, batch.eval_mask)
         acc.update(point, y, mask)
         if intervals and pred.quantiles is not None and pred.levels is not None:
             levels = pred.levels
@@ -495,11 +502,16 @@ def evaluate(model: STModel, windows: WindowSet, batch_size: int = 64, device="c
             return fabric.all_reduce(t.to(device), reduce_op="sum")
 
         acc.reduce(all_sum)
+        if imp_acc is not None:
+            imp_acc.reduce(all_sum)
         levels = fabric.broadcast(None if levels is None else [float(v) for v in levels], src=0)
         if levels is not None:
             prob.reduce(all_sum, levels)
     result = acc.summary(steps)
     result.update(prob.summary())
+    if imp_acc is not None:
+        imputed = imp_acc.summary(())
+        result.update(impute_mae=imputed["mae"], impute_rmse=imputed["rmse"])
     if collect:
         result["pred"], result["truth"], result["mask"] = torch.cat(preds), torch.cat(truths), torch.cat(masks)
         if bands and len(bands) == len(preds):
