@@ -461,7 +461,8 @@ def evaluate(model: STModel, windows: WindowSet, batch_size: int = 64, device="c
     if output not in ("point", "imputed"):
         raise StcastError(f"output={output!r}; use 'point' or 'imputed'")
     if (output == "imputed" or also_imputed) and (windows.hide is None or windows.task != "forecast"):
-        raise StcastError("output='imputed' needs multi-task windows (forecast windows that hide input entries)")
+        asked = "also_imputed=True" if also_imputed else "output='imputed'"
+        raise StcastError(f"{asked} needs multi-task windows (forecast windows that hide input entries)")
     out_len = windows.input_len if score_task == "impute" or output == "imputed" else windows.horizon
     intervals = output == "point" and not getattr(model, "quantiles_untrained", False)
     acc = MetricAccumulator(out_len)
