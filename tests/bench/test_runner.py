@@ -95,3 +95,27 @@ def test_the_winner_line_names_the_lowest_mae_and_its_margin():
             {"dataset": "b", "model": "y", "mae": 2.5}]
     assert winner_lines(rows) == ["best on a: stid (pooled MAE 3.000), 25.0 % below last-value (4.000)",
                                   "best on b: x (pooled MAE 2.000), 20.0 % below y (2.500)"]
+
+
+def test_eval_stride_thins_validation_and_test_only_and_is_recorded(tmp_path, los_small, monkeypatch):
+    """eval_stride k keeps every k-th validation/test window (training untouched); the row says how many it scored."""
+    import numpy as np
+
+    import stcast.bench.runner as runner
+    from stcast.engine.experiment import prepare_windows
+
+    full = prepare_windows(los_small, "forecast", 12, 12)
+    thin = prepare_windows(los_small, "forecast", 12, 12, eval_stride=4)
+    np.testing.assert_array_equal(thin.train.starts, full.train.starts)
+    np.testing.assert_array_equal(thin.val.starts, full.val.starts[::4])
+    np.testing.assert_array_equal(thin.test.starts, full.test.starts[::4])
+    assert 1 < len(thin.test) < len(full.test)
+    for bad in (0, -2, 1.5, True, "4"):
+        with pytest.raises(StcastError, match="eval_stride"):
+            prepare_windows(los_small, "forecast", 12, 12, eval_stride=bad)
+        with pytest.raises(StcastError, match="eval_stride"):
+            BenchConfig.from_dict({"eval_stride": bad})
+    monkeypatch.setattr(runner, "load_dataset", lambda name, data_dir=None: los_small)
+    cfg = BenchConfig(models=["last-value"], datasets=["los-loop"], eval_stride=4, train={"epochs": 1})
+    row = run_benchmark(cfg, collect=False, log=lambda *a: None).rows()[0]
+    assert row["test_windows"] == len(thin.test)

@@ -36,6 +36,7 @@ class BenchConfig:
     missing: str = "point"
     missing_kw: dict = field(default_factory=dict)
     few_shot: float | None = None
+    eval_stride: int = 1  # every k-th validation/test window (ablations within a method; 1 = the protocol)
     steps: list[int] = field(default_factory=lambda: [3, 6, 12])
     quantiles: list[float] = field(default_factory=list)  # a quantile head for every model (nn/quantile.py)
     train: dict = field(default_factory=dict)  # TrainConfig fields
@@ -114,7 +115,8 @@ class BenchConfig:
 
 
 _FIELD_TYPES = {"models": list, "datasets": list, "task": str, "input_len": int, "horizon": int, "split": (str, list),
-                "protocol": str, "missing": str, "missing_kw": dict, "few_shot": (int, float), "steps": list,
+                "protocol": str, "missing": str, "missing_kw": dict, "few_shot": (int, float),
+                "eval_stride": int, "steps": list,
                 "quantiles": list,
                 "train": dict, "model_kw": dict, "model_train": dict, "plot_node": int, "name": str,
                 "cluster": dict, "transfer_to": str, "variants": dict, "tables": dict}
@@ -129,7 +131,7 @@ def _check_types(raw: dict, source: str) -> None:
         if isinstance(v, bool) or not isinstance(v, typ):
             want = " or ".join(t.__name__ for t in (typ if isinstance(typ, tuple) else (typ,)))
             raise StcastError(f"{source}: {key} must be a {want}; got {v!r}")
-        if key in ("input_len", "horizon", "plot_node") and v < (0 if key == "plot_node" else 1):
+        if key in ("input_len", "horizon", "plot_node", "eval_stride") and v < (0 if key == "plot_node" else 1):
             raise StcastError(f"{source}: {key} must be >= 1; got {v}")
         if key in ("models", "datasets") and not all(isinstance(x, str) for x in v):
             raise StcastError(f"{source}: {key} must be a list of names; got {v!r}")
@@ -191,7 +193,7 @@ def run_benchmark(cfg: BenchConfig, data_dir=None, collect: bool = True, log=pri
                              split=cfg.split,
                              protocol=cfg.protocol, missing=cfg.missing, missing_kw=cfg.missing_kw,
                              few_shot_fraction=cfg.few_shot_of(m), model_kw=cfg.model_kwargs(m),
-                             train=cfg.train_config(m), quantiles=cfg.quantiles)
+                             train=cfg.train_config(m), quantiles=cfg.quantiles, eval_stride=cfg.eval_stride)
             res = exp.run(collect=collect and target is None, steps=tuple(cfg.steps))
             if target is not None:
                 res = exp.evaluate_zero_shot(target, steps=tuple(cfg.steps))
