@@ -166,6 +166,17 @@ def test_model_forward_training_loss_and_switches(fc):
     assert patched(b).point.shape == (3, 12, 20, 1) and seen["x"].shape[1] == 60
 
 
+def test_removing_the_lm_leaves_patch_embedding_and_head_only(fc):
+    """`num_layers: 0` is Tan et al.'s "w/o LLM": no block, so no SE rotation or MRFFN; it still trains."""
+    m = _model(fc, num_layers=0, trainable_top=0)
+    assert len(m.lm.stack.layers) == 0 and m.se is None and len(m.mrffn) == 0
+    b = fc.train.gather(fc.train.starts[:3])
+    m.train()
+    loss = task_loss(m(b), b, fc.scaler, "forecast")
+    loss.backward()
+    assert torch.isfinite(loss) and m.patch_embed.weight.grad.abs().sum() > 0 and m.head.weight.grad.abs().sum() > 0
+
+
 def test_revin_undoes_a_per_node_shift_and_scale(fc):
     m = _model(fc).eval()
     b = fc.train.gather(fc.train.starts[:2])

@@ -173,11 +173,14 @@ def test_models_with_the_same_image_settings_share_drawn_images_and_others_do_no
 
 @pytest.mark.parametrize("kw", [{"use_image": False}, {"use_bias": False}, {"channels": ["xcorr"]},
                                 {"use_prompt": False}, {"pretrained": False}, {"identity": True},
-                                {"cross_layers": 2, "lora_layers": 1}])
+                                {"cross_layers": 2, "lora_layers": 1},
+                                {"cross_layers": 0, "lora_layers": 0, "use_image": False, "use_prompt": False}])
 def test_every_ablation_switch_builds_and_forecasts(splits, batch, kw):
     m = build_model("st-vlm", splits.spec, **kw)
     out = m(batch).point
     assert out.shape == batch.y.shape and torch.isfinite(out).all()
+    if kw.get("cross_layers") == 0:  # the backbone removed (LM ablation): encoder -> decoder only
+        assert len(m.backbone.stack.layers) == 0 and not any(p.requires_grad for p in m.backbone.parameters())
 
 
 def test_bad_settings_and_mismatched_windows_are_clear_errors(splits, model, batch):

@@ -226,7 +226,7 @@ class STLINK(STModel):
         d, n = self.lm.hidden_size, len(self.lm.stack.layers)
         self.adapted = list(range(n - trainable_top, n))
         self.se = None
-        if use_se:
+        if use_se and self.adapted:  # num_layers 0 ("w/o LLM"): no block to rotate in, so no spatial rotation
             init = _fiedler_rank(spec.adjacency) if spec.adjacency is not None and N <= 4000 else None
             self.se = SERotary(self.lm.stack.spec.head_dim, N, rope_theta, init)
             for i in self.adapted:
