@@ -151,6 +151,7 @@ def test_frozen_weights_do_not_move_while_lora_and_heads_train(splits):
 
 
 def test_images_are_cached_by_window_and_recomputed_when_the_values_differ(model, batch):
+    model.eval()
     model.cache.store.clear()
     model.cache.hits = model.cache.misses = 0
     a = model.image(batch)
@@ -162,13 +163,20 @@ def test_images_are_cached_by_window_and_recomputed_when_the_values_differ(model
 
 
 def test_models_with_the_same_image_settings_share_drawn_images_and_others_do_not(splits, model, batch):
+    model.eval()
     model.image(batch)
-    twin = build_model("st-vlm", splits.spec, pretrained=False)  # another row of a benchmark: same images
+    twin = build_model("st-vlm", splits.spec, pretrained=False).eval()  # another row of a benchmark: same images
     misses = twin.cache.misses
     assert twin.cache is model.cache and torch.equal(twin.image(batch), model.image(batch))
     assert twin.cache.misses == misses  # served, not drawn again
     other = build_model("st-vlm", splits.spec, channels=["dtw"])
-    assert other.cache is not model.cache and other.image(batch).shape[1] == 1
+    assert other.cache is not model.cache and other.eval().image(batch).shape[1] == 1
+    # training images are each model's own: a budgeted row pays for what it trains on
+    model.train(), twin.train()
+    model.image(batch)
+    drawn = twin.train_cache.misses
+    assert twin.train_cache is not model.train_cache and torch.equal(twin.image(batch), model.image(batch))
+    assert twin.train_cache.misses == drawn + len(batch.x) and model.train_cache.hits >= len(batch.x)
 
 
 @pytest.mark.parametrize("kw", [{"use_image": False}, {"use_bias": False}, {"channels": ["xcorr"]},
