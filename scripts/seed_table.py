@@ -15,6 +15,13 @@ import pandas as pd
 COLUMNS = ["mae@3", "mae@6", "mae@12", "mae", "rmse"]
 
 
+def _passes(rows) -> str:
+    """Training windows seen / training windows, per seed (rows written before the column existed: '-')."""
+    if "passes" not in rows or rows["passes"].isna().all():
+        return "-"
+    return " / ".join(f"{v:.2f}" for v in rows["passes"])
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("csv", nargs="+")
@@ -24,13 +31,13 @@ def main() -> int:
     df = pd.concat(frames)
     g = df.groupby("model", sort=False)
     print(f"{len(frames)} runs: {', '.join(args.csv)}\n")
-    print("| model | seeds | " + " | ".join(COLUMNS) + " | epochs | train s |")
-    print("|---|---|" + "---|" * (len(COLUMNS) + 2))
+    print("| model | seeds | " + " | ".join(COLUMNS) + " | epochs | passes | train s |")
+    print("|---|---|" + "---|" * (len(COLUMNS) + 3))
     for model, rows in g:
         cells = [f"{rows[c].mean():.3f} +- {rows[c].std(ddof=1):.3f}" if len(rows) > 1 else f"{rows[c].mean():.3f}"
                  for c in COLUMNS]
         print(f"| {model} | {len(rows)} | " + " | ".join(cells) +
-              f" | {rows['epochs'].mean():.1f} | {rows['train_s'].mean():.0f} |")
+              f" | {rows['epochs'].mean():.1f} | {_passes(rows)} | {rows['train_s'].mean():.0f} |")
     if args.compare:
         a, b = args.compare.split(",")
         ra, rb = g.get_group(a)["mae"], g.get_group(b)["mae"]
