@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
@@ -21,6 +23,12 @@ def test_unseen_rows_become_the_mean_of_the_seen_rows_with_a_warning():
         out = emb(torch.tensor([[1, 5, 6]]))
     mean = emb.weight[:3].mean(0)
     assert torch.equal(out[0, 0], emb.weight[1]) and torch.allclose(out[0, 1], mean) and torch.allclose(out[0, 2], mean)
+    with pytest.warns(UserWarning, match=r"day of week Thu never occurred") as caught:  # only the row not yet named
+        emb(torch.tensor([[3, 5, 6]]))
+    assert len(caught) == 1 and "Sat" not in str(caught[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        emb(torch.tensor([[5, 6, 3]]))  # every unseen row already named: silent, still the mean row
 
 
 def test_an_untrained_table_is_used_as_it_is():

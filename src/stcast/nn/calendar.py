@@ -27,7 +27,7 @@ class CalendarEmbedding(nn.Embedding):
         super().__init__(num_rows, dim)
         self.feature, self.row_names = feature, row_names
         self.register_buffer("seen", torch.zeros(num_rows, dtype=torch.bool))
-        self._warned: set[tuple[int, ...]] = set()
+        self._warned: set[int] = set()  # rows already named in a warning
         self._local_seen: torch.Tensor | None = None  # rows this process trained on
 
     def forward(self, index: torch.Tensor) -> torch.Tensor:
@@ -51,10 +51,10 @@ class CalendarEmbedding(nn.Embedding):
         return F.embedding(index, table)
 
     def _warn(self, rows: list[int]) -> None:
-        key = tuple(rows)
-        if key in self._warned:
+        rows = [r for r in rows if r not in self._warned]  # each row named once per table, not once per batch
+        if not rows:
             return
-        self._warned.add(key)
+        self._warned.update(rows)
         names = [self.row_names[r] if self.row_names else str(r) for r in rows]
         shown = ", ".join(names[:7]) + (f" (+{len(names) - 7} more)" if len(names) > 7 else "")
         warnings.warn(f"{self.feature} {shown} never occurred in the training windows: the mean of the trained "
