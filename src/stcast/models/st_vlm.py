@@ -5,7 +5,8 @@ Per input window (L steps, N nodes):
 - Spatial-to-image (eqs. 1-2 + the spectral correlation, `stcast.nn.correlation`): DTW, time-lagged cross-
   correlation and FFT-amplitude Pearson between every node pair -> a 3 x N x N image, each channel standardised;
   the multi-dimensional channel fusion layer is a learned 1 x 1 convolution over the channels (identity at
-  init). Images are cached by window (start index + a fingerprint of its values), so later epochs reuse them.
+  init). Images are cached by window (start index + a fingerprint of its values), so later epochs reuse them;
+  `image_cache_mb` bounds each of the two caches (this model's training images, the process's eval images).
 - Task prompt and temporal encoder: the paper's prompt ("This is a spatial-temporal prediction task, forecast
   the next H steps in N nodes; ...") tokenised and embedded by the backbone's own tokenizer and (frozen) word
   embeddings; an LSTM per node over its L steps (eq. 3), its last state mapped to the backbone width (the paper
