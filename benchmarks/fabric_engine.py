@@ -31,7 +31,7 @@ from stcast.data.registry import load_dataset
 from stcast.engine.experiment import prepare_windows
 from stcast.engine.tasks import task_loss
 from stcast.engine.trainer import TrainConfig, Trainer
-from stcast.models.base import build_model
+from stcast.models.registry import build_model
 
 
 def plain_step(model, opt, params, batch, scaler) -> float:

@@ -25,7 +25,7 @@ def _one(n: int, batch: int, repeats: int, random: bool) -> dict:
 
     from stcast.data.core import DatasetMeta, SpatioTemporalData
     from stcast.engine.experiment import prepare_windows
-    from stcast.models.base import build_model
+    from stcast.models.registry import build_model
 
     rng = np.random.default_rng(0)
     T = 2 * 288

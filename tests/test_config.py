@@ -7,7 +7,7 @@ import pytest
 from stcast import config
 from stcast.cli import bundled_config, main
 from stcast.errors import StcastError
-from stcast.models.base import get_model_class, model_names
+from stcast.models.registry import get_model_class, model_names
 
 
 def test_every_model_declares_a_config_dataclass_with_its_defaults():

@@ -132,7 +132,7 @@ def cmd_datasets(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from stcast.models.base import get_model_class, model_names
+    from stcast.models.registry import get_model_class, model_names
 
     rows = []
     for n in model_names():
@@ -356,7 +356,8 @@ def cmd_impute(args) -> int:
     from stcast.data.scaler import StandardScaler
     from stcast.engine.checkpoint import load_model
     from stcast.engine.inference import impute_array
-    from stcast.models.base import ProblemSpec, build_model
+    from stcast.models.base import ProblemSpec
+    from stcast.models.registry import build_model
 
     check_table_out(args.out)
     data = resolve_dataset(args.dataset, args)

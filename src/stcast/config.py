@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from stcast.errors import StcastError
+from stcast.errors import StcastError, did_you_mean
 
 
 class _Loader(yaml.SafeLoader):
@@ -90,11 +90,6 @@ def apply_overrides(raw: dict, sets: list[str]) -> dict:
 def load(path=None, sets: list[str] | None = None) -> dict:
     """A config file with `--set` overrides applied: the raw mapping every command starts from."""
     return apply_overrides(read_yaml(path), sets or [])
-
-
-def did_you_mean(key, known) -> str:
-    close = difflib.get_close_matches(str(key), list(known), n=2)
-    return f"; did you mean {' or '.join(close)}?" if close else f"; known: {', '.join(sorted(map(str, known)))}"
 
 
 def check_keys(raw: dict, known, source: str) -> None:
@@ -174,7 +169,7 @@ def _type_name(hint) -> str:
 
 def check_model_kw(model: str, kw: dict, source: str) -> dict:
     """Validate hyper-parameters of a registered model: names (did-you-mean) and types; returns `kw` as is."""
-    from stcast.models.base import get_model_class
+    from stcast.models.registry import get_model_class
 
     if not isinstance(kw, dict):
         raise StcastError(f"{source}: model_kw.{model} must be a mapping of {model}'s hyper-parameters")
@@ -191,7 +186,7 @@ def check_model_kw(model: str, kw: dict, source: str) -> dict:
 
 def full_model_config(model: str, kw: dict) -> dict:
     """Every hyper-parameter of `model` with `kw` applied: what a model file saves."""
-    from stcast.models.base import get_model_class
+    from stcast.models.registry import get_model_class
 
     config = model_config_class(get_model_class(model))
     values = dataclasses.asdict(config(**kw))
@@ -212,7 +207,7 @@ def _plain(v) -> bool:
 def split_model_kw(model_kw, model: str, source: str) -> dict:
     """The hyper-parameters of `model` from a `model_kw` section keyed by model name; keys that are not model
     names are shorthand for `model` (one model is being trained)."""
-    from stcast.models.base import model_names
+    from stcast.models.registry import model_names
 
     if model_kw is None:
         return {}

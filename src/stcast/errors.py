@@ -3,3 +3,11 @@
 
 class StcastError(ValueError):
     """A problem with the user's input: the message names it and, where possible, the fix."""
+
+
+def did_you_mean(name, known) -> str:
+    """The one did-you-mean of every unknown name: `; did you mean a or b?`, else `; known: ...` (all of them)."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=2)
+    return f"; did you mean {' or '.join(close)}?" if close else f"; known: {', '.join(sorted(map(str, known)))}"

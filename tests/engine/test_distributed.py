@@ -15,7 +15,7 @@ from stcast.engine.experiment import prepare_windows
 from stcast.engine.trainer import TrainConfig, Trainer, evaluate
 from stcast.errors import StcastError
 from stcast.metrics import MetricAccumulator, ProbabilisticAccumulator
-from stcast.models.base import build_model
+from stcast.models.registry import build_model
 
 
 @pytest.mark.parametrize("world", [2, 3])

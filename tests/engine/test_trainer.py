@@ -7,7 +7,7 @@ from stcast.engine.checkpoint import load_model, save_model
 from stcast.engine.experiment import Experiment
 from stcast.engine.trainer import TrainConfig, Trainer, evaluate
 from stcast.errors import StcastError
-from stcast.models.base import build_model
+from stcast.models.registry import build_model
 
 
 def test_early_stopping_restores_the_best_epoch(splits, tmp_path):

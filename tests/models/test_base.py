@@ -1,7 +1,8 @@
 import pytest
 
 from stcast.errors import StcastError
-from stcast.models.base import ProblemSpec, build_model, model_names
+from stcast.models.base import ProblemSpec
+from stcast.models.registry import build_model, model_names
 
 SPEC = ProblemSpec(num_nodes=5, num_channels=1, input_len=12, horizon=12, steps_per_day=288)
 

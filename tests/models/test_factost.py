@@ -9,8 +9,8 @@ from stcast.engine.experiment import prepare_windows
 from stcast.engine.tasks import task_loss
 from stcast.engine.trainer import TrainConfig, Trainer, evaluate
 from stcast.errors import StcastError
-from stcast.models.base import build_model
 from stcast.models.factost import STF, UTPBackbone, UTPConfig, instance_norm
+from stcast.models.registry import build_model
 from stcast.nn.transformer import Rotary
 from stcast.pretrain.utp import utp_loss
 

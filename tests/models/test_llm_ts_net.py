@@ -9,8 +9,8 @@ from stcast.data import descriptions as D
 from stcast.engine.tasks import laplace_nll, task_loss
 from stcast.engine.trainer import TrainConfig, Trainer, evaluate
 from stcast.errors import StcastError
-from stcast.models.base import build_model
 from stcast.models.llm_ts_net import CrossModalFusion, PromptPool, laplace_quantile
+from stcast.models.registry import build_model
 from stcast.nn.adapt import LoRAAMRLinear
 
 KW = {"writer": "template"}

@@ -8,7 +8,7 @@ from stcast.engine.experiment import prepare_windows
 from stcast.engine.tasks import task_loss
 from stcast.engine.trainer import TrainConfig, Trainer, evaluate
 from stcast.errors import StcastError
-from stcast.models.base import build_model
+from stcast.models.registry import build_model
 from stcast.models.st_link import MRFFN, SERotary, _fiedler_rank
 
 TINY = {"model_type": "llama", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 4,

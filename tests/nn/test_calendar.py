@@ -9,7 +9,7 @@ import torch
 
 from stcast.engine.experiment import prepare_windows
 from stcast.engine.trainer import TrainConfig, Trainer
-from stcast.models.base import build_model
+from stcast.models.registry import build_model
 from stcast.nn.calendar import CalendarEmbedding, day_of_week
 
 

@@ -51,7 +51,7 @@ def test_concat_fusion_and_switches():
 @pytest.mark.parametrize("identity", ["legacy", "add", "concat", "none"])
 def test_st_link_identity_switch(los_small, identity):
     from stcast.engine.experiment import prepare_windows
-    from stcast.models.base import build_model
+    from stcast.models.registry import build_model
 
     splits = prepare_windows(los_small, "forecast", 12, 12)
     m = build_model("st-link", splits.spec, pretrained=False, num_layers=1, trainable_top=1, identity=identity)
@@ -62,7 +62,7 @@ def test_st_link_identity_switch(los_small, identity):
 
 def test_ust_sllm_identity_switch(los_small):
     from stcast.engine.experiment import prepare_windows
-    from stcast.models.base import build_model
+    from stcast.models.registry import build_model
 
     splits = prepare_windows(los_small, "forecast", 12, 12)
     kw = {"pretrained": False, "num_layers": 1, "trainable_top": 1, "groups": 8}

@@ -7,7 +7,7 @@ from stcast.cli import main
 from stcast.engine.experiment import prepare_windows
 from stcast.engine.trainer import TrainConfig, Trainer, evaluate
 from stcast.errors import StcastError
-from stcast.models.base import build_model
+from stcast.models.registry import build_model
 from stcast.nn.quantile import QuantileHead, check_levels
 
 

@@ -12,7 +12,7 @@ import torch
 from stcast.data.missing import aqi36_labels
 from stcast.data.registry import load_dataset
 from stcast.engine.experiment import prepare_windows
-from stcast.models.base import build_model
+from stcast.models.registry import build_model
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from stcast.engine.experiment import Experiment, ExperimentResult
 from stcast.engine.tasks import Task
 from stcast.engine.trainer import TrainConfig
 from stcast.errors import StcastError
-from stcast.models.base import get_model_class, model_names
+from stcast.models.registry import get_model_class, model_names
 
 
 @dataclass

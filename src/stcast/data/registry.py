@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,7 +11,7 @@ from pathlib import Path
 from stcast.data import loaders
 from stcast.data.core import SpatioTemporalData
 from stcast.data.download import data_dir, download, verify
-from stcast.errors import StcastError
+from stcast.errors import StcastError, did_you_mean
 
 # Standard-benchmark sources. Digests could not be pinned from this offline machine, so the first
 # download records the digest beside the file (download.verify checks it afterwards); pass
@@ -165,9 +164,7 @@ def dataset_names() -> list[str]:
 
 def get_info(name: str) -> DatasetInfo:
     if name not in _REGISTRY:
-        close = difflib.get_close_matches(name, _REGISTRY, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise StcastError(f"unknown dataset {name!r}{hint} Known: {', '.join(dataset_names())}")
+        raise StcastError(f"unknown dataset {name!r}{did_you_mean(name, _REGISTRY)}")
     return _REGISTRY[name]
 
 

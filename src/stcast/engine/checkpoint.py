@@ -16,7 +16,8 @@ import torch
 from stcast.data.scaler import StandardScaler
 from stcast.engine.distributed import is_global_zero
 from stcast.errors import StcastError
-from stcast.models.base import ProblemSpec, STModel, build_model
+from stcast.models.base import ProblemSpec, STModel
+from stcast.models.registry import build_model
 
 FORMAT = "stcast-model-1"
 
@@ -37,7 +38,7 @@ def save_model(path, model: STModel, hparams: dict, scaler: StandardScaler, data
              "adjacency": None if adj is None else torch.as_tensor(np.asarray(adj, dtype=np.float32)),
              "scaler": scaler.state_dict(), "dataset": dataset, "task": task, "state_dict": model.state_dict(),
              "protocol": dict(protocol or {}), "backbones": backbones_of(model),
-             "quantiles_untrained": bool(getattr(model, "quantiles_untrained", False))}
+             "quantiles_untrained": bool(model.quantiles_untrained)}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")

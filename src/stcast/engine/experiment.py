@@ -17,7 +17,8 @@ from stcast.data.windows import WindowSet, few_shot, split_starts
 from stcast.engine.tasks import Task
 from stcast.engine.trainer import TrainConfig, Trainer, evaluate, seed_everything
 from stcast.errors import StcastError
-from stcast.models.base import ProblemSpec, build_model
+from stcast.models.base import ProblemSpec
+from stcast.models.registry import build_model
 
 
 @dataclass

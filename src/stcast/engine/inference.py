@@ -39,7 +39,7 @@ def forecast_frame(model: STModel, scaler: StandardScaler, data: SpatioTemporalD
         df = pd.DataFrame({"timestamp": np.repeat(times, N * C), "node": np.tile(np.repeat(nodes, C), H),
                            "channel": np.tile(list(data.meta.channels), H * N),
                            "step": np.repeat(np.arange(1, H + 1), N * C), "forecast": point.reshape(-1)})
-        if pred.quantiles is not None and pred.levels is not None and not getattr(model, "quantiles_untrained", False):
+        if pred.quantiles is not None and pred.levels is not None and not model.quantiles_untrained:
             q = scaler.inverse(pred.quantiles.movedim(-1, 0)).movedim(0, -1)[0].numpy().reshape(H * N * C, -1)
             for j, level in enumerate(pred.levels):
                 df[f"q{level:g}"] = q[:, j]

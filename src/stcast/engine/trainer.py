@@ -314,7 +314,7 @@ class Trainer:
         pred = module(batch)
         loss = task_loss(pred, batch, scaler, self.task, self.cfg.alpha, self.cfg.loss)
         if (self.cfg.loss == "mae" and pred.quantiles is not None and not pred.quantile_loss and pred.scale is None
-                and not getattr(self.model, "quantiles_untrained", False)):
+                and not self.model.quantiles_untrained):
             # the point loss trains the median head only (FactoST-v2 for point benchmarks): the other quantile
             # heads drift as the shared weights adapt, so the intervals are no longer the model's; evaluate()
             # stops scoring them (on METR-LA their 80 % interval covered 0.8 % of the truths after one pass)
@@ -464,7 +464,7 @@ def evaluate(model: STModel, windows: WindowSet, batch_size: int = 64, device="c
         asked = "also_imputed=True" if also_imputed else "output='imputed'"
         raise StcastError(f"{asked} needs multi-task windows (forecast windows that hide input entries)")
     out_len = windows.input_len if score_task == "impute" or output == "imputed" else windows.horizon
-    intervals = output == "point" and not getattr(model, "quantiles_untrained", False)
+    intervals = output == "point" and not model.quantiles_untrained
     acc = MetricAccumulator(out_len)
     imp_acc = MetricAccumulator(windows.input_len) if also_imputed and output == "point" else None
     prob = ProbabilisticAccumulator()

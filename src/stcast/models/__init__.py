@@ -1,3 +1,6 @@
-from stcast.models.base import Prediction, ProblemSpec, STModel, build_model, model_names, register_model
+"""Models: the contract (base.py), the name table (registry.py), one file per method, baselines/."""
 
-__all__ = ["Prediction", "ProblemSpec", "STModel", "build_model", "model_names", "register_model"]
+from stcast.models.base import Prediction, ProblemSpec, STModel
+from stcast.models.registry import build_model, get_model_class, model_names
+
+__all__ = ["Prediction", "ProblemSpec", "STModel", "build_model", "get_model_class", "model_names"]

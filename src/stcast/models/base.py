@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,6 +51,9 @@ class STModel(nn.Module):
     tasks: tuple[str, ...] = ("forecast",)
     needs_graph = False
     native_quantiles = False  # True: the model predicts its own quantiles (FactoST-v2); else a head is added
+    # set by the trainer when the point loss trained the median only (its intervals are then not the model's and
+    # are not scored); saved in and restored from model files
+    quantiles_untrained: bool = False
 
     def __init__(self, spec: ProblemSpec):
         super().__init__()
@@ -102,49 +104,3 @@ def _with_quantiles(module: STModel, args, pred: Prediction) -> Prediction:
         x = x[:, :, pred.node_index]
     q = module.quantile_head(pred.point, x)
     return dataclasses.replace(pred, quantiles=q, levels=module.quantile_head.levels, quantile_loss=True)
-
-
-_MODELS: dict[str, type[STModel]] = {}
-
-
-def register_model(name: str):
-    def deco(cls):
-        cls.name = name
-        _MODELS[name] = cls
-        return cls
-    return deco
-
-
-def model_names() -> list[str]:
-    _load_all()
-    return sorted(_MODELS)
-
-
-def get_model_class(name: str) -> type[STModel]:
-    _load_all()
-    if name not in _MODELS:
-        close = difflib.get_close_matches(name, _MODELS, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise StcastError(f"unknown model {name!r}{hint} Known: {', '.join(sorted(_MODELS))}")
-    return _MODELS[name]
-
-
-def build_model(name: str, spec: ProblemSpec, **hparams) -> STModel:
-    cls = get_model_class(name)
-    try:
-        return cls(spec, **hparams)
-    except StcastError:
-        raise
-    except (TypeError, ValueError, RuntimeError, ZeroDivisionError, OverflowError) as e:
-        # wrong names, types or sizes in hyper-parameters (e.g. embed_dim: abc, or -4)
-        shown = ", ".join(f"{k}={v!r}" for k, v in hparams.items()) or "defaults"
-        raise StcastError(f"bad hyper-parameters for {name!r} ({shown}): {str(e).splitlines()[0][:200]}") from e
-
-
-def _load_all() -> None:
-    import stcast.models.baselines  # noqa: F401  (registers the baselines)
-    import stcast.models.factost  # noqa: F401
-    import stcast.models.llm_ts_net  # noqa: F401
-    import stcast.models.st_link  # noqa: F401
-    import stcast.models.st_vlm  # noqa: F401
-    import stcast.models.ust_sllm  # noqa: F401

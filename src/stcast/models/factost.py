@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stcast.errors import StcastError
-from stcast.models.base import Prediction, ProblemSpec, STModel, register_model
+from stcast.models.base import Prediction, ProblemSpec, STModel
 from stcast.nn.calendar import CalendarEmbedding, day_of_week, time_of_day
 from stcast.nn.identity import at_scale_of
 from stcast.nn.transformer import BlockSpec, Rotary, TransformerStack
@@ -297,10 +297,10 @@ class DSPA(nn.Module):
         return torch.cat([p, h], 1)
 
 
-@register_model("factost")
 class FactoST(STModel):
     """FactoST-v2 stage II: the pretrained UTP backbone + STMF, STF, DSPA (and CMR through the Trainer)."""
 
+    name = "factost"
     tasks = ("forecast",)
     native_quantiles = True  # its UTP backbone's quantile levels (no added head)
 

@@ -51,7 +51,7 @@ from torch import nn
 
 from stcast.data import descriptions as D
 from stcast.errors import StcastError
-from stcast.models.base import Prediction, ProblemSpec, STModel, register_model
+from stcast.models.base import Prediction, ProblemSpec, STModel
 from stcast.nn.identity import STIdentity
 from stcast.nn.transformer import Block, BlockSpec
 
@@ -187,8 +187,8 @@ class CrossModalFusion(nn.Module):
         return fused, (w.view(B, N, T) if need_weights else None)
 
 
-@register_model("llm-ts-net")
 class LLMTSNet(STModel):
+    name = "llm-ts-net"
     tasks = ("forecast",)
     uncertainty = False
 
@@ -357,9 +357,9 @@ def laplace_quantile(level: float) -> float:
     return -math.copysign(1.0, level - 0.5) * math.log(1 - 2 * abs(level - 0.5))
 
 
-@register_model("u-llm-ts-net")
 class ULLMTSNet(LLMTSNet):
     """U-LLM-TS Net: a Laplace (mu, b) per output; the loss is the uncertainty-weighted Laplace NLL."""
 
+    name = "u-llm-ts-net"
     uncertainty = True
     native_quantiles = True

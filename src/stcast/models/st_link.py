@@ -60,7 +60,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stcast.errors import StcastError
-from stcast.models.base import Prediction, ProblemSpec, STModel, register_model
+from stcast.models.base import Prediction, ProblemSpec, STModel
 from stcast.nn.calendar import day_of_week, time_of_day
 from stcast.nn.identity import STIdentity
 from stcast.nn.transformer import apply_rope, rope_cos_sin, rope_inv_freq
@@ -195,10 +195,10 @@ def _fiedler_rank(adjacency: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(rank).float()
 
 
-@register_model("st-link")
 class STLINK(STModel):
     """ST-LINK: node tokens, SE-Attention (spatial RoPE) and MRFFN in the adapted blocks of a PFA backbone."""
 
+    name = "st-link"
     tasks = ("forecast",)
 
     def __init__(self, spec: ProblemSpec, backbone: str = "smollm2-135m", num_layers: int = 2,

@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stcast.errors import StcastError
-from stcast.models.base import Prediction, ProblemSpec, STModel, register_model
+from stcast.models.base import Prediction, ProblemSpec, STModel
 from stcast.nn.correlation import CHANNELS, correlation_image
 from stcast.nn.identity import STIdentity
 
@@ -125,8 +125,8 @@ def cross_modal_block(block: nn.Module, h_q: torch.Tensor, h_img: torch.Tensor,
     return x + block.mlp(block.norm2(x))
 
 
-@register_model("st-vlm")
 class STVLM(STModel):
+    name = "st-vlm"
     tasks = ("forecast",)
 
     def __init__(self, spec: ProblemSpec, backbone: str = "minilm-l6", pretrained: bool = True,

@@ -60,7 +60,7 @@ from torch import nn
 
 from stcast.data.transforms import daily_profiles
 from stcast.errors import StcastError
-from stcast.models.base import Prediction, ProblemSpec, STModel, register_model
+from stcast.models.base import Prediction, ProblemSpec, STModel
 from stcast.nn.calendar import day_of_week, time_of_day
 from stcast.nn.identity import STIdentity
 
@@ -222,10 +222,10 @@ class RegressionHead(nn.Module):
         return self.out(self.rconv(h)).view(h.shape[0], *self.shape)
 
 
-@register_model("ust-sllm")
 class USTSLLM(STModel):
     """U-STS-LLM: steered partially frozen LM (PFA + LoRA + dynamic attention bias), GRU guidance, gated fusion."""
 
+    name = "ust-sllm"
     tasks = ("forecast", "impute", "multitask")
 
     def __init__(self, spec: ProblemSpec, backbone: str = "smollm2-135m", num_layers: int = 6,
@@ -291,10 +291,8 @@ class USTSLLM(STModel):
     def fit_statistics(self, train_windows) -> None:
         if self.bias is None:
             return
-        from stcast.models.baselines.naive import training_steps
-
         data, scaler = train_windows.data, train_windows.scaler
-        steps = training_steps(train_windows)
+        steps = train_windows.fit_steps
         tod, _ = data.calendar()
         vals = scaler.transform(np.asarray(data.values[steps], dtype=np.float32))
         obs = np.asarray(data.observed(steps))

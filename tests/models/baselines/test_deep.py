@@ -6,7 +6,7 @@ import torch
 
 from stcast.engine.experiment import prepare_windows
 from stcast.engine.trainer import TrainConfig, Trainer, evaluate
-from stcast.models.base import build_model
+from stcast.models.registry import build_model
 
 
 @pytest.mark.parametrize("name,kw", [("dlinear", {}), ("lstm", {"hidden": 16}), ("stid", {}),

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from stcast.engine.experiment import prepare_windows
-from stcast.models.base import build_model
 from stcast.models.baselines.naive import interpolate_time
+from stcast.models.registry import build_model
 
 
 def test_last_value_repeats_the_last_observed_input(los):

@@ -1,3 +1,1 @@
-"""Classical and deep baselines, all run through the same engine."""
-
-from stcast.models.baselines import brits, dlinear, gwnet, lstm, naive, stid  # noqa: F401
+"""Classical and deep baselines, all run through the same engine (names in models/registry.py)."""

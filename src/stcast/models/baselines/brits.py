@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from stcast.models.base import Prediction, ProblemSpec, STModel, register_model
+from stcast.models.base import Prediction, ProblemSpec, STModel
 
 
 class _FeatureRegression(nn.Module):
@@ -64,8 +64,8 @@ def _deltas(m: torch.Tensor) -> torch.Tensor:
     return torch.where(t == 0, torch.zeros_like(t.expand_as(m)), t - prev_last)
 
 
-@register_model("brits")
 class BRITS(STModel):
+    name = "brits"
     tasks = ("impute",)
 
     def __init__(self, spec: ProblemSpec, hidden: int = 64, consistency: float = 0.1):

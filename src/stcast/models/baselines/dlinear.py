@@ -6,11 +6,12 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import nn
 
-from stcast.models.base import Prediction, ProblemSpec, STModel, register_model
+from stcast.models.base import Prediction, ProblemSpec, STModel
 
 
-@register_model("dlinear")
 class DLinear(STModel):
+    name = "dlinear"
+
     def __init__(self, spec: ProblemSpec, kernel_size: int = 25):
         super().__init__(spec)
         k = min(kernel_size, spec.input_len)

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stcast.data.graphs import row_normalise
-from stcast.models.base import Prediction, ProblemSpec, STModel, register_model
+from stcast.models.base import Prediction, ProblemSpec, STModel
 
 
 class _DiffusionConv(nn.Module):
@@ -42,8 +42,8 @@ class _DiffusionConv(nn.Module):
         return self.drop(self.mlp(torch.cat(out, -1)))
 
 
-@register_model("gwnet")
 class GraphWaveNet(STModel):
+    name = "gwnet"
     needs_graph = False  # uses the adjacency when there is one, the adaptive matrix always
 
     def __init__(self, spec: ProblemSpec, residual: int = 32, dilation_ch: int = 32, skip: int = 256,

@@ -5,12 +5,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from stcast.models.base import Prediction, ProblemSpec, STModel, register_model
+from stcast.models.base import Prediction, ProblemSpec, STModel
 from stcast.nn.calendar import day_of_week, time_of_day
 
 
-@register_model("lstm")
 class LSTMForecaster(STModel):
+    name = "lstm"
+
     def __init__(self, spec: ProblemSpec, hidden: int = 64, layers: int = 2, dropout: float = 0.1):
         super().__init__(spec)
         C = spec.num_channels

@@ -5,13 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from stcast.models.base import Prediction, ProblemSpec, STModel, register_model
-
-
-def training_steps(train_windows):
-    """The steps statistics may be fitted on: a prefix slice (chronological splits) or sorted indices
-    (the AQI-36 training months). Never the validation or test steps."""
-    return train_windows.fit_steps
+from stcast.models.base import Prediction, ProblemSpec, STModel
 
 
 class _Statistical(STModel):
@@ -24,9 +18,10 @@ class _Statistical(STModel):
         self._device_anchor = torch.nn.Parameter(torch.zeros(()), requires_grad=False)
 
 
-@register_model("last-value")
 class LastValue(_Statistical):
     """Repeat the last observed input value of each node (the 'copy last' baseline)."""
+
+    name = "last-value"
 
     def forward(self, batch) -> Prediction:
         obs = batch.x_mask
@@ -37,9 +32,10 @@ class LastValue(_Statistical):
         return Prediction(last.unsqueeze(1).expand(-1, self.out_len, -1, -1).contiguous())
 
 
-@register_model("seasonal-naive")
 class SeasonalNaive(_Statistical):
     """y[t] = value one season earlier (default one day), read from the series itself."""
+
+    name = "seasonal-naive"
 
     def __init__(self, spec: ProblemSpec, season: int | None = None):
         super().__init__(spec)
@@ -68,11 +64,11 @@ class SeasonalNaive(_Statistical):
         return Prediction(torch.where(keep, out, fallback).to(batch.x.device))
 
 
-@register_model("ha")
 class HistoricalAverage(_Statistical):
     """Mean of the training data per time-of-week slot, node and channel (scaled space); slots never
     seen in training fall back to the time-of-day mean, then to the node mean."""
 
+    name = "ha"
     tasks = ("forecast", "impute")
 
     def __init__(self, spec: ProblemSpec, period: str = "week"):
@@ -84,7 +80,7 @@ class HistoricalAverage(_Statistical):
 
     def fit_statistics(self, train_windows) -> None:
         data, scaler = train_windows.data, train_windows.scaler
-        steps = training_steps(train_windows)
+        steps = train_windows.fit_steps
         tod, dow = data.calendar()
         v = torch.from_numpy(scaler.transform(np.asarray(data.values[steps], dtype=np.float32)))
         m = torch.from_numpy(np.asarray(data.observed(steps))).float()
@@ -113,10 +109,10 @@ class HistoricalAverage(_Statistical):
         return Prediction(point)
 
 
-@register_model("mean-impute")
 class MeanImputer(_Statistical):
     """Fill hidden entries with each node's training mean."""
 
+    name = "mean-impute"
     tasks = ("impute",)
 
     def __init__(self, spec: ProblemSpec):
@@ -124,7 +120,7 @@ class MeanImputer(_Statistical):
         self.register_buffer("mean", torch.zeros(spec.num_nodes, spec.num_channels))
 
     def fit_statistics(self, train_windows) -> None:
-        data, steps = train_windows.data, training_steps(train_windows)
+        data, steps = train_windows.data, train_windows.fit_steps
         v = train_windows.scaler.transform(np.asarray(data.values[steps], dtype=np.float32))
         m = np.asarray(data.observed(steps))
         self.mean.copy_(torch.from_numpy((np.where(m, v, 0).sum(0) / np.maximum(m.sum(0), 1)).astype(np.float32)))
@@ -149,9 +145,10 @@ def interpolate_time(x: torch.Tensor, mask: torch.Tensor, fallback: torch.Tensor
     return torch.where(mask, x, out)
 
 
-@register_model("interpolate")
 class LinearInterpolation(MeanImputer):
     """Linear interpolation in time within the window (nearest at the edges; node mean if empty)."""
+
+    name = "interpolate"
 
     def forward(self, batch) -> Prediction:
         return Prediction(interpolate_time(batch.x, batch.x_mask, self.mean.expand_as(batch.x)))

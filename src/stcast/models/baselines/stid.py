@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from stcast.models.base import Prediction, ProblemSpec, STModel, register_model
+from stcast.models.base import Prediction, ProblemSpec, STModel
 from stcast.nn.calendar import day_of_week, time_of_day
 
 
@@ -21,8 +21,9 @@ class _ResidualMLP(nn.Module):
         return h + self.fc2(self.drop(torch.relu(self.fc1(h))))
 
 
-@register_model("stid")
 class STID(STModel):
+    name = "stid"
+
     def __init__(self, spec: ProblemSpec, embed_dim: int = 32, node_dim: int = 32, temp_dim: int = 32,
                  num_layers: int = 3, dropout: float = 0.15, use_node: bool = True, use_tod: bool = True,
                  use_dow: bool = True):

@@ -1,0 +1,59 @@
+"""Model names -> classes: a table of "module:Class" strings resolved on first use with importlib.
+
+The contract (`models/base.py`) knows nothing of the models; no model imports this file. Adding a model is one
+line here (as transformers' auto classes and neuralforecast's model maps do); `stcast models` lists the table.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from stcast.errors import StcastError, did_you_mean
+from stcast.models.base import ProblemSpec, STModel
+
+MODELS: dict[str, str] = {
+    # statistical and deep baselines
+    "last-value": "stcast.models.baselines.naive:LastValue",
+    "seasonal-naive": "stcast.models.baselines.naive:SeasonalNaive",
+    "ha": "stcast.models.baselines.naive:HistoricalAverage",
+    "mean-impute": "stcast.models.baselines.naive:MeanImputer",
+    "interpolate": "stcast.models.baselines.naive:LinearInterpolation",
+    "dlinear": "stcast.models.baselines.dlinear:DLinear",
+    "lstm": "stcast.models.baselines.lstm:LSTMForecaster",
+    "stid": "stcast.models.baselines.stid:STID",
+    "gwnet": "stcast.models.baselines.gwnet:GraphWaveNet",
+    "brits": "stcast.models.baselines.brits:BRITS",
+    # the language-model methods
+    "ust-sllm": "stcast.models.ust_sllm:USTSLLM",
+    "st-link": "stcast.models.st_link:STLINK",
+    "st-vlm": "stcast.models.st_vlm:STVLM",
+    "factost": "stcast.models.factost:FactoST",
+    "llm-ts-net": "stcast.models.llm_ts_net:LLMTSNet",
+    "u-llm-ts-net": "stcast.models.llm_ts_net:ULLMTSNet",
+}
+
+
+def model_names() -> list[str]:
+    return sorted(MODELS)
+
+
+def get_model_class(name: str) -> type[STModel]:
+    if not isinstance(name, str) or name not in MODELS:
+        raise StcastError(f"unknown model {name!r}{did_you_mean(name, MODELS)}")
+    module, _, cls_name = MODELS[name].partition(":")
+    cls = getattr(importlib.import_module(module), cls_name)
+    if cls.name != name:  # the table and the class must agree: model files and tables record `cls.name`
+        raise StcastError(f"model registry: {MODELS[name]} is named {cls.name!r}, not {name!r}")
+    return cls
+
+
+def build_model(name: str, spec: ProblemSpec, **hparams) -> STModel:
+    cls = get_model_class(name)
+    try:
+        return cls(spec, **hparams)
+    except StcastError:
+        raise
+    except (TypeError, ValueError, RuntimeError, ZeroDivisionError, OverflowError) as e:
+        # wrong names, types or sizes in hyper-parameters (e.g. embed_dim: abc, or -4)
+        shown = ", ".join(f"{k}={v!r}" for k, v in hparams.items()) or "defaults"
+        raise StcastError(f"bad hyper-parameters for {name!r} ({shown}): {str(e).splitlines()[0][:200]}") from e
