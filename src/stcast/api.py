@@ -56,7 +56,7 @@ class _FrameModel:
                               f"{self.data_.meta.step_minutes}-minute steps")
 
     def _train_config(self):
-        from stcast.engine.trainer import TrainConfig
+        from stcast.config import TrainConfig
 
         return TrainConfig.from_dict({"progress": False, **self.train}, "train")
 

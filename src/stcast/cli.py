@@ -6,7 +6,6 @@ import argparse
 import os
 import sys
 import warnings
-from dataclasses import fields
 from importlib import resources
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import numpy as np
 import torch
 
 from stcast import config
+from stcast.data.registry import is_table_path
 from stcast.errors import StcastError
 
 
@@ -68,18 +68,13 @@ def bundled_config(name: str) -> Path:
     return path
 
 
-def _is_table_path(spec: str) -> bool:
-    path = Path(spec)
-    return path.suffix.lower() in (".csv", ".parquet", ".pq", ".gz") or path.exists()
-
-
 def resolve_dataset(spec: str, args) -> object:
     """A registered name, or a path to the user's own CSV/Parquet table."""
     from stcast.data.loaders import load_adjacency_file, load_user_table
     from stcast.data.registry import load_dataset
 
     path = Path(spec)
-    if _is_table_path(spec):
+    if is_table_path(spec):
         data = load_user_table(path, layout=getattr(args, "layout", "auto"), time_col=getattr(args, "time_col", None),
                                node_col=getattr(args, "node_col", None) or "node",
                                value_col=getattr(args, "value_col", None) or "value",
@@ -113,7 +108,7 @@ def cmd_datasets(args) -> int:
         return 0
     if not args.name:
         raise StcastError(f"`stcast datasets {args.action}` needs a dataset name")
-    if args.action == "describe" and _is_table_path(args.name):  # the user's own table
+    if args.action == "describe" and is_table_path(args.name):  # the user's own table
         print(resolve_dataset(args.name, args).describe())
         return 0
     info = get_info(args.name)
@@ -162,7 +157,7 @@ def cmd_backbones(args) -> int:
 
 
 def _train_config(args, base: dict | None = None, source: str = "train"):
-    from stcast.engine.trainer import TrainConfig
+    from stcast.config import TrainConfig
 
     if base is not None and not isinstance(base, dict):
         raise StcastError(f"{source}: 'train' must be a mapping of training settings")
@@ -181,10 +176,9 @@ def train_settings(raw: dict, model: str, source: str) -> tuple[dict, dict]:
     """(training settings, hyper-parameters of `model`) from a config of the one shape (stcast.config): `train`,
     then `model_train.<model>`; `model_kw.<model>` (or flat shorthand). Benchmark-only keys are allowed and
     unused; unknown keys are errors."""
-    from stcast.bench.runner import BenchConfig
-    from stcast.config import check_keys, split_model_kw
+    from stcast.config import CONFIG_KEYS, check_keys, split_model_kw
 
-    check_keys(raw, [f.name for f in fields(BenchConfig)], source)
+    check_keys(raw, CONFIG_KEYS, source)
     train = raw.get("train") or {}
     over = (raw.get("model_train") or {}).get(model) or {}
     for what, section in (("train", train), (f"model_train.{model}", over)):
@@ -394,7 +388,7 @@ def cmd_impute(args) -> int:
 
 
 def cmd_benchmark(args) -> int:
-    from stcast.bench.runner import BenchConfig
+    from stcast.config import BenchConfig
 
     raw = config.read_yaml(args.config)
     for key in ("models", "datasets", "task", "protocol", "missing", "split", "input_len", "horizon", "quantiles"):
@@ -406,14 +400,14 @@ def cmd_benchmark(args) -> int:
         if v is not None:
             raw.setdefault("train", {})[key] = v
     raw = config.apply_overrides(raw, args.set)
-    from stcast.bench.runner import is_table
+    from stcast.data.registry import is_table_path
 
     # table flags (--layout, --time-col, --adjacency, --null-value, ...) apply to every table path in --datasets
     flags = {k: getattr(args, k) for k in ("layout", "time_col", "node_col", "value_col", "channel_col", "adjacency",
                                            "null_value", "step_minutes") if getattr(args, k, None) is not None}
     datasets = raw.get("datasets") or []
     for d in [s.strip() for s in datasets.split(",")] if isinstance(datasets, str) else datasets:
-        if isinstance(d, str) and is_table(d) and flags:
+        if isinstance(d, str) and is_table_path(d) and flags:
             raw.setdefault("tables", {}).setdefault(d, {}).update(flags)
     cfg = BenchConfig.from_dict(raw, source=args.config or "command line")
     return _run_and_report(cfg, args.out_dir, args.data_dir)
@@ -524,7 +518,7 @@ def _index_list(text: str, flag: str) -> list[int]:
 
 
 def cmd_demo(args) -> int:
-    from stcast.bench.runner import BenchConfig
+    from stcast.config import BenchConfig
 
     cfg = BenchConfig.from_yaml(bundled_config("demo"))
     if args.quick:  # every model, one short epoch: checks the pipeline end to end in seconds
@@ -573,10 +567,10 @@ def build_parser() -> argparse.ArgumentParser:
     def placement_args(sp):
         # Lightning Fabric placement: `--devices 2` starts the processes itself; under torchrun/`fabric run`
         # the processes exist already (README: one GPU, 8 GPUs, 2 nodes)
-        sp.add_argument("--accelerator", default=None, choices=["cpu", "cuda", "auto"])
+        sp.add_argument("--accelerator", default=None, choices=config.ACCELERATORS)
         sp.add_argument("--devices", type=_devices, default=None, help="processes/GPUs per node, or auto")
         sp.add_argument("--num-nodes", type=positive_int, default=None)
-        sp.add_argument("--strategy", default=None, choices=["auto", "ddp", "fsdp"])
+        sp.add_argument("--strategy", default=None, choices=config.STRATEGIES)
         sp.add_argument("--precision", default=None, choices=["32", "bf16-mixed", "16-mixed"])
 
     def train_args(sp):

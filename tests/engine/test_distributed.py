@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from stcast.config import TrainConfig
 from stcast.data.windows import shard
 from stcast.engine.checkpoint import load_model
 from stcast.engine.experiment import prepare_windows
-from stcast.engine.trainer import TrainConfig, Trainer, evaluate
+from stcast.engine.trainer import Trainer, evaluate
 from stcast.errors import StcastError
 from stcast.metrics import MetricAccumulator, ProbabilisticAccumulator
 from stcast.models.registry import build_model

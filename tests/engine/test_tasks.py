@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 import torch
 
+from stcast.config import TrainConfig
 from stcast.data.scaler import StandardScaler
 from stcast.data.transforms import cluster_nodes
 from stcast.engine.experiment import Experiment, prepare_windows
 from stcast.engine.tasks import task_loss
-from stcast.engine.trainer import TrainConfig
 from stcast.errors import StcastError
 from stcast.models.base import Prediction
 

@@ -3,9 +3,10 @@ import csv
 import pytest
 import torch
 
+from stcast.config import TrainConfig
 from stcast.engine.checkpoint import load_model, save_model
 from stcast.engine.experiment import Experiment
-from stcast.engine.trainer import TrainConfig, Trainer, evaluate
+from stcast.engine.trainer import Trainer, evaluate
 from stcast.errors import StcastError
 from stcast.models.registry import build_model
 

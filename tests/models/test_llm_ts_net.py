@@ -5,9 +5,10 @@ import math
 import pytest
 import torch
 
+from stcast.config import TrainConfig
 from stcast.data import descriptions as D
 from stcast.engine.tasks import laplace_nll, task_loss
-from stcast.engine.trainer import TrainConfig, Trainer, evaluate
+from stcast.engine.trainer import Trainer, evaluate
 from stcast.errors import StcastError
 from stcast.models.llm_ts_net import CrossModalFusion, PromptPool, laplace_quantile
 from stcast.models.registry import build_model

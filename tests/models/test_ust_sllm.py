@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 
+from stcast.config import TrainConfig
 from stcast.engine.experiment import prepare_windows
 from stcast.engine.tasks import task_loss
-from stcast.engine.trainer import TrainConfig, Trainer, evaluate
+from stcast.engine.trainer import Trainer, evaluate
 from stcast.errors import StcastError
 from stcast.models.registry import build_model
 from stcast.models.ust_sllm import ARGRU, ConditionalInputScaling, functional_graph

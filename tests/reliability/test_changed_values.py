@@ -7,9 +7,9 @@ import pytest
 import yaml
 
 from stcast.cli import main
+from stcast.config import TrainConfig
 from stcast.data.windows import parse_split
 from stcast.engine.experiment import Experiment
-from stcast.engine.trainer import TrainConfig
 from stcast.errors import StcastError
 
 

@@ -9,145 +9,15 @@ from __future__ import annotations
 import csv
 import sys
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
 
-from stcast import config
-from stcast.data.registry import get_info, load_dataset
+from stcast.config import BenchConfig
+from stcast.data.registry import is_table_path, load_dataset
 from stcast.engine.distributed import is_global_zero
 from stcast.engine.experiment import Experiment, ExperimentResult
 from stcast.engine.tasks import Task
-from stcast.engine.trainer import TrainConfig
-from stcast.errors import StcastError
-from stcast.models.registry import get_model_class, model_names
-
-
-@dataclass
-class BenchConfig:
-    """One benchmark. Loaded from YAML (`BenchConfig.from_yaml`), fields overridable from the CLI."""
-
-    models: list[str] = field(default_factory=lambda: ["ha", "last-value", "stid"])
-    datasets: list[str] = field(default_factory=lambda: ["los-loop"])
-    task: str = "forecast"
-    input_len: int | None = None
-    horizon: int | None = None
-    split: str | None = None
-    protocol: str | None = None
-    missing: str = "point"
-    missing_kw: dict = field(default_factory=dict)
-    few_shot: float | None = None
-    eval_stride: int = 1  # every k-th validation/test window (ablations within a method; 1 = the protocol)
-    steps: list[int] = field(default_factory=lambda: [3, 6, 12])
-    quantiles: list[float] = field(default_factory=list)  # a quantile head for every model (nn/quantile.py)
-    train: dict = field(default_factory=dict)  # TrainConfig fields
-    model_kw: dict = field(default_factory=dict)  # model name -> hyper-parameters
-    model_train: dict = field(default_factory=dict)  # model name -> TrainConfig overrides
-    plot_node: int | None = None
-    name: str = "benchmark"
-    cluster: dict | None = None  # {k, by, reduce}: aggregate every dataset to k nodes (stcast.data.transforms)
-    transfer_to: str | None = None  # zero-shot: train on each dataset, evaluate on this one without updates
-    variants: dict = field(default_factory=dict)  # label -> {model: name, [few_shot: f], **hyper-parameters}
-    # the user's own tables in `datasets` (CSV/Parquet paths): path -> how to read it (TABLE_OPTIONS)
-    tables: dict = field(default_factory=dict)
-
-    @classmethod
-    def from_yaml(cls, path) -> BenchConfig:
-        return cls.from_dict(config.read_yaml(path), source=str(path))
-
-    @classmethod
-    def from_dict(cls, raw: dict, source: str = "config") -> BenchConfig:
-        config.check_keys(raw, [f.name for f in fields(cls)], source)
-        for key in ("models", "datasets"):
-            if isinstance(raw.get(key), str):
-                raw[key] = [s.strip() for s in raw[key].split(",") if s.strip()]
-        _check_types(raw, source)
-        cfg = cls(**raw)
-        TrainConfig.from_dict(cfg.train, f"{source}: train")  # types, ranges and unknown keys, before any run
-        for name, over in cfg.model_train.items():
-            if not isinstance(over, dict):
-                raise StcastError(f"{source}: model_train.{name} must be a mapping of training settings")
-            TrainConfig.from_dict({**cfg.train, **over}, f"{source}: model_train.{name}")
-        for label, v in cfg.variants.items():
-            if not isinstance(v, dict) or "model" not in v:
-                raise StcastError(f"{source}: variant {label!r} needs a 'model' key naming a registered model")
-            get_model_class(v["model"])
-            config.check_model_kw(v["model"], {k: x for k, x in v.items() if k not in ("model", "few_shot")},
-                                  f"{source}: variants.{label}")
-        for key, kw in cfg.model_kw.items():  # keyed by model name or variant label; every value checked now
-            if key in cfg.variants:
-                config.check_model_kw(cfg.variants[key]["model"], kw, f"{source}: model_kw")
-            elif key in model_names():
-                config.check_model_kw(key, kw, f"{source}: model_kw")
-            else:
-                raise StcastError(f"{source}: model_kw.{key}: not a model name or variant label"
-                                  f"{config.did_you_mean(key, model_names() + list(cfg.variants))}")
-        for m in cfg.models:
-            if m not in cfg.variants:
-                get_model_class(m)  # fail early on an unknown model
-        for d in cfg.datasets + ([cfg.transfer_to] if cfg.transfer_to else []):
-            if not is_table(d):
-                get_info(d)
-        for path, opts in cfg.tables.items():
-            if not isinstance(opts, dict) or set(opts) - set(TABLE_OPTIONS):
-                bad = sorted(set(opts) - set(TABLE_OPTIONS)) if isinstance(opts, dict) else opts
-                raise StcastError(f"{source}: tables.{path}: unknown options {bad}; known: {', '.join(TABLE_OPTIONS)}")
-        if cfg.cluster is not None and set(cfg.cluster) - {"k", "by", "reduce", "seed"}:
-            raise StcastError(f"{source}: cluster takes k, by, reduce, seed; got {sorted(cfg.cluster)}")
-        return cfg
-
-    def base_model(self, label: str) -> str:
-        return self.variants[label]["model"] if label in self.variants else label
-
-    def few_shot_of(self, label: str) -> float | None:
-        """A variant's own few-shot fraction (`few_shot: 0.1`, or null for full-shot), else the config's."""
-        return self.variants[label].get("few_shot", self.few_shot) if label in self.variants else self.few_shot
-
-    def model_kwargs(self, label: str) -> dict:
-        """The base model's model_kw, then the variant's settings, then model_kw under the label itself."""
-        own = {k: v for k, v in self.variants.get(label, {}).items() if k not in ("model", "few_shot")}
-        return {**self.model_kw.get(self.base_model(label), {}), **own, **self.model_kw.get(label, {})} \
-            if label in self.variants else dict(self.model_kw.get(label, {}))
-
-    def train_config(self, model: str) -> TrainConfig:
-        base = self.base_model(model)
-        over = {**self.model_train.get(base, {}), **(self.model_train.get(model, {}) if model != base else {})}
-        return TrainConfig(**{**self.train, **over})
-
-
-_FIELD_TYPES = {"models": list, "datasets": list, "task": str, "input_len": int, "horizon": int, "split": (str, list),
-                "protocol": str, "missing": str, "missing_kw": dict, "few_shot": (int, float),
-                "eval_stride": int, "steps": list,
-                "quantiles": list,
-                "train": dict, "model_kw": dict, "model_train": dict, "plot_node": int, "name": str,
-                "cluster": dict, "transfer_to": str, "variants": dict, "tables": dict}
-
-
-def _check_types(raw: dict, source: str) -> None:
-    """Each config field has the type it needs (YAML `epochs: ten` or `models: 3` stop here, named)."""
-    for key, typ in _FIELD_TYPES.items():
-        v = raw.get(key)
-        if v is None:
-            continue
-        if isinstance(v, bool) or not isinstance(v, typ):
-            want = " or ".join(t.__name__ for t in (typ if isinstance(typ, tuple) else (typ,)))
-            raise StcastError(f"{source}: {key} must be a {want}; got {v!r}")
-        if key in ("input_len", "horizon", "plot_node", "eval_stride") and v < (0 if key == "plot_node" else 1):
-            raise StcastError(f"{source}: {key} must be >= 1; got {v}")
-        if key in ("models", "datasets") and not all(isinstance(x, str) for x in v):
-            raise StcastError(f"{source}: {key} must be a list of names; got {v!r}")
-        if key == "steps" and not all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in v):
-            raise StcastError(f"{source}: steps must be a list of horizon steps >= 1; got {v!r}")
-        if key == "few_shot" and not 0 < v <= 1:
-            raise StcastError(f"{source}: few_shot must be a fraction in (0, 1]; got {v}")
-
-
-TABLE_OPTIONS = ("name", "layout", "time_col", "node_col", "value_col", "channel_col", "adjacency", "null_value",
-                 "step_minutes")
-
-
-def is_table(spec: str) -> bool:
-    """A path to the user's own CSV/Parquet table rather than a registered dataset name."""
-    return Path(spec).suffix.lower() in (".csv", ".parquet", ".pq", ".gz") or Path(spec).is_file()
+from stcast.models.registry import get_model_class
 
 
 @dataclass
@@ -166,7 +36,7 @@ def run_benchmark(cfg: BenchConfig, data_dir=None, collect: bool = True, log=pri
     results, data = [], {}
 
     def load(name):
-        if is_table(name):
+        if is_table_path(name):
             from stcast.data.loaders import load_user_table
 
             d = load_user_table(name, **cfg.tables.get(name, {}))

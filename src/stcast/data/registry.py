@@ -158,6 +158,15 @@ def _metr_la(path: Path, adj_pkl):
     return loaders.load_dcrnn_h5(path, "metr-la", adj_pkl)
 
 
+TABLE_SUFFIXES = (".csv", ".parquet", ".pq", ".gz")
+
+
+def is_table_path(spec: str) -> bool:
+    """A path to the user's own CSV/Parquet table rather than a registered dataset name."""
+    path = Path(spec)
+    return path.suffix.lower() in TABLE_SUFFIXES or path.exists()
+
+
 def dataset_names() -> list[str]:
     return sorted(_REGISTRY)
 

@@ -1,4 +1,5 @@
+from stcast.config import TrainConfig
 from stcast.engine.experiment import Experiment, ExperimentResult, prepare_windows
-from stcast.engine.trainer import TrainConfig, Trainer
+from stcast.engine.trainer import Trainer
 
 __all__ = ["Experiment", "ExperimentResult", "TrainConfig", "Trainer", "prepare_windows"]

@@ -13,11 +13,8 @@ import warnings
 
 import torch
 
+from stcast.config.train import PRECISIONS
 from stcast.errors import StcastError
-
-PRECISIONS = {"32": "32-true", "32-true": "32-true", "bf16-mixed": "bf16-mixed", "16-mixed": "16-mixed"}
-STRATEGIES = ("auto", "ddp", "fsdp")
-ACCELERATORS = ("cpu", "cuda", "auto")
 
 _FABRICS: dict[tuple, object] = {}
 

@@ -9,13 +9,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from stcast.config import TrainConfig
 from stcast.data.core import SpatioTemporalData
 from stcast.data.missing import aqi36_labels, aqi36_split, make_missing
 from stcast.data.registry import load_dataset
 from stcast.data.scaler import StandardScaler
 from stcast.data.windows import WindowSet, few_shot, split_starts
 from stcast.engine.tasks import Task
-from stcast.engine.trainer import TrainConfig, Trainer, evaluate, seed_everything
+from stcast.engine.trainer import Trainer, evaluate, seed_everything
 from stcast.errors import StcastError
 from stcast.models.base import ProblemSpec
 from stcast.models.registry import build_model

@@ -6,41 +6,13 @@ model's quantiles with loss="pinball"), plus any auxiliary losses the model retu
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 import torch
 
 from stcast.data.batch import Batch
 from stcast.errors import StcastError
 from stcast.metrics import masked_mae, pinball_loss, valid_mask
 from stcast.models.base import Prediction
-
-
-class Task(StrEnum):
-    """What a model is trained for. A str enum: `Task.FORECAST == "forecast"`, so configs and files keep strings."""
-
-    FORECAST = "forecast"
-    IMPUTE = "impute"
-    MULTITASK = "multitask"  # U-STS-LLM eq. 15: forecast + impute hidden inputs, one weighted loss
-
-    @classmethod
-    def parse(cls, value) -> Task:
-        try:
-            return cls(value)
-        except ValueError:
-            raise StcastError(f"unknown task {value!r}; use one of {', '.join(t.value for t in cls)}") from None
-
-    @property
-    def scored(self) -> Task:
-        """What metrics and windows score: the hidden entries for imputation, the future otherwise."""
-        return Task.IMPUTE if self is Task.IMPUTE else Task.FORECAST
-
-    @property
-    def hides_inputs(self) -> bool:
-        """Whether training windows hide input entries (a missingness pattern)."""
-        return self is not Task.FORECAST
-
-
+from stcast.task import Task
 
 
 def scored_count(pred: Prediction, batch: Batch, task: str) -> torch.Tensor:

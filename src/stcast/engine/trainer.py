@@ -12,24 +12,21 @@ from __future__ import annotations
 
 import copy
 import csv
-import difflib
 import math
 import os
 import random
 import time
 import warnings
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from stcast.config import TrainConfig
 from stcast.data.windows import WindowSet
 from stcast.engine.distributed import (
-    ACCELERATORS,
-    PRECISIONS,
-    STRATEGIES,
     check_global_batch,
     fabric_for,
     is_global_zero,
@@ -40,121 +37,6 @@ from stcast.engine.tasks import Task, quantiles_in_units, scored_count, target_a
 from stcast.errors import StcastError
 from stcast.metrics import MetricAccumulator, ProbabilisticAccumulator
 from stcast.models.base import STModel
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 100
-    patience: int = 10
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    batch_size: int = 32
-    eval_batch_size: int = 64
-    clip_grad: float = 5.0
-    seed: int = 0
-    # where it runs (Lightning Fabric): one CPU process by default; batch_size is the global batch over processes
-    accelerator: str = "cpu"  # cpu, cuda or auto
-    devices: int | str = 1  # processes/GPUs per node, or "auto"
-    num_nodes: int = 1
-    strategy: str = "auto"  # auto, ddp or fsdp
-    precision: str = "32"  # 32, bf16-mixed or 16-mixed
-    logger: str = "csv"  # csv (log_csv), or tensorboard as well (logs under tb_dir)
-    tb_dir: str = "runs"
-    max_minutes: float | None = None  # wall-clock budget for training, checked at epoch ends
-    # the budget also ends an epoch part-way (it is validated, then training stops): equal-time tables where one
-    # model's epoch is longer than the budget (a METR-LA pass of an LLM method on CPU)
-    cut_epoch: bool = False
-    max_batches_per_epoch: int | None = None
-    alpha: float = 0.5  # multi-task weight
-    loss: str = "mae"  # mae (point), or pinball over the model's quantiles (probabilistic models)
-    optimizer: str = "adam"  # adam, or adamw (decoupled weight decay, as the U-STS-LLM paper trains)
-    # learning rate per epoch: constant; multistep (x lr_gamma at each of `milestones`, BasicTS's STID recipe
-    # [1, 50, 80] x 0.5); cosine (to 0 over `epochs`). `warmup_epochs` ramps linearly first (any schedule).
-    lr_schedule: str = "constant"
-    milestones: tuple[int, ...] = ()
-    lr_gamma: float = 0.5
-    warmup_epochs: int = 0
-    checkpoint: str | None = None  # path: saved every epoch, restored with resume=True
-    resume: bool = False
-    log_csv: str | None = None
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        check_settings(self, _TRAIN_RULES, "training setting")
-
-    @classmethod
-    def from_dict(cls, raw: dict | None, source: str = "train") -> TrainConfig:
-        """Build from a YAML/`--set` mapping: unknown keys are errors with a did-you-mean."""
-        if raw is None:
-            return cls()
-        if not isinstance(raw, dict):
-            raise StcastError(f"{source}: expected a mapping of training settings, got {type(raw).__name__}")
-        known = [f.name for f in fields(cls)]
-        for key in raw:
-            if key not in known:
-                close = difflib.get_close_matches(str(key), known, n=2)
-                hint = f"; did you mean {' or '.join(close)}?" if close else f"; known: {', '.join(known)}"
-                raise StcastError(f"{source}: unknown training setting {key!r}{hint}")
-        return cls(**raw)
-
-
-# setting -> (type, check, what the check asks for); None is allowed only for the optional ones
-_TRAIN_RULES = {
-    "epochs": (int, lambda v: v >= 0, "an integer >= 0 (0 = score the model as built: zero-shot)"),
-    "patience": (int, lambda v: v >= 1, "an integer >= 1 (epochs without improvement before stopping)"),
-    "lr": (float, lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
-    "weight_decay": (float, lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0"),
-    "batch_size": (int, lambda v: v >= 1, "an integer >= 1"),
-    "eval_batch_size": (int, lambda v: v >= 1, "an integer >= 1"),
-    "clip_grad": (float, lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0 (0 = no clipping)"),
-    "seed": (int, lambda v: v >= 0, "an integer >= 0"),
-    "accelerator": (str, lambda v: v in ACCELERATORS, "cpu, cuda or auto"),
-    "devices": ((int, str), lambda v: v == "auto" or (type(v) is int and v >= 1), "an integer >= 1 or auto"),
-    "num_nodes": (int, lambda v: v >= 1, "an integer >= 1"),
-    "strategy": (str, lambda v: v in STRATEGIES, "auto, ddp or fsdp"),
-    "precision": ((str, int), lambda v: type(v) is not bool and str(v) in PRECISIONS,
-                  "32, bf16-mixed or 16-mixed"),
-    "logger": (str, lambda v: v in ("csv", "tensorboard"), "csv or tensorboard"),
-    "tb_dir": (str, lambda v: bool(v), "a directory path"),
-    "max_minutes": (float, lambda v: math.isfinite(v) and v > 0, "a number of minutes > 0, or null"),
-    "max_batches_per_epoch": (int, lambda v: v >= 1, "an integer >= 1, or null"),
-    "alpha": (float, lambda v: 0 <= v <= 1, "a weight in [0, 1]"),
-    "loss": (str, lambda v: v in ("mae", "pinball"), "mae or pinball"),
-    "optimizer": (str, lambda v: v in ("adam", "adamw"), "adam or adamw"),
-    "lr_schedule": (str, lambda v: v in ("constant", "multistep", "cosine"), "constant, multistep or cosine"),
-    "milestones": ((list, tuple), lambda v: all(isinstance(m, int) and not isinstance(m, bool) and m >= 1 for m in v),
-                   "a list of epochs >= 1"),
-    "lr_gamma": (float, lambda v: 0 < v <= 1, "a factor in (0, 1]"),
-    "warmup_epochs": (int, lambda v: v >= 0, "an integer >= 0"),
-    "checkpoint": (str, lambda v: bool(v), "a file path, or null"),
-    "resume": (bool, lambda v: True, "true or false"),
-    "cut_epoch": (bool, lambda v: True, "true or false"),
-    "log_csv": (str, lambda v: bool(v), "a file path, or null"),
-    "progress": (bool, lambda v: True, "true or false"),
-}
-_OPTIONAL = {"max_minutes", "max_batches_per_epoch", "checkpoint", "log_csv"}
-
-
-def _has_type(v, typ) -> bool:
-    """isinstance, except that a bool is not a number and an int is a float."""
-    if typ is float:
-        typ = int | float
-    if typ in (int, int | float) and isinstance(v, bool):
-        return False
-    return isinstance(v, typ)
-
-
-def check_settings(obj, rules: dict, what: str) -> None:
-    """Type and range checks of a settings dataclass; ints are accepted where floats are asked for.
-    A wrong value is an error naming the setting, never silently changed."""
-    for name, (typ, ok, asks) in rules.items():
-        v = getattr(obj, name)
-        if v is None and name in _OPTIONAL:
-            continue
-        if not _has_type(v, typ) or not ok(v):
-            raise StcastError(f"{what} {name}={v!r} is invalid: expected {asks}")
-        if typ is float:
-            setattr(obj, name, float(v))
 
 
 def lr_factor(cfg: TrainConfig, epoch: int) -> float:

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
+from stcast.config import TrainConfig
 from stcast.engine.experiment import prepare_windows
-from stcast.engine.trainer import TrainConfig, Trainer, evaluate
+from stcast.engine.trainer import Trainer, evaluate
 from stcast.models.registry import build_model
 
 

@@ -1,0 +1,135 @@
+"""A benchmark: models x datasets under one protocol and budget (`stcast benchmark --config`, the demo)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from stcast.config.fields import check_fields, setting
+from stcast.config.models import check_model_kw
+from stcast.config.train import TrainConfig
+from stcast.errors import StcastError, did_you_mean
+from stcast.task import Task
+
+# how a user's own table in `datasets` is read (`tables: {path: {...}}`, or the same flags on the command line)
+TABLE_OPTIONS = ("name", "layout", "time_col", "node_col", "value_col", "channel_col", "adjacency", "null_value",
+                 "step_minutes")
+CLUSTER_OPTIONS = ("k", "by", "reduce", "seed")
+
+
+def _ge(lo: int):
+    return lambda v: v >= lo
+
+
+@dataclass
+class BenchConfig:
+    """One benchmark. Loaded from YAML (`BenchConfig.from_yaml`), fields overridable from the CLI."""
+
+    models: list[str] = setting(factory=lambda: ["ha", "last-value", "stid"], asks="a list of model names")
+    datasets: list[str] = setting(factory=lambda: ["los-loop"], asks="a list of dataset names or table paths")
+    task: str = setting("forecast", lambda v: v in {t.value for t in Task}, "forecast, impute or multitask")
+    input_len: int | None = setting(None, _ge(1), "an integer >= 1, or null")
+    horizon: int | None = setting(None, _ge(1), "an integer >= 1, or null")
+    split: str | list | None = setting(None, None, "a ratio such as 7:1:2, or null")
+    protocol: str | None = setting(None, None, "a protocol name (aqi36), or null")
+    missing: str = setting("point", lambda v: v in ("point", "block"), "point or block")
+    missing_kw: dict = setting(factory=dict, asks="a mapping of the missingness pattern's settings")
+    few_shot: float | None = setting(None, lambda v: 0 < v <= 1, "a fraction in (0, 1], or null")
+    # every k-th validation/test window (ablations within a method; 1 = the protocol)
+    eval_stride: int = setting(1, _ge(1), "an integer >= 1")
+    steps: list[int] = setting(factory=lambda: [3, 6, 12], check=lambda v: all(s >= 1 for s in v),
+                               asks="a list of horizon steps >= 1")
+    # a quantile head for every model (nn/quantile.py)
+    quantiles: list[float] = setting(factory=list, asks="a list of increasing levels in (0, 1)")
+    train: dict = setting(factory=dict, asks="a mapping of training settings")  # TrainConfig fields
+    model_kw: dict = setting(factory=dict, asks="a mapping: model name -> hyper-parameters")
+    model_train: dict = setting(factory=dict, asks="a mapping: model name -> training settings")
+    plot_node: int | None = setting(None, _ge(0), "a node index >= 0, or null")
+    name: str = setting("benchmark", bool, "a name")
+    # {k, by, reduce, seed}: aggregate every dataset to k nodes (stcast.data.transforms)
+    cluster: dict | None = setting(None, lambda v: not set(v) - set(CLUSTER_OPTIONS),
+                                   f"a mapping with keys {', '.join(CLUSTER_OPTIONS)}, or null")
+    transfer_to: str | None = setting(None, None, "a dataset name, or null")  # zero-shot: evaluate here, no updates
+    # label -> {model: name, [few_shot: f], **hyper-parameters}
+    variants: dict = setting(factory=dict, asks="a mapping: label -> {model: name, ...}")
+    # the user's own tables in `datasets` (CSV/Parquet paths): path -> how to read it (TABLE_OPTIONS)
+    tables: dict = setting(factory=dict, asks="a mapping: table path -> reading options")
+    source: str = "config"  # where it was read from: named in every error (not a config key)
+
+    def __post_init__(self) -> None:
+        check_fields(self, f"{self.source}:")
+
+    @classmethod
+    def from_yaml(cls, path) -> BenchConfig:
+        from stcast.config.files import read_yaml
+
+        return cls.from_dict(read_yaml(path), source=str(path))
+
+    @classmethod
+    def from_dict(cls, raw: dict, source: str = "config") -> BenchConfig:
+        """Every key, type and range checked, every row's model, hyper-parameters and training settings
+        resolved, before anything is loaded or trained."""
+        from stcast.config import check_keys
+        from stcast.data.registry import get_info, is_table_path
+        from stcast.models.registry import get_model_class, model_names
+
+        check_keys(raw, CONFIG_KEYS, source)
+        raw = dict(raw)
+        for key in ("models", "datasets"):
+            if isinstance(raw.get(key), str):
+                raw[key] = [s.strip() for s in raw[key].split(",") if s.strip()]
+        cfg = cls(**raw, source=source)
+        TrainConfig.from_dict(cfg.train, f"{source}: train")  # types, ranges and unknown keys, before any run
+        for name, over in cfg.model_train.items():
+            if not isinstance(over, dict):
+                raise StcastError(f"{source}: model_train.{name} must be a mapping of training settings")
+            TrainConfig.from_dict({**cfg.train, **over}, f"{source}: model_train.{name}")
+        for label, v in cfg.variants.items():
+            if not isinstance(v, dict) or "model" not in v:
+                raise StcastError(f"{source}: variant {label!r} needs a 'model' key naming a registered model")
+            get_model_class(v["model"])
+            check_model_kw(v["model"], {k: x for k, x in v.items() if k not in ("model", "few_shot")},
+                           f"{source}: variants.{label}")
+        for key, kw in cfg.model_kw.items():  # keyed by model name or variant label; every value checked now
+            if key in cfg.variants:
+                check_model_kw(cfg.variants[key]["model"], kw, f"{source}: model_kw")
+            elif key in model_names():
+                check_model_kw(key, kw, f"{source}: model_kw")
+            else:
+                raise StcastError(f"{source}: model_kw.{key}: not a model name or variant label"
+                                  f"{did_you_mean(key, model_names() + list(cfg.variants))}")
+        for m in cfg.models:
+            if m not in cfg.variants:
+                get_model_class(m)  # fail early on an unknown model
+        for d in cfg.datasets + ([cfg.transfer_to] if cfg.transfer_to else []):
+            if not is_table_path(d):
+                get_info(d)
+        for path, opts in cfg.tables.items():
+            if not isinstance(opts, dict) or set(opts) - set(TABLE_OPTIONS):
+                bad = sorted(set(opts) - set(TABLE_OPTIONS)) if isinstance(opts, dict) else opts
+                raise StcastError(f"{source}: tables.{path}: unknown options {bad}; known: {', '.join(TABLE_OPTIONS)}")
+        return cfg
+
+    @property
+    def task_type(self) -> Task:
+        return Task.parse(self.task)
+
+    def base_model(self, label: str) -> str:
+        return self.variants[label]["model"] if label in self.variants else label
+
+    def few_shot_of(self, label: str) -> float | None:
+        """A variant's own few-shot fraction (`few_shot: 0.1`, or null for full-shot), else the config's."""
+        return self.variants[label].get("few_shot", self.few_shot) if label in self.variants else self.few_shot
+
+    def model_kwargs(self, label: str) -> dict:
+        """The base model's model_kw, then the variant's settings, then model_kw under the label itself."""
+        own = {k: v for k, v in self.variants.get(label, {}).items() if k not in ("model", "few_shot")}
+        return {**self.model_kw.get(self.base_model(label), {}), **own, **self.model_kw.get(label, {})} \
+            if label in self.variants else dict(self.model_kw.get(label, {}))
+
+    def train_config(self, model: str) -> TrainConfig:
+        base = self.base_model(model)
+        over = {**self.model_train.get(base, {}), **(self.model_train.get(model, {}) if model != base else {})}
+        return TrainConfig(**{**self.train, **over})
+
+
+CONFIG_KEYS = tuple(f.name for f in fields(BenchConfig) if f.name != "source")

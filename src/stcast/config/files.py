@@ -1,0 +1,75 @@
+"""Config files: YAML read safely (no tags, nothing runs), `--set key.path=value` overrides."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+from stcast.errors import StcastError
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML's safe loader, reading `1e-3` as the number users mean (YAML 1.1 wants `1.0e-3`, else a string)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+][0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def safe_load(text: str):
+    """yaml.safe_load with `1e-3` read as a float: no tags, no objects, nothing runs."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+
+
+def read_yaml(path) -> dict:
+    """A YAML mapping from `path` ({} for no path); clear errors for a missing file, bad YAML, a non-mapping."""
+    if not path:
+        return {}
+    if not Path(path).is_file():
+        raise StcastError(f"config file {path} does not exist")
+    try:
+        raw = safe_load(Path(path).read_text()) or {}
+    except yaml.YAMLError as e:
+        raise StcastError(f"{path} is not valid YAML: {e}") from e
+    if not isinstance(raw, dict):
+        raise StcastError(f"{path} must hold a mapping of settings")
+    return raw
+
+
+def parse_value(text: str):
+    """A `--set` value as YAML reads it (8 -> int, 1e-3 -> float, [1, 2] -> list, abc -> str)."""
+    try:
+        return safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(raw: dict, sets: list[str]) -> dict:
+    """`key=value` or `a.b.c=value` (YAML-parsed values) applied onto a nested dict."""
+    for item in sets or []:
+        if "=" not in item:
+            raise StcastError(f"--set expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        node = raw
+        parts = key.split(".")
+        if not all(parts):
+            raise StcastError(f"--set {item!r}: empty key part")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise StcastError(f"--set {key}: {p} is not a section")
+        node[parts[-1]] = parse_value(value)
+    return raw
+
+
+def load(path=None, sets: list[str] | None = None) -> dict:
+    """A config file with `--set` overrides applied: the raw mapping every command starts from."""
+    return apply_overrides(read_yaml(path), sets or [])
