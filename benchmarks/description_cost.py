@@ -25,7 +25,7 @@ def main() -> None:
     os.environ["STCAST_CACHE"] = tempfile.mkdtemp(prefix="stcast-desc-")  # an empty cache: everything is written
     from stcast.data import descriptions as D
     from stcast.data.registry import load_dataset
-    from stcast.engine.experiment import prepare_windows
+    from stcast.engine.splits import prepare_windows
     from stcast.models.baselines.naive import training_steps
 
     data = load_dataset(args.dataset)

@@ -29,7 +29,7 @@ import torch
 
 from stcast.config import TrainConfig
 from stcast.data.registry import load_dataset
-from stcast.engine.experiment import prepare_windows
+from stcast.engine.splits import prepare_windows
 from stcast.engine.tasks import task_loss
 from stcast.engine.trainer import Trainer
 from stcast.models.registry import build_model

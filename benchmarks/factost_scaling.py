@@ -24,7 +24,7 @@ def _one(n: int, batch: int, repeats: int, random: bool) -> dict:
     import torch
 
     from stcast.data.core import DatasetMeta, SpatioTemporalData
-    from stcast.engine.experiment import prepare_windows
+    from stcast.engine.splits import prepare_windows
     from stcast.models.registry import build_model
 
     rng = np.random.default_rng(0)

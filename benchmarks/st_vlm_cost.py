@@ -17,7 +17,7 @@ import time
 import torch
 
 from stcast.data.registry import load_dataset
-from stcast.engine.experiment import prepare_windows
+from stcast.engine.splits import prepare_windows
 from stcast.engine.tasks import task_loss
 from stcast.models.registry import build_model
 from stcast.nn.correlation import fft_pearson, lagged_xcorr, pairwise_dtw

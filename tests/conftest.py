@@ -32,7 +32,7 @@ def los_small(los):
 @pytest.fixture(scope="session")
 def splits(los_small):
     """Forecasting windows 12 -> 12 of `los_small`, 7:1:2 (read-only: shared by every test that asks)."""
-    from stcast.engine.experiment import prepare_windows
+    from stcast.engine.splits import prepare_windows
 
     return prepare_windows(los_small, "forecast", 12, 12)
 

@@ -244,14 +244,13 @@ def cmd_evaluate(args) -> int:
     import warnings
 
     from stcast.engine.checkpoint import load_model
-    from stcast.engine.experiment import prepare_windows, score_test
+    from stcast.engine.scoring import score_saved
     from stcast.metrics import nothing_scored
 
     model, scaler, info = load_model(args.model_file)
     trained = info["protocol"]  # how the model was trained: evaluate on the same split and protocol
     data = resolve_dataset(args.dataset or trained.get("source") or info["dataset"], args)
     _check_nodes(model, data, info)
-    spec = model.spec
     split = args.split or trained.get("split") or "7:1:2"
     protocol = args.protocol if args.protocol is not None else trained.get("protocol")
     if trained.get("split") and args.split and args.split != trained["split"]:
@@ -260,14 +259,10 @@ def cmd_evaluate(args) -> int:
     if not trained:
         warnings.warn(f"{args.model_file} does not record its training split (an older file): assuming {split}",
                       stacklevel=2)
-    splits = prepare_windows(data, info["task"], spec.input_len, spec.horizon, split, protocol=protocol,
-                             missing=args.missing or trained.get("missing", "point"),
-                             missing_kw=trained.get("missing_kw"))
-    test = splits.test
-    test.scaler = scaler  # the model's own scaler, fitted on its training data
-    model.fit_statistics(splits.train) if not any(p.requires_grad for p in model.parameters()) else None
-    model.attach(data, scaler)
-    m, _ = score_test(model, test, info["task"])  # multitask: forecast on unhidden inputs + impute_mae
+    record = {**trained, "task": info["task"], "split": split, "protocol": protocol,
+              "missing": args.missing or trained.get("missing", "point"), "eval_stride": 1}
+    # the model's own scaler (fitted on its training data); multitask: forecast on unhidden inputs + impute_mae
+    m, _, _ = score_saved(model, scaler, data, record, refit_statistics=True)
     from stcast.bench.runner import print_table, table_columns
 
     row = {"model": info["model"], "dataset": data.meta.name, **m}
@@ -474,7 +469,7 @@ def cmd_describe(args) -> int:
         return 0
     if not args.dataset:
         raise StcastError("describe needs --dataset or --model-file")
-    from stcast.engine.experiment import prepare_windows
+    from stcast.engine.splits import prepare_windows
 
     data = resolve_dataset(args.dataset, args)
     _check_node(args.node, data.num_nodes, data.meta.name)

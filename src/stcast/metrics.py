@@ -132,6 +132,13 @@ def pinball_loss(quantile_pred: torch.Tensor, y: torch.Tensor, quantiles, mask=N
     return loss.sum() / (m.sum().clamp(min=1) * len(q))
 
 
+def laplace_nll(mu: torch.Tensor, b: torch.Tensor, y: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mean over valid entries of |y - mu| / b + log b (the Laplace negative log-likelihood less log 2)."""
+    b = b.clamp(min=1e-6)
+    nll = (torch.where(valid, y - mu, 0).abs() / b + b.log()) * valid
+    return nll.sum() / valid.sum().clamp(min=1)
+
+
 def interval_coverage(lower: torch.Tensor, upper: torch.Tensor, y: torch.Tensor, mask=None) -> torch.Tensor:
     """Fraction of valid truths inside [lower, upper]."""
     m = valid_mask(y, mask)

@@ -103,7 +103,7 @@ def test_eval_stride_thins_validation_and_test_only_and_is_recorded(tmp_path, lo
     import numpy as np
 
     import stcast.bench.runner as runner
-    from stcast.engine.experiment import prepare_windows
+    from stcast.engine.splits import prepare_windows
 
     full = prepare_windows(los_small, "forecast", 12, 12)
     thin = prepare_windows(los_small, "forecast", 12, 12, eval_stride=4)

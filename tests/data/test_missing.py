@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from stcast.data.missing import BlockMissing, PointMissing, aqi36_split, make_missing
-from stcast.engine.experiment import prepare_windows
+from stcast.engine.splits import prepare_windows
 from stcast.errors import StcastError
 
 

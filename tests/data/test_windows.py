@@ -13,7 +13,7 @@ from stcast.data.windows import (
     parse_split,
     split_starts,
 )
-from stcast.engine.experiment import prepare_windows
+from stcast.engine.splits import prepare_windows
 from stcast.errors import StcastError
 
 

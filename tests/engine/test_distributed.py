@@ -12,8 +12,9 @@ import torch
 from stcast.config import TrainConfig
 from stcast.data.windows import shard
 from stcast.engine.checkpoint import load_model
-from stcast.engine.experiment import prepare_windows
-from stcast.engine.trainer import Trainer, evaluate
+from stcast.engine.scoring import evaluate
+from stcast.engine.splits import prepare_windows
+from stcast.engine.trainer import Trainer
 from stcast.errors import StcastError
 from stcast.metrics import MetricAccumulator, ProbabilisticAccumulator
 from stcast.models.registry import build_model

@@ -5,7 +5,8 @@ import torch
 from stcast.config import TrainConfig
 from stcast.data.scaler import StandardScaler
 from stcast.data.transforms import cluster_nodes
-from stcast.engine.experiment import Experiment, prepare_windows
+from stcast.engine.experiment import Experiment
+from stcast.engine.splits import prepare_windows
 from stcast.engine.tasks import task_loss
 from stcast.errors import StcastError
 from stcast.models.base import Prediction
@@ -75,7 +76,7 @@ def test_multitask_scores_the_forecast_on_unhidden_inputs_and_the_reconstruction
     assert b_clean.x_mask.sum() > b_hid.x_mask.sum() > 0  # the clean copy shows what the other hides
     assert s.test.hide is not None  # the original is not changed
 
-    from stcast.engine.trainer import evaluate
+    from stcast.engine.scoring import evaluate
     from stcast.models.base import STModel
 
     class Oracle(STModel):  # the forecast is the last shown input; the reconstruction is x_target + 1 std

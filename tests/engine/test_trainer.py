@@ -6,7 +6,8 @@ import torch
 from stcast.config import TrainConfig
 from stcast.engine.checkpoint import load_model, save_model
 from stcast.engine.experiment import Experiment
-from stcast.engine.trainer import Trainer, evaluate
+from stcast.engine.scoring import evaluate
+from stcast.engine.trainer import Trainer
 from stcast.errors import StcastError
 from stcast.models.registry import build_model
 
@@ -118,6 +119,6 @@ def test_tensorboard_logger_writes_event_files_beside_the_csv_log(splits, tmp_pa
 
 
 def exp_train(data):
-    from stcast.engine.experiment import prepare_windows
+    from stcast.engine.splits import prepare_windows
 
     return prepare_windows(data, "forecast", 12, 12).train

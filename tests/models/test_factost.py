@@ -6,9 +6,10 @@ import torch
 
 from stcast.config import TrainConfig
 from stcast.data.windows import ReplayWindows
-from stcast.engine.experiment import prepare_windows
+from stcast.engine.scoring import evaluate
+from stcast.engine.splits import prepare_windows
 from stcast.engine.tasks import task_loss
-from stcast.engine.trainer import Trainer, evaluate
+from stcast.engine.trainer import Trainer
 from stcast.errors import StcastError
 from stcast.models.factost import STF, UTPBackbone, UTPConfig, instance_norm
 from stcast.models.registry import build_model

@@ -7,9 +7,11 @@ import torch
 
 from stcast.config import TrainConfig
 from stcast.data import descriptions as D
-from stcast.engine.tasks import laplace_nll, task_loss
-from stcast.engine.trainer import Trainer, evaluate
+from stcast.engine.scoring import evaluate
+from stcast.engine.tasks import task_loss
+from stcast.engine.trainer import Trainer
 from stcast.errors import StcastError
+from stcast.metrics import laplace_nll
 from stcast.models.llm_ts_net import CrossModalFusion, PromptPool, laplace_quantile
 from stcast.models.registry import build_model
 from stcast.nn.adapt import LoRAAMRLinear

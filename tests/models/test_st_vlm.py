@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from stcast.config import TrainConfig
+from stcast.engine.scoring import evaluate
 from stcast.engine.tasks import task_loss
-from stcast.engine.trainer import Trainer, evaluate
+from stcast.engine.trainer import Trainer
 from stcast.errors import StcastError
 from stcast.models.registry import build_model
 from stcast.nn.correlation import correlation_image, dtw_pairs, fft_pearson, lagged_xcorr, pairwise_dtw

@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from stcast.config import TrainConfig
-from stcast.engine.experiment import prepare_windows
+from stcast.engine.scoring import evaluate
+from stcast.engine.splits import prepare_windows
 from stcast.engine.tasks import task_loss
-from stcast.engine.trainer import Trainer, evaluate
+from stcast.engine.trainer import Trainer
 from stcast.errors import StcastError
 from stcast.models.registry import build_model
 from stcast.models.ust_sllm import ARGRU, ConditionalInputScaling, functional_graph

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from stcast.config import TrainConfig
-from stcast.engine.experiment import prepare_windows
+from stcast.engine.splits import prepare_windows
 from stcast.engine.trainer import Trainer
 from stcast.models.registry import build_model
 from stcast.nn.calendar import CalendarEmbedding, day_of_week

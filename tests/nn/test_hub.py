@@ -76,7 +76,7 @@ def test_model_files_record_the_backbone_and_warn_on_another_revision(tmp_path, 
     import torch
 
     from stcast.engine.checkpoint import load_model, save_model
-    from stcast.engine.experiment import prepare_windows
+    from stcast.engine.splits import prepare_windows
     from stcast.models.registry import build_model
 
     sp = prepare_windows(los_small, "forecast", 12, 12)

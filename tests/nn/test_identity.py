@@ -50,7 +50,7 @@ def test_concat_fusion_and_switches():
 
 @pytest.mark.parametrize("identity", ["legacy", "add", "concat", "none"])
 def test_st_link_identity_switch(los_small, identity):
-    from stcast.engine.experiment import prepare_windows
+    from stcast.engine.splits import prepare_windows
     from stcast.models.registry import build_model
 
     splits = prepare_windows(los_small, "forecast", 12, 12)
@@ -61,7 +61,7 @@ def test_st_link_identity_switch(los_small, identity):
 
 
 def test_ust_sllm_identity_switch(los_small):
-    from stcast.engine.experiment import prepare_windows
+    from stcast.engine.splits import prepare_windows
     from stcast.models.registry import build_model
 
     splits = prepare_windows(los_small, "forecast", 12, 12)

@@ -5,8 +5,9 @@ import torch
 
 from stcast.cli import main
 from stcast.config import TrainConfig
-from stcast.engine.experiment import prepare_windows
-from stcast.engine.trainer import Trainer, evaluate
+from stcast.engine.scoring import evaluate
+from stcast.engine.splits import prepare_windows
+from stcast.engine.trainer import Trainer
 from stcast.errors import StcastError
 from stcast.models.registry import build_model
 from stcast.nn.quantile import QuantileHead, check_levels

@@ -11,7 +11,7 @@ import torch
 
 from stcast.data.missing import aqi36_labels
 from stcast.data.registry import load_dataset
-from stcast.engine.experiment import prepare_windows
+from stcast.engine.splits import prepare_windows
 from stcast.models.registry import build_model
 
 

@@ -60,7 +60,7 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
 
 def test_resume_after_early_stopping_trains_no_further(tmp_path, los_small):
     from stcast.config import TrainConfig
-    from stcast.engine.experiment import prepare_windows
+    from stcast.engine.splits import prepare_windows
     from stcast.engine.trainer import Trainer
     from stcast.models.registry import build_model
 

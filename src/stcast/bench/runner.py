@@ -16,8 +16,8 @@ from stcast.config import BenchConfig
 from stcast.data.registry import is_table_path, load_dataset
 from stcast.engine.distributed import is_global_zero
 from stcast.engine.experiment import Experiment, ExperimentResult
-from stcast.engine.tasks import Task
 from stcast.models.registry import get_model_class
+from stcast.task import Task
 
 
 @dataclass

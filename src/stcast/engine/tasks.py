@@ -10,7 +10,7 @@ import torch
 
 from stcast.data.batch import Batch
 from stcast.errors import StcastError
-from stcast.metrics import masked_mae, pinball_loss, valid_mask
+from stcast.metrics import laplace_nll, masked_mae, pinball_loss, valid_mask
 from stcast.models.base import Prediction
 from stcast.task import Task
 
@@ -35,13 +35,6 @@ def target_and_mask(batch: Batch, task: str) -> tuple[torch.Tensor, torch.Tensor
 def quantiles_in_units(pred: Prediction, scaler) -> torch.Tensor:
     """(B, H, N, C, Q) quantiles back in original units."""
     return scaler.inverse(pred.quantiles.movedim(-1, 0)).movedim(0, -1)
-
-
-def laplace_nll(mu: torch.Tensor, b: torch.Tensor, y: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Mean over valid entries of |y - mu| / b + log b (the Laplace negative log-likelihood less log 2)."""
-    b = b.clamp(min=1e-6)
-    nll = (torch.where(valid, y - mu, 0).abs() / b + b.log()) * valid
-    return nll.sum() / valid.sum().clamp(min=1)
 
 
 def task_loss(pred: Prediction, batch: Batch, scaler, task: str, alpha: float = 0.5,

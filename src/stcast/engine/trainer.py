@@ -17,7 +17,6 @@ import os
 import random
 import time
 import warnings
-from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 
@@ -33,10 +32,11 @@ from stcast.engine.distributed import (
     sync_buffers,
 )
 from stcast.engine.progress import Progress
-from stcast.engine.tasks import Task, quantiles_in_units, scored_count, target_and_mask, task_loss
+from stcast.engine.scoring import evaluate
+from stcast.engine.tasks import scored_count, task_loss
 from stcast.errors import StcastError
-from stcast.metrics import MetricAccumulator, ProbabilisticAccumulator
 from stcast.models.base import STModel
+from stcast.task import Task
 
 
 def lr_factor(cfg: TrainConfig, epoch: int) -> float:
@@ -316,94 +316,3 @@ def _extra_loggers(cfg: TrainConfig, name: str) -> list:
         return [TensorBoardLogger(root_dir=cfg.tb_dir, name=name)]
     except (ModuleNotFoundError, ImportError) as e:
         raise StcastError("logger 'tensorboard' needs tensorboard (pip install tensorboard) or tensorboardX") from e
-
-
-@torch.no_grad()
-def evaluate(model: STModel, windows: WindowSet, batch_size: int = 64, device="cpu", task: str = "forecast",
-             steps=(3, 6, 12), collect: bool = False, fabric=None, module=None, output: str = "point",
-             also_imputed: bool = False):
-    """Metrics in original units over a split. With `collect`, also returns the predictions (B, H, N, C).
-    `output="imputed"` scores a multi-task model's reconstructed input window (U-STS-LLM eq. 16) on the
-    entries its windows hide, instead of the forecast; `also_imputed=True` scores both from the same forwards
-    (`impute_mae`, `impute_rmse` beside the forecast's figures).
-
-    In a distributed run (`fabric` with several processes) each rank scores its share of every batch and the
-    sums and counts are added up: the figures equal one process's. Where sharding would change what is
-    scored (inputs hidden at random: the draws follow the batch stream) or every rank must run the same
-    forwards (FSDP, `module` is the sharded model), every rank scores everything instead."""
-    model.eval()
-    score_task = Task.parse(task).scored.value
-    rank, world = (fabric.global_rank, fabric.world_size) if fabric is not None else (0, 1)
-    fsdp = fabric is not None and "FSDP" in type(fabric.strategy).__name__
-    random_hiding = windows.hide is not None and not windows.protocol_eval
-    if collect or fsdp or random_hiding:
-        rank, world = 0, 1
-    net = module if fsdp and module is not None else model
-    autocast = fabric.autocast() if fabric is not None else nullcontext()
-    if output not in ("point", "imputed"):
-        raise StcastError(f"output={output!r}; use 'point' or 'imputed'")
-    if (output == "imputed" or also_imputed) and (windows.hide is None or windows.task != "forecast"):
-        asked = "also_imputed=True" if also_imputed else "output='imputed'"
-        raise StcastError(f"{asked} needs multi-task windows (forecast windows that hide input entries)")
-    out_len = windows.input_len if score_task == "impute" or output == "imputed" else windows.horizon
-    intervals = output == "point" and not model.quantiles_untrained
-    acc = MetricAccumulator(out_len)
-    imp_acc = MetricAccumulator(windows.input_len) if also_imputed and output == "point" else None
-    prob = ProbabilisticAccumulator()
-    preds, truths, masks, bands = [], [], [], []
-    levels = None
-    for batch in windows.batches(batch_size, shuffle=False, seed=12345, rank=rank, world=world):
-        batch = batch.to(device)
-        with autocast:
-            pred = net(batch)
-        if output == "imputed":
-            if pred.imputed is None:
-                raise StcastError(f"{model.name} returns no imputed window: train it with task 'multitask'")
-            point, y, mask = windows.scaler.inverse(pred.imputed.float()), batch.x_target, batch.eval_mask
-        else:
-            point = windows.scaler.inverse(pred.point.float())
-            y, mask = target_and_mask(batch, score_task)
-            if imp_acc is not None:
-                if pred.imputed is None:
-                    raise StcastError(f"{model.name} returns no imputed window: train it with task 'multitask'")
-                imp_acc.update(windows.scaler.inverse(pred.imputed.float()), batch.x_target, batch.eval_mask)
-        acc.update(point, y, mask)
-        if intervals and pred.quantiles is not None and pred.levels is not None:
-            levels = pred.levels
-            prob.update(quantiles_in_units(pred, windows.scaler).float(), y, pred.levels, mask)
-        if collect:
-            preds.append(point.cpu())
-            truths.append(y.cpu())
-            masks.append(mask.cpu())
-            # the interval nearest 10-90 %, for plots
-            if intervals and pred.quantiles is not None and pred.levels is not None:
-                q = quantiles_in_units(pred, windows.scaler).float()
-                lo, hi = _band_levels(pred.levels)
-                bands.append(torch.stack([q[..., lo], q[..., hi]], -1).cpu())
-    if world > 1:
-        def all_sum(t):
-            return fabric.all_reduce(t.to(device), reduce_op="sum")
-
-        acc.reduce(all_sum)
-        if imp_acc is not None:
-            imp_acc.reduce(all_sum)
-        levels = fabric.broadcast(None if levels is None else [float(v) for v in levels], src=0)
-        if levels is not None:
-            prob.reduce(all_sum, levels)
-    result = acc.summary(steps)
-    result.update(prob.summary())
-    if imp_acc is not None:
-        imputed = imp_acc.summary(())
-        result.update(impute_mae=imputed["mae"], impute_rmse=imputed["rmse"])
-    if collect:
-        result["pred"], result["truth"], result["mask"] = torch.cat(preds), torch.cat(truths), torch.cat(masks)
-        if bands and len(bands) == len(preds):
-            lo, hi = _band_levels(levels)
-            result["band"], result["band_levels"] = torch.cat(bands), (float(levels[lo]), float(levels[hi]))
-    return result
-
-
-def _band_levels(levels) -> tuple[int, int]:
-    """Indices of the levels nearest 0.1 and 0.9: the band a forecast plot draws."""
-    lv = [float(v) for v in levels]
-    return (min(range(len(lv)), key=lambda i: abs(lv[i] - 0.1)), min(range(len(lv)), key=lambda i: abs(lv[i] - 0.9)))

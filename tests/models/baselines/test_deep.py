@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from stcast.config import TrainConfig
-from stcast.engine.experiment import prepare_windows
-from stcast.engine.trainer import Trainer, evaluate
+from stcast.engine.scoring import evaluate
+from stcast.engine.splits import prepare_windows
+from stcast.engine.trainer import Trainer
 from stcast.models.registry import build_model
 
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from stcast.engine.experiment import prepare_windows
+from stcast.engine.splits import prepare_windows
 from stcast.models.baselines.naive import interpolate_time
 from stcast.models.registry import build_model
 
