@@ -5,7 +5,8 @@ import dataclasses
 import pytest
 
 from stcast import config
-from stcast.cli import bundled_config, main
+from stcast.cli import main
+from stcast.cli.common import bundled_config
 from stcast.errors import StcastError
 from stcast.models.registry import get_model_class, model_names
 

@@ -20,6 +20,7 @@ import pandas as pd
 from stcast.data.core import SpatioTemporalData
 from stcast.data.loaders import frame_to_data
 from stcast.errors import StcastError
+from stcast.task import Task
 
 
 class _FrameModel:
@@ -103,7 +104,7 @@ class _FrameModel:
 class Forecaster(_FrameModel):
     """Fit a registered model on a frame and forecast the steps after it (long output, one column per model)."""
 
-    task = "forecast"
+    task = Task.FORECAST
 
     def __init__(self, model: str = "stid", horizon: int = 12, input_len: int = 12, split="7:1:2",
                  model_kw: dict | None = None, train: dict | None = None, id_col: str = "unique_id",
@@ -116,7 +117,7 @@ class Forecaster(_FrameModel):
         from stcast.engine.experiment import Experiment
 
         data = self._data(df, adjacency)
-        self._train(Experiment(self.model, data, task="forecast", input_len=self.input_len, horizon=self.horizon,
+        self._train(Experiment(self.model, data, task=Task.FORECAST, input_len=self.input_len, horizon=self.horizon,
                                split=self.split, model_kw=self.model_kw, train=self._train_config(),
                                quantiles=self.quantiles), data)
         return self
@@ -167,7 +168,7 @@ class Imputer(_FrameModel):
     """Fill the NaNs of a frame: a statistical method (interpolate, mean-impute, ha) or a trained imputation
     model (brits, ust-sllm); `transform` adds a boolean `<y>_imputed` column."""
 
-    task = "impute"
+    task = Task.IMPUTE
 
     def __init__(self, model: str = "interpolate", window: int = 24, model_kw: dict | None = None,
                  train: dict | None = None, missing_kw: dict | None = None, id_col: str = "unique_id",
@@ -180,7 +181,7 @@ class Imputer(_FrameModel):
         from stcast.engine.experiment import Experiment
 
         data = self._data(df, adjacency)
-        self._train(Experiment(self.model, data, task="impute", input_len=self.input_len, horizon=0,
+        self._train(Experiment(self.model, data, task=Task.IMPUTE, input_len=self.input_len, horizon=0,
                                split=self.split, missing_kw=self.missing_kw, model_kw=self.model_kw,
                                train=self._train_config()), data)
         return self

@@ -14,6 +14,9 @@ class Task(StrEnum):
     IMPUTE = "impute"
     MULTITASK = "multitask"  # U-STS-LLM eq. 15: forecast + impute hidden inputs, one weighted loss
 
+    def __repr__(self) -> str:  # messages quote the name the user wrote: 'forecast'
+        return repr(self.value)
+
     @classmethod
     def parse(cls, value) -> Task:
         try:

@@ -47,7 +47,7 @@ def test_variants_run_one_model_under_several_settings_with_their_own_labels():
 
 
 def test_tables_show_probabilistic_columns_only_when_a_model_has_them():
-    from stcast.bench.runner import format_table, table_columns
+    from stcast.bench.tables import format_table, table_columns
 
     point = {"dataset": "d", "model": "stid", "mae": 1.0, "rmse": 2.0, "mape": 0.1}
     prob = {**point, "model": "factost", "crps": 0.8, "crps_norm": 0.05, "coverage80": 0.78, "coverage98": 0.97}
@@ -89,7 +89,7 @@ def test_rows_are_written_as_they_finish(tmp_path, los_small, monkeypatch):
 
 
 def test_the_winner_line_names_the_lowest_mae_and_its_margin():
-    from stcast.bench.runner import winner_lines
+    from stcast.bench.tables import winner_lines
 
     rows = [{"dataset": "a", "model": "last-value", "mae": 4.0}, {"dataset": "a", "model": "stid", "mae": 3.0},
             {"dataset": "a", "model": "broken", "mae": float("nan")}, {"dataset": "b", "model": "x", "mae": 2.0},

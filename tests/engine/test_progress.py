@@ -2,7 +2,7 @@
 
 import io
 
-from stcast.bench.runner import print_table
+from stcast.bench.tables import print_table
 from stcast.engine.progress import Progress
 
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from stcast.task import Task
+
 
 def plot_report(report, path, node: int | None = None, max_points: int = 576) -> Path:
     """Two panels for the first dataset: (a) truth vs each model at the last horizon step over the test
@@ -26,8 +28,8 @@ def plot_report(report, path, node: int | None = None, max_points: int = 576) ->
         node = int(truth[:, -1, :, 0].std(0).argmax())
     k = min(W, max_points)
     p0 = res[0].predictions
-    task = res[0].task
-    last = p0["input_len"] + H - 1 if task != "impute" else H - 1  # step index of the plotted position
+    task = Task.parse(res[0].task)
+    last = p0["input_len"] + H - 1 if task is not Task.IMPUTE else H - 1  # step index of the plotted position
     t_idx = np.clip(p0["starts"][:k] + last, 0, data.num_steps - 1)
     times = data.timestamps[t_idx]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 4.5), gridspec_kw={"width_ratios": [2.2, 1]})
@@ -42,7 +44,7 @@ def plot_report(report, path, node: int | None = None, max_points: int = 576) ->
             ax1.fill_between(times, band[:, 0], band[:, 1], color=line.get_color(), alpha=0.18, lw=0,
                              label=f"{r.model} {lo:g}-{hi:g}")
     unit = data.meta.units or ""
-    what = f"step {H} ahead" if task == "forecast" else f"imputed, window position {H}"
+    what = f"step {H} ahead" if task is Task.FORECAST else f"imputed, window position {H}"
     ax1.set_title(f"{ds}, node {data.node_ids[node] if data.node_ids else node}: {what}")
     ax1.set_ylabel(unit)
     ax1.legend(fontsize=8, ncol=2)
@@ -53,7 +55,7 @@ def plot_report(report, path, node: int | None = None, max_points: int = 576) ->
         m = r.predictions["mask"].float()
         per_step = (err * m).sum((0, 2, 3)) / m.sum((0, 2, 3)).clamp(min=1)
         ax2.plot(np.arange(1, H + 1), per_step.numpy(), marker="o", ms=3, label=r.model)
-    ax2.set_xlabel("horizon step" if task == "forecast" else "window position")
+    ax2.set_xlabel("horizon step" if task is Task.FORECAST else "window position")
     ax2.set_ylabel(f"MAE ({unit})" if unit else "MAE")
     ax2.set_title("MAE per step (test)")
     ax2.grid(alpha=0.3)

@@ -16,6 +16,7 @@ from stcast.data.batch import Batch
 from stcast.data.core import SpatioTemporalData
 from stcast.data.scaler import StandardScaler
 from stcast.errors import StcastError
+from stcast.task import Task
 
 __all__ = ["Batch", "ReplayWindows", "StandardScaler", "WindowSet", "few_shot", "inference_batch", "parse_split",
            "shard", "split_starts", "starts_within"]
@@ -108,11 +109,12 @@ class WindowSet:
     """
 
     def __init__(self, data: SpatioTemporalData, starts: np.ndarray, input_len: int, horizon: int,
-                 scaler: StandardScaler, task: str = "forecast", hide=None, protocol_eval: bool = False,
+                 scaler: StandardScaler, task: Task | str = Task.FORECAST, hide=None, protocol_eval: bool = False,
                  fit_steps: slice | np.ndarray | None = None):
-        if task not in ("forecast", "impute"):
-            raise StcastError(f"unknown task {task!r}; use 'forecast' or 'impute'")
-        if len(starts) and starts.max() + input_len + (horizon if task == "forecast" else 0) > data.num_steps:
+        task = Task.parse(task)
+        if task is Task.MULTITASK:  # multi-task windows are forecast windows that also hide inputs (`hide`)
+            raise StcastError("windows are cut for 'forecast' or 'impute'; multi-task uses forecast windows with hide")
+        if len(starts) and starts.max() + input_len + (horizon if task is Task.FORECAST else 0) > data.num_steps:
             raise StcastError(f"window starting at {starts.max()} runs past the series' {data.num_steps} steps")
         if protocol_eval and data.eval_mask is None:
             raise StcastError(f"{data.meta.name} has no protocol evaluation mask")
@@ -120,7 +122,7 @@ class WindowSet:
         self.input_len, self.horizon, self.task = input_len, horizon, task
         self.hide, self.protocol_eval = hide, protocol_eval
         if fit_steps is None:  # the prefix of the series that the windows cover (chronological splits)
-            end = int(self.starts.max()) + input_len + (horizon if task == "forecast" else 0) if len(starts) else 0
+            end = int(self.starts.max()) + input_len + (horizon if task is Task.FORECAST else 0) if len(starts) else 0
             fit_steps = slice(0, end)
         self.fit_steps = fit_steps  # the steps whose values statistics may be fitted on (scaler, HA, ...)
         self.tod, self.dow = data.calendar()
@@ -131,7 +133,7 @@ class WindowSet:
 
     def without_hiding(self) -> WindowSet:
         """The same forecast windows with every observed input shown (a multi-task model's forecasting test)."""
-        if self.task != "forecast":
+        if self.task is not Task.FORECAST:
             raise StcastError("without_hiding() is for forecast windows; imputation windows always hide entries")
         out = copy.copy(self)
         out.hide = None
@@ -161,7 +163,7 @@ class WindowSet:
         idx_x = starts[:, None] + np.arange(L)  # (B, L)
         raw_x = torch.from_numpy(np.asarray(self.data.values[idx_x], dtype=np.float32))  # (B, L, N, C)
         mask_x = torch.from_numpy(np.asarray(self.data.observed(idx_x)))
-        if self.task == "forecast":
+        if self.task is Task.FORECAST:
             idx_y = starts[:, None] + L + np.arange(self.horizon)  # (B, H)
             y = torch.from_numpy(np.asarray(self.data.values[idx_y], dtype=np.float32))
             y_mask = torch.from_numpy(np.asarray(self.data.observed(idx_y)))
@@ -188,7 +190,7 @@ class WindowSet:
 
 
 def inference_batch(data: SpatioTemporalData, input_len: int, horizon: int, scaler: StandardScaler,
-                    end: int | None = None, task: str = "forecast") -> Batch:
+                    end: int | None = None, task: Task | str = Task.FORECAST) -> Batch:
     """One window ending at step `end` (exclusive; default: the end of the series) for deployment.
 
     Forecasting: the targets lie beyond the data, so y is zeros with y_mask False and the calendar of
@@ -203,7 +205,7 @@ def inference_batch(data: SpatioTemporalData, input_len: int, horizon: int, scal
     raw = torch.from_numpy(np.asarray(data.values[idx_x], dtype=np.float32))
     mask = torch.from_numpy(np.asarray(data.observed(idx_x)))
     tod, dow = data.calendar()
-    if task == "forecast":
+    if Task.parse(task) is Task.FORECAST:
         from stcast.data.core import calendar_of
 
         if end + horizon <= data.num_steps:

@@ -18,6 +18,7 @@ from stcast.engine.distributed import is_global_zero
 from stcast.errors import StcastError
 from stcast.models.base import ProblemSpec, STModel
 from stcast.models.registry import build_model
+from stcast.task import Task
 
 FORMAT = "stcast-model-1"
 
@@ -31,12 +32,14 @@ def save_model(path, model: STModel, hparams: dict, scaler: StandardScaler, data
         return path
     spec = {k: v for k, v in asdict(model.spec).items() if k != "adjacency"}
     spec["quantiles"] = list(spec["quantiles"])
+    spec["task"] = Task.parse(spec["task"]).value  # a plain string: `weights_only` files hold no enum objects
     adj = model.spec.adjacency
     from stcast.config import full_model_config
 
     state = {"format": FORMAT, "model": model.name, "hparams": full_model_config(model.name, hparams), "spec": spec,
              "adjacency": None if adj is None else torch.as_tensor(np.asarray(adj, dtype=np.float32)),
-             "scaler": scaler.state_dict(), "dataset": dataset, "task": task, "state_dict": model.state_dict(),
+             "scaler": scaler.state_dict(), "dataset": dataset, "task": Task.parse(task).value,
+             "state_dict": model.state_dict(),
              "protocol": dict(protocol or {}), "backbones": backbones_of(model),
              "quantiles_untrained": bool(model.quantiles_untrained)}
     path = Path(path)
@@ -147,3 +150,23 @@ def _check_shapes(path, name: str, spec: ProblemSpec, hparams: dict, stored: dic
             got_shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
             raise StcastError(f"model file {path}: {k} is {got_shape} but the stored settings build {shape} "
                               "(edited or corrupt file)")
+
+
+def check_data_fits(model, data, info: dict | None = None) -> None:
+    """The data must be what the model was trained on: node count, channels, the same node ids in the same
+    order (a reordered table would silently give each sensor another's forecast) and the same time step."""
+    if model.spec.num_nodes != data.num_nodes or model.spec.num_channels != data.num_channels:
+        raise StcastError(f"the model was trained on {model.spec.num_nodes} nodes x {model.spec.num_channels} "
+                          f"channels; {data.meta.name} has {data.num_nodes} x {data.num_channels}")
+    if model.spec.steps_per_day != data.meta.steps_per_day:
+        raise StcastError(f"the model was trained on data with {model.spec.steps_per_day} steps a day; "
+                          f"{data.meta.name} has {data.meta.steps_per_day} ({data.meta.step_minutes}-minute steps): "
+                          "resample it to the model's step")
+    trained_ids = (info or {}).get("protocol", {}).get("node_ids")
+    if trained_ids and data.node_ids and list(trained_ids) != list(data.node_ids):
+        if sorted(trained_ids) == sorted(data.node_ids):
+            raise StcastError(f"{data.meta.name} has the model's nodes in another order; reorder its columns to "
+                              f"the training order ({', '.join(trained_ids[:3])}, ...)")
+        diff = sorted(set(data.node_ids) - set(trained_ids))[:3]
+        raise StcastError(f"{data.meta.name}'s node ids differ from the ones the model was trained on "
+                          f"(e.g. {', '.join(diff)} is new); a model only forecasts the sensors it was trained on")

@@ -16,6 +16,7 @@ from stcast.engine.splits import prepare_windows
 from stcast.engine.trainer import Trainer, seed_everything
 from stcast.errors import StcastError
 from stcast.models.registry import build_model
+from stcast.task import Task
 
 
 def _param_counts(model) -> tuple[int, int]:
@@ -42,7 +43,7 @@ class ExperimentResult:
 
     def row(self) -> dict:
         keep = {k: v for k, v in self.metrics.items() if not isinstance(v, torch.Tensor)}
-        return {"model": self.model, "dataset": self.dataset, "task": self.task, **keep,
+        return {"model": self.model, "dataset": self.dataset, "task": Task.parse(self.task).value, **keep,
                 "trainable_params": self.trainable_params, "total_params": self.total_params, "epochs": self.epochs,
                 "passes": round(self.passes, 3), "test_windows": self.test_windows,
                 "s_per_epoch": round(self.seconds_per_epoch, 2), "train_s": round(self.train_seconds, 1),
@@ -64,7 +65,7 @@ class Experiment:
         self.horizon = horizon if horizon is not None else (info.horizon if info else 12)
         self.split = split if split is not None else (info.split if info else "7:1:2")
         self.protocol, self.missing, self.few_shot_fraction = protocol, missing, few_shot_fraction
-        self.model_name, self.task, self.model_kw = model, task, model_kw or {}
+        self.model_name, self.task, self.model_kw = model, Task.parse(task), model_kw or {}
         self.train_cfg = train or TrainConfig()
         self.missing_kw = dict(missing_kw or {})
         self.eval_stride = eval_stride

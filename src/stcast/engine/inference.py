@@ -75,3 +75,22 @@ def impute_array(model: STModel, scaler: StandardScaler, data: SpatioTemporalDat
         out = scaler.inverse(model(b).point).numpy()
         filled[idx] = np.where(observed[idx], filled[idx], out)
     return filled, observed
+
+
+def statistical_imputer(method: str, data: SpatioTemporalData, window: int) -> tuple[STModel, StandardScaler]:
+    """A statistical imputer (interpolate, mean-impute, ha) fitted on the whole series in `window`-step tiles,
+    with its scaler: `stcast impute` without a model file (nothing is hidden; every observed entry is used)."""
+    from stcast.data.windows import WindowSet
+    from stcast.models.base import ProblemSpec
+    from stcast.models.registry import build_model
+    from stcast.task import Task
+
+    if window > data.num_steps:
+        raise StcastError(f"--window {window} is longer than {data.meta.name}'s {data.num_steps} steps")
+    scaler = StandardScaler().fit(data, data.num_steps)
+    spec = ProblemSpec(data.num_nodes, data.num_channels, window, window, data.meta.steps_per_day, task=Task.IMPUTE)
+    model = build_model(method, spec)
+    model.fit_statistics(WindowSet(data, np.arange(0, data.num_steps - window + 1, window), window, 0, scaler,
+                                   Task.IMPUTE, hide=lambda m, g: torch.zeros_like(m)))
+    return model, scaler
+

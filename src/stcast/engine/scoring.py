@@ -34,7 +34,7 @@ def evaluate(model: STModel, windows: WindowSet, batch_size: int = 64, device="c
     scored (inputs hidden at random: the draws follow the batch stream) or every rank must run the same
     forwards (FSDP, `module` is the sharded model), every rank scores everything instead."""
     model.eval()
-    score_task = Task.parse(task).scored.value
+    score_task = Task.parse(task).scored
     rank, world = (fabric.global_rank, fabric.world_size) if fabric is not None else (0, 1)
     fsdp = fabric is not None and "FSDP" in type(fabric.strategy).__name__
     random_hiding = windows.hide is not None and not windows.protocol_eval
@@ -44,10 +44,10 @@ def evaluate(model: STModel, windows: WindowSet, batch_size: int = 64, device="c
     autocast = fabric.autocast() if fabric is not None else nullcontext()
     if output not in ("point", "imputed"):
         raise StcastError(f"output={output!r}; use 'point' or 'imputed'")
-    if (output == "imputed" or also_imputed) and (windows.hide is None or windows.task != "forecast"):
+    if (output == "imputed" or also_imputed) and (windows.hide is None or windows.task is not Task.FORECAST):
         asked = "also_imputed=True" if also_imputed else "output='imputed'"
         raise StcastError(f"{asked} needs multi-task windows (forecast windows that hide input entries)")
-    out_len = windows.input_len if score_task == "impute" or output == "imputed" else windows.horizon
+    out_len = windows.input_len if score_task is Task.IMPUTE or output == "imputed" else windows.horizon
     intervals = output == "point" and not model.quantiles_untrained
     acc = MetricAccumulator(out_len)
     imp_acc = MetricAccumulator(windows.input_len) if also_imputed and output == "point" else None
@@ -120,10 +120,10 @@ def score_test(model, test: WindowSet, task: str, batch_size: int = 64, device="
     multitask = Task.parse(task) is Task.MULTITASK
     t0 = time.time()
     metrics = evaluate(model, test.without_hiding() if multitask else test, batch_size, device,
-                       task=Task.parse(task).scored.value, steps=steps, collect=collect, fabric=fabric, module=module)
+                       task=Task.parse(task).scored, steps=steps, collect=collect, fabric=fabric, module=module)
     seconds = time.time() - t0
     if multitask:  # one pass over the hidden-input windows: the imputation and the forecast from them
-        hid = evaluate(model, test, batch_size, device, task="forecast", steps=(), fabric=fabric, module=module,
+        hid = evaluate(model, test, batch_size, device, task=Task.FORECAST, steps=(), fabric=fabric, module=module,
                        also_imputed=True)
         metrics.update({"impute_mae": hid["impute_mae"], "impute_rmse": hid["impute_rmse"], "hidden_mae": hid["mae"]})
     return metrics, seconds

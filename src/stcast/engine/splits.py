@@ -41,15 +41,12 @@ def prepare_windows(data: SpatioTemporalData, task: str = "forecast", input_len:
         from stcast.nn.quantile import check_levels
 
         quantiles = check_levels(quantiles)
-    checks = [("input_len", input_len)] + ([("horizon", horizon)] if task != "impute" else [])  # impute: H = L
+    checks = [("input_len", input_len)] + ([("horizon", horizon)] if task is not Task.IMPUTE else [])  # impute: H = L
     for name, v in checks:
         if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
             raise StcastError(f"{name} must be an integer >= 1; got {v!r}")
-    window_task = task.scored.value
-    if window_task == "impute":
-        horizon_eff = 0
-    else:
-        horizon_eff = horizon
+    window_task = task.scored
+    horizon_eff = 0 if window_task is Task.IMPUTE else horizon
     if protocol == "aqi36":
         if data.eval_mask is None:
             raise StcastError("protocol 'aqi36' needs the AQI-36 dataset (its simulated-failure mask)")
@@ -68,12 +65,12 @@ def prepare_windows(data: SpatioTemporalData, task: str = "forecast", input_len:
     warn_unobserved_nodes(data, fit_steps)
     hide = make_missing(missing, **(missing_kw or {})) if task.hides_inputs else None
     sets = {k: WindowSet(data, v, input_len, horizon, scaler, window_task, hide=hide,
-                         protocol_eval=(protocol == "aqi36" and k == "test" and window_task == "impute"),
+                         protocol_eval=(protocol == "aqi36" and k == "test" and window_task is Task.IMPUTE),
                          fit_steps=fit_steps)
             for k, v in starts.items()}
     spec = ProblemSpec(num_nodes=data.num_nodes, num_channels=data.num_channels, input_len=input_len,
-                       horizon=input_len if window_task == "impute" else horizon,
-                       steps_per_day=data.meta.steps_per_day, task=task.value, quantiles=tuple(quantiles),
+                       horizon=input_len if window_task is Task.IMPUTE else horizon,
+                       steps_per_day=data.meta.steps_per_day, task=task, quantiles=tuple(quantiles),
                        adjacency=data.adjacency)
     return Splits(sets["train"], sets["val"], sets["test"], scaler, spec)
 

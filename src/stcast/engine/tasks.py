@@ -27,7 +27,7 @@ def scored_count(pred: Prediction, batch: Batch, task: str) -> torch.Tensor:
 def target_and_mask(batch: Batch, task: str) -> tuple[torch.Tensor, torch.Tensor]:
     """What the point prediction is scored against: future steps (forecast) or the hidden-and-observed
     entries of the window (impute)."""
-    if task == "impute":
+    if Task.parse(task) is Task.IMPUTE:
         return batch.y, batch.eval_mask
     return batch.y, batch.y_mask
 
@@ -56,7 +56,7 @@ def task_loss(pred: Prediction, batch: Batch, scaler, task: str, alpha: float = 
         out = masked_mae(scaler.inverse(pred.point), y, mask)
         if pred.quantile_loss and pred.quantiles is not None:  # an added quantile head learns its intervals
             out = out + pinball_loss(quantiles_in_units(pred, scaler), y, pred.levels, valid_mask(y, mask))
-    if task == "multitask":  # U-STS-LLM eqs. 15-16: alpha L_pred + (1 - alpha) L_imp
+    if task is Task.MULTITASK:  # U-STS-LLM eqs. 15-16: alpha L_pred + (1 - alpha) L_imp
         if pred.imputed is None or batch.x_target is None:
             raise StcastError("multitask needs a model that returns an imputed window and windows with "
                               "hidden inputs (a missingness pattern)")

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from stcast.errors import StcastError
+from stcast.task import Task
 
 
 @dataclass
@@ -19,9 +20,12 @@ class ProblemSpec:
     input_len: int
     horizon: int
     steps_per_day: int
-    task: str = "forecast"
+    task: Task = Task.FORECAST  # a string is parsed (a clear error for an unknown task)
     quantiles: tuple[float, ...] = ()
     adjacency: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.task = Task.parse(self.task)
 
 
 @dataclass
@@ -48,7 +52,7 @@ class STModel(nn.Module):
     """
 
     name = "model"
-    tasks: tuple[str, ...] = ("forecast",)
+    tasks: tuple[Task, ...] = (Task.FORECAST,)
     needs_graph = False
     native_quantiles = False  # True: the model predicts its own quantiles (FactoST-v2); else a head is added
     # set by the trainer when the point loss trained the median only (its intervals are then not the model's and
@@ -92,7 +96,7 @@ class STModel(nn.Module):
 
     @property
     def out_len(self) -> int:
-        return self.spec.input_len if self.spec.task == "impute" else self.spec.horizon
+        return self.spec.input_len if self.spec.task is Task.IMPUTE else self.spec.horizon
 
 
 def _with_quantiles(module: STModel, args, pred: Prediction) -> Prediction:

@@ -63,6 +63,7 @@ from stcast.errors import StcastError
 from stcast.models.base import Prediction, ProblemSpec, STModel
 from stcast.nn.calendar import day_of_week, time_of_day
 from stcast.nn.identity import STIdentity
+from stcast.task import Task
 
 
 class ConditionalInputScaling(nn.Module):
@@ -226,7 +227,7 @@ class USTSLLM(STModel):
     """U-STS-LLM: steered partially frozen LM (PFA + LoRA + dynamic attention bias), GRU guidance, gated fusion."""
 
     name = "ust-sllm"
-    tasks = ("forecast", "impute", "multitask")
+    tasks = (Task.FORECAST, Task.IMPUTE, Task.MULTITASK)
 
     def __init__(self, spec: ProblemSpec, backbone: str = "smollm2-135m", num_layers: int = 6,
                  trainable_top: int = 2, lora_rank: int = 8, lora_alpha: float = 16.0,
@@ -266,18 +267,18 @@ class USTSLLM(STModel):
         # the shared identity (nn/identity.py), ours, off by default until measured: node + calendar features
         # into the per-node guidance GRU, and the tokens' calendar identity added to the LM path at their scale
         self.guide_identity = (STIdentity(d, N, spec.steps_per_day, identity_dim, fusion="parts")
-                               if identity and use_gs and spec.task != "impute" else None)
+                               if identity and use_gs and spec.task is not Task.IMPUTE else None)
         self.token_identity = (STIdentity(d, N, spec.steps_per_day, identity_dim, use_node=False)
                                if identity else None)
         extra = self.guide_identity.width if self.guide_identity is not None else 0
         heads, guides = {}, {}
-        if spec.task in ("forecast", "multitask"):
+        if spec.task in (Task.FORECAST, Task.MULTITASK):
             heads["forecast"] = RegressionHead(tokens, spec.horizon, d, N, C)
             if use_gs:
                 mode = guidance if guidance != "auto" else (
                     "paper" if spec.horizon == spec.steps_per_day else "horizon")
                 guides["forecast"] = ForecastGuidance(C, guidance_hidden, L, spec.horizon, mode, extra)
-        if spec.task in ("impute", "multitask"):
+        if spec.task in (Task.IMPUTE, Task.MULTITASK):
             heads["impute"] = RegressionHead(tokens, L, d, N, C)
             if use_gs:
                 guides["impute"] = ARGRU(C, guidance_hidden)
@@ -322,7 +323,7 @@ class USTSLLM(STModel):
         for task, head in self.heads.items():
             y = head(h)  # eq. 13
             if task in self.guides:
-                if task == "forecast":
+                if task == Task.FORECAST:
                     ident = (self.guide_identity.parts((B, N, L), batch.tod_x, batch.dow_x)
                              if self.guide_identity is not None else None)
                     g = self.guides[task](xs, ident)
@@ -331,6 +332,6 @@ class USTSLLM(STModel):
                 lam = self.fusion_lambda
                 y = (1 - lam) * y + lam * g  # eq. 14
             outs[task] = y / s  # Y = s^-1 Y_out
-        if self.spec.task == "impute":
+        if self.spec.task is Task.IMPUTE:
             return Prediction(outs["impute"])
         return Prediction(outs["forecast"], imputed=outs.get("impute"))

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from stcast.models.base import Prediction, ProblemSpec, STModel
+from stcast.task import Task
 
 
 class _Statistical(STModel):
@@ -69,7 +70,7 @@ class HistoricalAverage(_Statistical):
     seen in training fall back to the time-of-day mean, then to the node mean."""
 
     name = "ha"
-    tasks = ("forecast", "impute")
+    tasks = (Task.FORECAST, Task.IMPUTE)
 
     def __init__(self, spec: ProblemSpec, period: str = "week"):
         super().__init__(spec)
@@ -99,12 +100,12 @@ class HistoricalAverage(_Statistical):
         self.week.copy_(slot_means(dow * S + tod, 7 * S, week_fallback))
 
     def forward(self, batch) -> Prediction:
-        tod, dow = (batch.tod_y, batch.dow_y) if self.spec.task == "forecast" else (batch.tod_x, batch.dow_x)
+        tod, dow = (batch.tod_y, batch.dow_y) if self.spec.task is Task.FORECAST else (batch.tod_x, batch.dow_x)
         if self.period == "week":
             point = self.week[dow * self.spec.steps_per_day + tod]
         else:
             point = self.day[tod]
-        if self.spec.task == "impute":  # keep what is observed
+        if self.spec.task is Task.IMPUTE:  # keep what is observed
             point = torch.where(batch.x_mask, batch.x, point)
         return Prediction(point)
 
@@ -113,7 +114,7 @@ class MeanImputer(_Statistical):
     """Fill hidden entries with each node's training mean."""
 
     name = "mean-impute"
-    tasks = ("impute",)
+    tasks = (Task.IMPUTE,)
 
     def __init__(self, spec: ProblemSpec):
         super().__init__(spec)

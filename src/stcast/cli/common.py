@@ -1,0 +1,213 @@
+"""What every command shares: argument types and groups, reading a dataset or table, checking output paths."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from stcast import config
+from stcast.data.registry import TABLE_SUFFIXES, is_table_path
+from stcast.errors import StcastError
+
+
+def _int_at_least(minimum: int):
+    """An argparse type: a whole number >= minimum, or a message naming what was given."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {text!r}") from None
+        if v < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {v}")
+        return v
+    return parse
+
+
+positive_int, non_negative_int = _int_at_least(1), _int_at_least(0)
+
+
+def _devices(text: str) -> int | str:
+    """--devices: a count >= 1 or auto."""
+    if text == "auto":
+        return text
+    return positive_int(text)
+
+
+def _levels(text: str) -> list[float]:
+    """--quantiles 0.1,0.5,0.9: increasing levels in (0, 1)."""
+    from stcast.nn.quantile import check_levels
+
+    try:
+        return list(check_levels(float(v) for v in text.split(",") if v.strip()))
+    except (ValueError, StcastError) as e:
+        raise argparse.ArgumentTypeError(f"expected increasing levels in (0, 1) such as 0.1,0.5,0.9; got "
+                                         f"{text!r}") from e
+
+
+def positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not np.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return v
+
+
+def bundled_config(name: str) -> Path:
+    path = Path(str(resources.files("stcast") / "configs" / f"{name}.yaml"))
+    if not path.is_file():
+        raise StcastError(f"no bundled config {name!r}")
+    return path
+
+
+def resolve_dataset(spec: str, args) -> object:
+    """A registered name, or a path to the user's own CSV/Parquet table."""
+    from stcast.data.loaders import load_adjacency_file, load_user_table
+    from stcast.data.registry import load_dataset
+
+    path = Path(spec)
+    if is_table_path(spec):
+        data = load_user_table(path, layout=getattr(args, "layout", "auto"), time_col=getattr(args, "time_col", None),
+                               node_col=getattr(args, "node_col", None) or "node",
+                               value_col=getattr(args, "value_col", None) or "value",
+                               channel_col=getattr(args, "channel_col", None) or "channel",
+                               null_value=getattr(args, "null_value", None),
+                               step_minutes=getattr(args, "step_minutes", None))
+        adj = getattr(args, "adjacency", None)
+        if adj:
+            data.adjacency = load_adjacency_file(adj, data.num_nodes, data.meta.name)
+        return data
+    return load_dataset(spec, getattr(args, "data_dir", None))
+
+
+PLACEMENT_FLAGS = ("accelerator", "devices", "num_nodes", "strategy", "precision", "logger")
+
+
+def train_config(args, base: dict | None = None, source: str = "train"):
+    from stcast.config import TrainConfig
+
+    if base is not None and not isinstance(base, dict):
+        raise StcastError(f"{source}: 'train' must be a mapping of training settings")
+    raw = dict(base or {})
+    for key in ("epochs", "batch_size", "lr", "seed", "max_minutes", "patience") + PLACEMENT_FLAGS:
+        v = getattr(args, key, None)
+        if v is not None:
+            raw[key] = v
+    return TrainConfig.from_dict(raw, source)
+
+
+def train_settings(raw: dict, model: str, source: str) -> tuple[dict, dict]:
+    """(training settings, hyper-parameters of `model`) from a config of the one shape (stcast.config): `train`,
+    then `model_train.<model>`; `model_kw.<model>` (or flat shorthand). Benchmark-only keys are allowed and
+    unused; unknown keys are errors."""
+    from stcast.config import CONFIG_KEYS, check_keys, split_model_kw
+
+    check_keys(raw, CONFIG_KEYS, source)
+    train = raw.get("train") or {}
+    over = (raw.get("model_train") or {}).get(model) or {}
+    for what, section in (("train", train), (f"model_train.{model}", over)):
+        if not isinstance(section, dict):
+            raise StcastError(f"{source}: '{what}' must be a mapping of training settings")
+    return {**train, **over}, split_model_kw(raw.get("model_kw"), model, source)
+
+
+def check_writable(path, what: str = "--out") -> None:
+    """Fail before a long run, not after it: the directory must exist or be creatable, and writable."""
+    out = Path(path)
+    if out.is_dir():
+        raise StcastError(f"{what} {path} is a directory; give a file name")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        probe = out.parent / f".stcast-write-test-{os.getpid()}-{out.name}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise StcastError(f"{what} {path} cannot be written ({e.strerror or e}); choose another path") from e
+
+
+def dataset_source(spec: str) -> str:
+    """A registered name as given; a path made absolute, so `evaluate --model-file` finds it again."""
+    path = Path(spec)
+    return str(path.resolve()) if path.exists() else spec
+
+
+def check_table_out(out: str) -> None:
+    """--out of forecast/impute: a CSV (optionally .csv.gz) or Parquet path, writable; checked first."""
+    suffix = Path(out).suffix.lower()
+    if suffix not in TABLE_SUFFIXES or (suffix == ".gz" and not out.lower().endswith(".csv.gz")):
+        raise StcastError(f"--out {out}: stcast writes .csv, .csv.gz or .parquet tables; {suffix or 'no suffix'} "
+                          "is not one of them")
+    check_writable(out)
+
+
+def write_table(df, out: str) -> None:
+    from stcast.engine.distributed import is_global_zero
+
+    if not is_global_zero():
+        return
+    out_path = Path(out)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    if out_path.suffix in (".parquet", ".pq"):
+        try:
+            df.to_parquet(out_path, index=False)
+        except ImportError as e:
+            raise StcastError("writing Parquet needs pyarrow: pip install 'stcast[parquet]'") from e
+    else:
+        df.to_csv(out_path, index=False)
+
+
+def check_node(node: int, num_nodes: int, where: str) -> None:
+    if not 0 <= node < num_nodes:
+        raise StcastError(f"--node {node}: {where} has sensors 0..{num_nodes - 1}")
+
+
+def index_list(text: str, flag: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise StcastError(f"{flag} {text!r}: expected comma-separated sensor indices, e.g. 0,1,2") from None
+
+
+def data_args(sp) -> None:
+    """How a dataset or the user's own table is found and read."""
+    sp.add_argument("--data-dir", default=None, help="data directory (default $STCAST_DATA or ~/.cache/stcast)")
+    sp.add_argument("--layout", default="auto", choices=["auto", "wide", "long"], help="own table layout")
+    sp.add_argument("--time-col", default=None, help="timestamp column of an own table")
+    sp.add_argument("--step-minutes", type=positive_int, default=None, help="time step of an own table")
+    sp.add_argument("--adjacency", default=None, help="adjacency CSV/NPY for an own table")
+    sp.add_argument("--node-col", default=None, help="node column of a long table (default: node)")
+    sp.add_argument("--value-col", default=None, help="value column of a long table (default: value)")
+    sp.add_argument("--channel-col", default=None, help="channel column of a long table (default: channel)")
+    sp.add_argument("--null-value", type=float, default=None,
+                    help="a value that means 'no reading' in an own table (e.g. 0 for loop detectors)")
+
+
+def placement_args(sp) -> None:
+    """Lightning Fabric placement: `--devices 2` starts the processes itself; under torchrun/`fabric run` the
+    processes exist already (README: one GPU, 8 GPUs, 2 nodes). Choices come from the config home."""
+    sp.add_argument("--accelerator", default=None, choices=config.ACCELERATORS)
+    sp.add_argument("--devices", type=_devices, default=None, help="processes/GPUs per node, or auto")
+    sp.add_argument("--num-nodes", type=positive_int, default=None)
+    sp.add_argument("--strategy", default=None, choices=config.STRATEGIES)
+    sp.add_argument("--precision", default=None, choices=["32", "bf16-mixed", "16-mixed"])
+
+
+def train_args(sp) -> None:
+    """Training settings that override a config's `train:` section."""
+    for name, typ in (("epochs", non_negative_int), ("batch-size", positive_int), ("lr", positive_float),
+                      ("seed", non_negative_int), ("max-minutes", positive_float), ("patience", positive_int)):
+        sp.add_argument(f"--{name}", type=typ, default=None)
+    sp.add_argument("--quantiles", type=_levels, default=None, metavar="Q1,Q2,...",
+                    help="predict these quantile levels too (e.g. 0.1,0.5,0.9): a quantile head on any model, "
+                         "trained with the pinball loss, scored with CRPS and coverage")
+    placement_args(sp)
+    sp.add_argument("--logger", default=None, choices=config.train.LOGGERS,
+                    help="csv (always, with --log-csv) or tensorboard as well (needs the tensorboard package)")
+    sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a config entry, e.g. --set model_kw.stid.embed_dim=64")
+    sp.add_argument("--config", default=None, help="YAML config")

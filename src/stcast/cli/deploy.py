@@ -1,0 +1,80 @@
+"""`stcast forecast` and `stcast impute`: a saved model (or a statistical imputer) on new data, written as a table."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stcast.cli.common import check_table_out, data_args, positive_int, resolve_dataset, write_table
+from stcast.engine.checkpoint import check_data_fits
+from stcast.errors import StcastError
+from stcast.task import Task
+
+
+def cmd_forecast(args) -> int:
+    from stcast.engine.checkpoint import load_model
+    from stcast.engine.inference import forecast_frame
+
+    check_table_out(args.out)
+    model, scaler, info = load_model(args.model_file)
+    if Task.parse(info["task"]) is not Task.FORECAST:
+        raise StcastError(f"{args.model_file} was trained for {info['task']}, not forecasting")
+    data = resolve_dataset(args.dataset or info["protocol"].get("source") or info["dataset"], args)
+    check_data_fits(model, data, info)
+    df = forecast_frame(model, scaler, data, end=args.end)
+    H, N, C = model.spec.horizon, data.num_nodes, data.num_channels
+    times = df["timestamp"].iloc[[0, -1]].to_numpy()
+    write_table(df, args.out)
+    print(f"{len(df)} rows ({H} steps x {N} nodes x {C} channels) written to {args.out} "
+          f"({str(times[0])[:16]} .. {str(times[-1])[:16]})")
+    return 0
+
+
+def cmd_impute(args) -> int:
+    import pandas as pd
+
+    from stcast.engine.checkpoint import load_model
+    from stcast.engine.inference import impute_array, statistical_imputer
+
+    check_table_out(args.out)
+    data = resolve_dataset(args.dataset, args)
+    if args.model_file:
+        model, scaler, info = load_model(args.model_file)
+        if Task.parse(info["task"]) is not Task.IMPUTE:
+            raise StcastError(f"{args.model_file} was trained for {info['task']}, not imputation")
+        check_data_fits(model, data, info)
+    else:
+        model, scaler = statistical_imputer(args.method, data, args.window)
+    filled, observed = impute_array(model, scaler, data, args.batch_size)
+    n_filled = int((~observed).sum())
+    nodes = data.node_ids or [str(i) for i in range(data.num_nodes)]
+    if data.num_channels == 1:
+        df = pd.DataFrame(filled[:, :, 0], columns=nodes)
+        df.insert(0, "timestamp", data.timestamps)
+    else:
+        T, N, C = filled.shape
+        df = pd.DataFrame({"timestamp": np.repeat(data.timestamps, N * C), "node": np.tile(np.repeat(nodes, C), T),
+                           "channel": np.tile(list(data.meta.channels), T * N), "value": filled.reshape(-1),
+                           "imputed": (~observed).reshape(-1)})
+    write_table(df, args.out)
+    print(f"{n_filled} missing entries of {observed.size} filled; written to {args.out}")
+    return 0
+
+
+def register(sub) -> None:
+    sp = sub.add_parser("forecast", help="forecast the steps after a window; writes CSV/Parquet")
+    sp.add_argument("--model-file", required=True)
+    sp.add_argument("--dataset", default=None)
+    sp.add_argument("--end", type=positive_int, default=None, help="window end step (default: the end of the data)")
+    sp.add_argument("--out", required=True)
+    data_args(sp)
+    sp.set_defaults(func=cmd_forecast)
+
+    sp = sub.add_parser("impute", help="fill the missing entries of a series; writes CSV/Parquet")
+    sp.add_argument("--dataset", required=True)
+    sp.add_argument("--model-file", default=None, help="a model trained with --task impute")
+    sp.add_argument("--method", default="interpolate", help="without a model file: interpolate, mean-impute, ha")
+    sp.add_argument("--window", type=positive_int, default=24)
+    sp.add_argument("--batch-size", type=positive_int, default=64)
+    sp.add_argument("--out", required=True)
+    data_args(sp)
+    sp.set_defaults(func=cmd_impute)

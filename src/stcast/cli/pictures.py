@@ -1,0 +1,121 @@
+"""`stcast plot` (pictures) and `stcast describe` (LLM-TS Net's texts about a sensor and a window)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from stcast.cli.common import (
+    check_node,
+    check_writable,
+    data_args,
+    index_list,
+    non_negative_int,
+    positive_int,
+    resolve_dataset,
+)
+from stcast.errors import StcastError
+
+
+def cmd_plot(args) -> int:
+    """`stcast plot correlation`: ST-VLM's correlation image for chosen sensors and a window."""
+    from stcast.bench.plots import plot_correlation
+
+    channels, max_lag, input_len, scaler = ("dtw", "xcorr", "fft"), 3, 12, None
+    spec = args.dataset
+    if args.model_file:  # the model's own settings, data and scaler
+        from stcast.engine.checkpoint import load_model
+
+        model, scaler, info = load_model(args.model_file)
+        hp = info["hparams"]
+        channels, max_lag = tuple(hp.get("channels", channels)), hp.get("max_lag", max_lag)
+        input_len = model.spec.input_len
+        spec = spec or info["protocol"].get("source") or info["dataset"]
+    if not spec:
+        raise StcastError("plot correlation needs --dataset or --model-file")
+    data = resolve_dataset(spec, args)
+    nodes = index_list(args.nodes, "--nodes") if args.nodes else list(range(min(20, data.num_nodes)))
+    check_writable(args.out)
+    path = plot_correlation(data, nodes, args.start, args.input_len or input_len, channels, max_lag, args.out,
+                            scaler)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_describe(args) -> int:
+    """`stcast describe`: LLM-TS Net's trend descriptions of a sensor (and of one window), as a model reads them."""
+    from stcast.data import descriptions as D
+
+    if args.model_file:  # the texts stored in a trained llm-ts-net model
+        from stcast.engine.checkpoint import load_model
+
+        model, _, info = load_model(args.model_file)
+        if not hasattr(model, "text_of") or not getattr(model, "use_text", False):
+            raise StcastError(f"{args.model_file}: a {info['model']} model holds no descriptions (llm-ts-net does)")
+        N = model.spec.num_nodes
+        check_node(args.node, N, args.model_file)
+        texts = model.text.texts()
+        if args.kind is not None and not 0 <= args.kind < D.NUM_KINDS:
+            raise StcastError(f"--kind {args.kind}: window kinds are 0..{D.NUM_KINDS - 1}")
+        print(f"sensor {args.node}: {texts[int(model.text_of[args.node])]}")
+        for k in ([args.kind] if args.kind is not None else []):
+            print(f"window kind {k} ({D.window_phrase(k)}): {texts[N + k]}")
+        return 0
+    if not args.dataset:
+        raise StcastError("describe needs --dataset or --model-file")
+    from stcast.engine.splits import prepare_windows
+
+    data = resolve_dataset(args.dataset, args)
+    check_node(args.node, data.num_nodes, data.meta.name)
+    stats = D.training_statistics(prepare_windows(data, "forecast", args.input_len, args.horizon,
+                                                  split=args.split).train)
+    meta = data.meta
+    questions = [D.node_questions(stats, meta.name, meta.units)[args.node]]
+    if args.start is not None:
+        L = args.input_len
+        if args.start + L > data.num_steps:
+            raise StcastError(f"--start {args.start}: a {L}-step window runs past the {data.num_steps} steps")
+        window = slice(args.start, args.start + L)
+        x, m = np.asarray(data.values[window][:, args.node, 0]), np.asarray(data.observed(window))[:, args.node, 0]
+        kind = int(D.window_kinds(torch.tensor(x, dtype=torch.float32)[None, :, None],
+                                  torch.tensor(m)[None, :, None],
+                                  torch.tensor(np.nan_to_num(stats.mean[args.node:args.node + 1]), dtype=torch.float32),
+                                  torch.tensor(np.nan_to_num(stats.std[args.node:args.node + 1], nan=1.0),
+                                               dtype=torch.float32))[0, 0])
+        span, ahead = D.duration(L, meta.step_minutes), D.duration(args.horizon, meta.step_minutes)
+        questions.append(D.window_questions(meta.name, span, ahead)[kind])
+    texts, report = D.describe(questions, D.get_writer(args.writer))
+    labels = [f"sensor {args.node} ({data.node_ids[args.node] if data.node_ids is not None else args.node})"]
+    if args.start is not None:
+        labels.append(f"window at step {args.start} ({D.window_phrase(kind)})")
+    for label, q, text in zip(labels, questions, texts):
+        print(f"{label}\n  facts: {q.facts}\n  {args.writer}: {text}")
+    print(f"({report.generated} written, {report.cached} from the cache {D.cache_dir()}, {report.seconds:.1f} s)")
+    return 0
+
+
+def register(sub) -> None:
+    sp = sub.add_parser("plot", help="pictures: `plot correlation` draws ST-VLM's correlation image")
+    sp.add_argument("what", choices=["correlation"])
+    sp.add_argument("--dataset", default=None)
+    sp.add_argument("--model-file", default=None, help="an st-vlm model file: its channels, lags, data and scaler")
+    sp.add_argument("--nodes", default=None, help="comma-separated sensor indices (default: the first 20)")
+    sp.add_argument("--start", type=non_negative_int, default=0, help="first step of the window")
+    sp.add_argument("--input-len", type=positive_int, default=None, help="window length (default 12)")
+    sp.add_argument("--out", default="correlation.png")
+    data_args(sp)
+    sp.set_defaults(func=cmd_plot)
+
+    sp = sub.add_parser("describe", help="LLM-TS Net's trend descriptions of a sensor and a window")
+    sp.add_argument("--dataset", default=None)
+    sp.add_argument("--model-file", default=None, help="an llm-ts-net model file: print the texts it reads")
+    sp.add_argument("--node", type=non_negative_int, default=0, help="sensor index")
+    sp.add_argument("--start", type=non_negative_int, default=None, help="also describe the window from this step")
+    sp.add_argument("--kind", type=non_negative_int, default=None, help="with --model-file: a window kind 0..50")
+    sp.add_argument("--writer", default="smollm2-135m",
+                    help="template, smollm2-135m (default) or a local Hugging Face causal LM")
+    sp.add_argument("--input-len", type=positive_int, default=12)
+    sp.add_argument("--horizon", type=positive_int, default=12)
+    sp.add_argument("--split", default="7:1:2", help="statistics come from the training part of this split")
+    data_args(sp)
+    sp.set_defaults(func=cmd_describe)
