@@ -6,7 +6,7 @@
     fc.save("stid.pt"); Forecaster.load("stid.pt").predict(df_new)
 
 Frames are long (`unique_id, ds, y`; names configurable) or wide (`ds` + one column per series). The same
-loaders, validation and errors as the CLI (stcast.data.loaders.frame_to_data); the model is trained by the
+loaders, validation and errors as the CLI (stcast.data.user_tables.frame_to_data); the model is trained by the
 same engine (a chronological split, early stopping on validation), so `metrics_` are its test figures.
 """
 
@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from stcast.data.core import SpatioTemporalData
-from stcast.data.loaders import frame_to_data
+from stcast.data.user_tables import frame_to_data
 from stcast.errors import StcastError
 from stcast.task import Task
 

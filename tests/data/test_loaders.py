@@ -9,16 +9,10 @@ import pandas as pd
 import pytest
 
 from stcast.data.graphs import gaussian_kernel_adjacency, read_edge_list
-from stcast.data.loaders import (
-    load_adjacency_file,
-    load_dcrnn_adjacency,
-    load_dcrnn_h5,
-    load_milan_files,
-    load_pems_npz,
-    load_user_table,
-)
+from stcast.data.loaders import load_dcrnn_adjacency, load_dcrnn_h5, load_milan_files, load_pems_npz
 from stcast.data.registry import dataset_names, load_dataset
 from stcast.data.safe_pickle import restricted_load
+from stcast.data.user_tables import load_adjacency_file, load_user_table
 from stcast.errors import StcastError
 
 T, N = 288, 20
@@ -206,3 +200,16 @@ def test_adjacency_file_of_wrong_size(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert load_adjacency_file(tmp_path / "adj.npy", 5).shape == (5, 5)
+
+
+@pytest.mark.parametrize("freq", ["30s", "90s"])
+def test_sub_minute_or_fractional_steps_are_refused_by_name(tmp_path, freq):
+    """Calendar embeddings count whole-minute steps a day: a 30 s or 90 s grid is a clear error, not a
+    ZeroDivisionError or a step silently rounded to one minute."""
+    import pandas as pd
+
+    ts = pd.date_range("2024-01-01", periods=20, freq=freq)
+    path = tmp_path / "fast.csv"
+    pd.DataFrame({"timestamp": ts, "a": range(20), "b": range(20)}).to_csv(path, index=False)
+    with pytest.raises(StcastError, match=r"fast.csv: the time step is .*whole-minute steps"):
+        load_user_table(path)

@@ -108,14 +108,14 @@ def test_a_node_never_observed_is_named(tmp_path, own_frame):
     df["s3"] = np.nan
     path = tmp_path / "t.csv"
     df.to_csv(path, index=False)
-    from stcast.data.loaders import load_user_table
+    from stcast.data.user_tables import load_user_table
 
     with pytest.warns(UserWarning, match=r"1 node\(s\) have no observed value at all \(e.g. s3\)"):
         load_user_table(path)
 
 
 def test_zeros_that_look_like_gaps_are_pointed_out(tmp_path, own_frame, capsys):
-    from stcast.data.loaders import load_user_table
+    from stcast.data.user_tables import load_user_table
 
     df = own_frame.copy()
     df.iloc[::4, 1:] = 0.0  # a quarter of the readings are 0: dropped-out sensors, not standing traffic

@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 import torch
 
-from stcast.data.loaders import load_adjacency_file, load_dcrnn_h5, load_metr_la_npz
+from stcast.data.loaders import load_dcrnn_h5, load_metr_la_npz
 from stcast.data.registry import load_dataset
 from stcast.data.safe_pickle import restricted_load
+from stcast.data.user_tables import load_adjacency_file
 from stcast.engine.checkpoint import load_model
 from stcast.errors import StcastError
 

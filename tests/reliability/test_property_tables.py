@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stcast.data.core import SpatioTemporalData
-from stcast.data.loaders import load_adjacency_file, load_user_table
+from stcast.data.user_tables import load_adjacency_file, load_user_table
 from stcast.errors import StcastError
 
 cells = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**12, 10**12),

@@ -31,7 +31,7 @@ def test_a_long_table_with_its_own_column_names(tmp_path, own_frame, capsys):
     ("", "is empty"),
 ])
 def test_adjacency_csvs(tmp_path, text, outcome):
-    from stcast.data.loaders import load_adjacency_file
+    from stcast.data.user_tables import load_adjacency_file
 
     path = tmp_path / "adj.csv"
     path.write_text(text)

@@ -37,7 +37,7 @@ def run_benchmark(cfg: BenchConfig, data_dir=None, collect: bool = True, log=pri
 
     def load(name):
         if is_table_path(name):
-            from stcast.data.loaders import load_user_table
+            from stcast.data.user_tables import load_user_table
 
             d = load_user_table(name, **cfg.tables.get(name, {}))
         else:

@@ -67,8 +67,8 @@ def bundled_config(name: str) -> Path:
 
 def resolve_dataset(spec: str, args) -> object:
     """A registered name, or a path to the user's own CSV/Parquet table."""
-    from stcast.data.loaders import load_adjacency_file, load_user_table
     from stcast.data.registry import load_dataset
+    from stcast.data.user_tables import load_adjacency_file, load_user_table
 
     path = Path(spec)
     if is_table_path(spec):

@@ -1,0 +1,198 @@
+"""The user's own tables (CSV, Parquet or a DataFrame; wide or long) and adjacency files, as SpatioTemporalData."""
+
+from __future__ import annotations
+
+import warnings
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from stcast.data.core import DatasetMeta, SpatioTemporalData, check_adjacency
+from stcast.data.files import need_file, read_csv
+from stcast.errors import StcastError
+
+
+def load_user_table(path, name: str | None = None, layout: str = "auto", time_col: str | None = None,
+                    node_col: str = "node", value_col: str = "value", channel_col: str = "channel",
+                    adjacency=None, null_value: float | None = None,
+                    step_minutes: int | None = None) -> SpatioTemporalData:
+    """The user's CSV or Parquet: `wide` (timestamp + one column per node) or `long` (timestamp, node,
+    value[, channel]). Gaps in the time index are filled as missing and reported, never shifted."""
+    path = need_file(path)
+    name = name or path.stem
+    if path.suffix in (".parquet", ".pq"):
+        try:
+            df = pd.read_parquet(path)
+        except ImportError as e:
+            raise StcastError("reading Parquet needs pyarrow: pip install 'stcast[parquet]'") from e
+        except Exception as e:
+            raise StcastError(f"{path} is not a readable Parquet file ({e})") from e
+        if df.empty:
+            raise StcastError(f"{path} has no rows")
+    else:
+        df = read_csv(path)
+    return frame_to_data(df, name, layout=layout, time_col=time_col, node_col=node_col, value_col=value_col,
+                         channel_col=channel_col, adjacency=adjacency, null_value=null_value,
+                         step_minutes=step_minutes, source=str(path))
+
+
+def frame_to_data(df: pd.DataFrame, name: str, layout: str = "auto", time_col: str | None = None,
+                  node_col: str = "node", value_col: str = "value", channel_col: str = "channel", adjacency=None,
+                  null_value: float | None = None, step_minutes: int | None = None,
+                  source: str | None = None) -> SpatioTemporalData:
+    """A DataFrame (wide or long, as `load_user_table` reads it) as a dataset; `adjacency` is a path or an
+    (N, N) array. The same checks and messages as for a file."""
+    path = source or "the table"
+    if not isinstance(df, pd.DataFrame) or df.empty:
+        raise StcastError(f"{path} has no rows")
+    time_col = time_col or df.columns[0]
+    if time_col not in df.columns:
+        raise StcastError(f"{path}: no time column {time_col!r}; columns are {list(df.columns)[:10]}")
+    try:
+        times = pd.to_datetime(df[time_col], format="mixed")
+    except (ValueError, TypeError) as e:
+        raise StcastError(f"{path}: column {time_col!r} does not hold timestamps ({e})") from e
+    if times.isna().any():
+        raise StcastError(f"{path}: {int(times.isna().sum())} rows have no timestamp in column {time_col!r} "
+                          f"(e.g. row {int(np.flatnonzero(times.isna().to_numpy())[0]) + 2})")
+    if getattr(times.dt, "tz", None) is not None:  # one clock: aware timestamps become naive UTC
+        times = times.dt.tz_convert("UTC").dt.tz_localize(None)
+    if layout == "auto":
+        layout = "long" if {node_col, value_col} <= set(df.columns) else "wide"
+    if layout == "long":
+        absent = [c for c in (node_col, value_col) if c not in df.columns]
+        if absent:
+            raise StcastError(f"{path}: a long table needs columns {node_col!r} and {value_col!r}; missing "
+                              f"{absent} among {list(df.columns)[:10]} (name yours with --node-col/--value-col)")
+        if not pd.api.types.is_numeric_dtype(df[value_col]):
+            bad = pd.to_numeric(df[value_col], errors="coerce").isna() & df[value_col].notna()
+            if bad.any():
+                raise StcastError(f"{path}: value column {value_col!r} holds text, e.g. {df[value_col][bad].iloc[0]!r} "
+                                  f"in row {int(np.flatnonzero(bad.to_numpy())[0]) + 2}")
+            df = df.assign(**{value_col: pd.to_numeric(df[value_col], errors="coerce")})
+        if df[node_col].isna().any():
+            raise StcastError(f"{path}: {int(df[node_col].isna().sum())} rows have no node id in {node_col!r}")
+        df = df.assign(**{time_col: times})
+        channels = sorted(df[channel_col].astype(str).unique()) if channel_col in df.columns else ["value"]
+        if channel_col not in df.columns:
+            df = df.assign(**{channel_col: "value"})
+        dup = df.duplicated([time_col, node_col, channel_col])
+        if dup.any():
+            raise StcastError(f"{path}: {int(dup.sum())} duplicate (time, node, channel) rows")
+        table = df.pivot(index=time_col, columns=[node_col, channel_col], values=value_col)
+        nodes = sorted(df[node_col].unique(), key=str)
+        table = table.reindex(columns=pd.MultiIndex.from_product([nodes, channels]))
+    elif layout == "wide":
+        table = df.drop(columns=[time_col]).set_index(times)
+        nodes, channels = list(table.columns), ["value"]
+        non_numeric = [c for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])]
+        if non_numeric:
+            raise StcastError(f"{path}: non-numeric node columns {non_numeric[:5]} in a wide table; a long table "
+                              "(time, node, value) needs --layout long --node-col NAME --value-col NAME")
+        if table.shape[1] == 0:
+            raise StcastError(f"{path}: no node columns besides the time column {time_col!r}")
+    else:
+        raise StcastError(f"unknown layout {layout!r}; use 'wide', 'long' or 'auto'")
+    table = table.sort_index()
+    if table.index.has_duplicates:
+        hint = ("" if layout == "long" else "; if this is a long table (time, node, value) pass --layout long "
+                "--node-col NAME --value-col NAME")
+        raise StcastError(f"{path}: duplicate timestamps, e.g. {table.index[table.index.duplicated()][0]}{hint}")
+    diffs = pd.Series(table.index).diff().dropna()
+    if diffs.empty:
+        raise StcastError(f"{path}: need at least two time steps")
+    step = pd.Timedelta(minutes=step_minutes) if step_minutes else diffs.mode().iloc[0]
+    if step < pd.Timedelta(minutes=1) or step % pd.Timedelta(minutes=1):
+        # calendar embeddings count steps per day in minutes: a 30-second or 90-second grid has no such count
+        raise StcastError(f"{path}: the time step is {step}; stcast reads whole-minute steps (1 minute or more): "
+                          "resample the table first (e.g. pandas' df.resample('1min').mean())")
+    full = pd.date_range(table.index[0], table.index[-1], freq=step)
+    off_grid = table.index.difference(full)
+    if len(off_grid):
+        raise StcastError(f"{path}: {len(off_grid)} timestamps are off the {step} grid, e.g. {off_grid[0]}")
+    gaps = full.difference(table.index)
+    if len(gaps):
+        warnings.warn(f"{name}: {len(gaps)} missing time steps (e.g. {gaps[0]}) filled as missing values",
+                      stacklevel=2)
+    table = table.reindex(full)
+    values = table.to_numpy(np.float32).reshape(len(full), len(nodes), len(channels))
+    step_min = int(step / pd.Timedelta(minutes=1))
+    meta = DatasetMeta(name, step_min, max(1, 1440 // step_min), tuple(map(str, channels)), "",
+                       null_value=null_value)
+    if adjacency is None:
+        adj = None
+    elif isinstance(adjacency, str | Path):
+        adj = load_adjacency_file(adjacency, len(nodes), name)
+    else:
+        try:
+            arr = np.asarray(adjacency, dtype=np.float32)
+        except (TypeError, ValueError) as e:
+            raise StcastError(f"adjacency for {name} is not a numeric matrix ({e})") from e
+        adj = check_adjacency(arr, len(nodes), name)
+    data = SpatioTemporalData.from_array(values, full.to_numpy("datetime64[ns]"), meta,
+                                         node_ids=[str(n) for n in nodes], adjacency=adj)
+    data.extra["gaps"] = full.difference(table.dropna(how="all").index).size if len(gaps) else 0
+    observed = data.mask
+    zero_share = float((observed & (data.values == 0)).sum() / max(int(observed.sum()), 1))
+    if null_value is None and zero_share > 0.05:
+        warnings.warn(f"{name}: {zero_share:.1%} of the observed cells are exactly 0 and are scored as real zeros; "
+                      "if 0 means 'no reading' (loop detectors, sensors that drop out) pass --null-value 0",
+                      stacklevel=2)
+    never = ~data.mask.any(axis=(0, 2))
+    if never.any():
+        ids = [data.node_ids[i] for i in np.flatnonzero(never)[:5]]
+        warnings.warn(f"{name}: {int(never.sum())} node(s) have no observed value at all (e.g. {', '.join(ids)}); "
+                      "they are kept but nothing can be learned or scored for them", stacklevel=2)
+    return data
+
+
+def load_adjacency_file(path, num_nodes: int, name: str = "dataset") -> np.ndarray:
+    """An (N, N) adjacency from .npy, .npz (first array) or a CSV (headerless; a header row of node ids
+    and/or a first column of node ids are recognised and dropped). Never unpickles."""
+    path = need_file(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            adj = np.load(path, allow_pickle=False)
+        elif suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                if not z.files:
+                    raise StcastError(f"adjacency file {path} holds no array")
+                adj = z[z.files[0]]
+        else:
+            adj = _numeric_csv_matrix(path)
+    except StcastError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:  # object arrays, truncated or foreign files
+        raise StcastError(f"adjacency file {path} is not a readable numeric matrix ({str(e).splitlines()[0]}); "
+                          "expected .npy/.npz of numbers or a CSV of numbers") from e
+    adj = np.asarray(adj)
+    if adj.dtype.kind not in "fiub":
+        raise StcastError(f"adjacency file {path} holds {adj.dtype} data; expected numbers")
+    return check_adjacency(adj.astype(np.float32), num_nodes, f"{name} (from {path})")
+
+
+def _numeric_csv_matrix(path: Path) -> np.ndarray:
+    try:
+        raw = pd.read_csv(path, header=None, dtype=str, skipinitialspace=True)
+    except pd.errors.EmptyDataError as e:
+        raise StcastError(f"adjacency file {path} is empty") from e
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise StcastError(f"adjacency file {path} could not be parsed as CSV ({str(e).splitlines()[0]})") from e
+    num = raw.apply(pd.to_numeric, errors="coerce")
+    text = num.isna() & raw.notna()
+    if len(raw) > 1 and text.iloc[0].sum() >= max(1, raw.shape[1] - 1) and not text.iloc[1:, 1:].any().any():
+        raw, num, text = raw.iloc[1:], num.iloc[1:], text.iloc[1:]  # a header row (node ids)
+    labels_first = text.iloc[:, 0].all() or raw.shape[1] == len(raw) + 1
+    if raw.shape[1] > 1 and labels_first and not text.iloc[:, 1:].any().any():
+        raw, num, text = raw.iloc[:, 1:], num.iloc[:, 1:], text.iloc[:, 1:]  # a first column of node ids
+    if text.any().any():
+        r, c = np.argwhere(text.to_numpy())[0]
+        raise StcastError(f"adjacency file {path}: cell (row {r + 1}, column {c + 1}) is {raw.iat[r, c]!r}, "
+                          "not a number")
+    if num.isna().any().any():
+        r, c = np.argwhere(num.isna().to_numpy())[0]
+        raise StcastError(f"adjacency file {path}: cell (row {r + 1}, column {c + 1}) is empty")
+    return num.to_numpy(np.float32)
