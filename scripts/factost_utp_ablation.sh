@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # FactoST-v2 UTP ablation (Table X), one command: five pretraining runs with the same budget, one switch off in
-# each, then the zero-shot benchmark src/stcast/configs/factost-utp-ablation.yaml. About 20 minutes on 2 cores.
+# each, then the zero-shot benchmark experiments/factost/factost-utp-ablation.yaml. About 20 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STEPS=${STEPS:-1000}
@@ -14,4 +14,4 @@ run no-prope --no-prope
 run no-gate --no-gate
 run no-quantile-loss --no-quantile-loss
 run no-random-mask --no-random-mask
-.venv/bin/stcast --threads 2 benchmark --config src/stcast/configs/factost-utp-ablation.yaml --out-dir results/bench
+.venv/bin/stcast --threads 2 benchmark --config experiments/factost/factost-utp-ablation.yaml --out-dir results/bench

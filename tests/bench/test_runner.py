@@ -58,8 +58,18 @@ def test_tables_show_probabilistic_columns_only_when_a_model_has_them():
     assert "78.00%" in text and "97.00%" in text  # coverage printed as a percentage
 
 
-@pytest.mark.parametrize("path", sorted((Path(__file__).parents[2] / "src/stcast/configs").glob("*.yaml")),
-                         ids=lambda p: p.stem)
+REPO = Path(__file__).parents[2]
+CONFIGS = sorted((REPO / "src/stcast/configs").glob("*.yaml")) + sorted((REPO / "experiments").glob("*/*.yaml"))
+
+
+def test_the_package_ships_the_demo_and_one_reference_config_per_method():
+    shipped = {p.stem for p in (REPO / "src/stcast/configs").glob("*.yaml")}
+    assert {"demo", "ust-sllm-los-loop", "st-link-los-loop", "st-vlm-los-loop", "factost-los-loop",
+            "llm-ts-net-los-loop"} <= shipped and len(shipped) <= 8
+    assert len(list((REPO / "experiments").glob("*/*.yaml"))) >= 20  # the records behind docs tables
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_every_shipped_benchmark_config_parses_and_names_known_models(path):
     cfg = BenchConfig.from_yaml(path)  # unknown keys, models, datasets or variants raise here
     assert cfg.models, f"{path.name} lists no models"
