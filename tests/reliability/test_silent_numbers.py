@@ -48,7 +48,7 @@ def test_cli_says_when_the_test_part_is_all_missing(tmp_path, own_frame, capsys)
 
 def _mae(out: str) -> str:
     lines = [ln for ln in out.splitlines() if ln.strip()]
-    header = lines.index(next(ln for ln in lines if ln.split()[:2] == ["dataset", "model"]))
+    header = lines.index(next(ln for ln in lines if ln.split()[:1] == ["model"]))  # the fitted table
     cols, row = lines[header].split(), lines[header + 2].split()
     return row[cols.index("mae")]
 

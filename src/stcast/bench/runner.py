@@ -49,6 +49,7 @@ def run_benchmark(cfg: BenchConfig, data_dir=None, collect: bool = True, log=pri
         return d
 
     target = load(cfg.transfer_to) if cfg.transfer_to else None
+    total, done, t_start = len(cfg.datasets) * len(cfg.models), 0, time.time()
     for ds in cfg.datasets:
         d = load(ds)
         data[ds] = d
@@ -57,6 +58,7 @@ def run_benchmark(cfg: BenchConfig, data_dir=None, collect: bool = True, log=pri
             task = Task.parse(cfg.task).scored.value
             if task not in cls.tasks:
                 log(f"  skip {m}: it does not support {task}")
+                total -= 1
                 continue
             t0 = time.time()
             exp = Experiment(cfg.base_model(m), d, task=cfg.task, input_len=cfg.input_len, horizon=cfg.horizon,
@@ -71,7 +73,9 @@ def run_benchmark(cfg: BenchConfig, data_dir=None, collect: bool = True, log=pri
             results.append(res)
             if rows_csv is not None:
                 _write_rows([r.row() for r in results], Path(rows_csv))
-            log(f"  {ds:>14} {m:<15} MAE {res.metrics['mae']:.4f}  ({time.time() - t0:.1f}s)")
+            done += 1
+            log(f"  [{done}/{total}] {ds} {m}: MAE {res.metrics['mae']:.4f} ({time.time() - t0:.1f}s)"
+                f"{_eta(time.time() - t_start, done, total)}")
     return BenchReport(cfg, results, data)
 
 
@@ -104,3 +108,11 @@ def write_results(report: BenchReport, out_dir, plot: bool = True) -> dict[str, 
 
         paths["png"] = plot_report(report, out_dir / f"{report.config.name}.png")
     return paths
+
+
+def _eta(elapsed: float, done: int, total: int) -> str:
+    """`, about 12 min left`: the mean time of the rows so far times the rows to go (a rough guide: rows differ)."""
+    if done >= total or done == 0:
+        return ""
+    left = elapsed / done * (total - done)
+    return f", about {left / 60:.0f} min left" if left >= 90 else f", about {left:.0f} s left"

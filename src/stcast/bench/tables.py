@@ -1,4 +1,5 @@
-"""Result tables: columns for a set of rows, aligned text, Markdown, rich on a terminal, the winner per dataset."""
+"""Result tables: the default table fitted to the console, every column (`--wide`, CSV, Markdown), the winner
+per dataset."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ def table_columns(rows: list[dict], steps) -> list[str]:
     cols += [c for c in ("impute_mae", "impute_rmse", "hidden_mae") if any(c in r for r in rows)]
     # quantile models (FactoST): CRPS and the empirical coverage of the central 80 % / 98 % intervals
     cols += [c for c in ("crps", "crps_norm", "coverage80", "coverage98") if any(c in r for r in rows)]
-    cols += ["trainable_params", "total_params", "epochs"]
+    cols += ["trainable_params"] + (["head_params"] if any(r.get("head_params") for r in rows) else [])
+    cols += ["total_params", "epochs"]
     cols += ["passes"] if any("passes" in r for r in rows) else []  # windows seen / training windows
     cols += ["s_per_epoch", "infer_ms_per_batch"]
     return cols
@@ -50,26 +52,98 @@ def markdown_table(rows: list[dict], columns: list[str]) -> str:
 
 
 def print_table(rows: list[dict], columns: list[str], file=None) -> None:
-    """A results table: drawn with rich on an interactive terminal, plain aligned text otherwise (logs, pipes
-    and scripts that read it keep one header line, a rule and one line per row)."""
+    """Every given column, aligned (the `--wide` view; the CSV and Markdown files always keep every column)."""
+    print(format_table(rows, columns), file=file or sys.stdout)
+
+
+# ------------------------------------------------------------------------------- the default, fitted table
+
+# the columns a reader compares first, in order; and which go first when the console is too narrow
+_COMPACT_NAMES = {"trainable_params": "params", "head_params": "head", "train_s": "train", "coverage80": "cov80",
+                  "impute_mae": "imp_mae"}
+_DROP_ORDER = ("rmse", "head_params", "train_s", "coverage80", "crps", "impute_mae", "trainable_params")
+
+
+def compact_columns(rows: list[dict], steps) -> list[str]:
+    """Model, MAE at the configured steps, pooled MAE and RMSE, CRPS and 80 % coverage when present, the
+    reconstruction MAE of multi-task rows, trainable parameters (the interval head in its own column) and
+    training time."""
+    cols = ["model"] + [f"mae@{s}" for s in steps if any(f"mae@{s}" in r for r in rows)] + ["mae", "rmse"]
+    cols += [c for c in ("crps", "coverage80", "impute_mae") if any(r.get(c) is not None for r in rows)]
+    cols += ["trainable_params"] if any("trainable_params" in r for r in rows) else []
+    cols += ["head_params"] if any(r.get("head_params") for r in rows) else []
+    return cols + (["train_s"] if any("train_s" in r for r in rows) else [])
+
+
+def _compact_cell(col: str, v) -> str:
+    if v is None or v == "":
+        return "-"
+    if isinstance(v, float) and v != v:
+        return "nan"  # nothing could be scored: said as such, never a blank
+    if col in ("trainable_params", "head_params") and isinstance(v, int | float):
+        v = int(v)
+        return f"{v / 1e6:.1f}M" if v >= 1e6 else f"{v / 1e3:.0f}k" if v >= 1e4 else str(v)
+    if col == "train_s" and isinstance(v, int | float):
+        return f"{v:.0f}s" if v < 600 else f"{v / 60:.0f}m" if v < 36000 else f"{v / 3600:.1f}h"
+    if col.startswith("coverage") and isinstance(v, float):
+        return f"{100 * v:.1f}%"
+    return _fmt(col, v)
+
+
+def fit_table(rows: list[dict], steps, width: int) -> str:
+    """The compact table in at most `width` characters a line: columns are left out (named in a last line) rather
+    than any cell cut; several datasets get a block each."""
+    cols = compact_columns(rows, steps)
+    middle = [f"mae@{s}" for s in steps[1:-1]]  # the first and last configured steps are kept longest
+    order = [c for c in middle + list(_DROP_ORDER) + [f"mae@{s}" for s in steps] if c in cols]
+    datasets = list(dict.fromkeys(str(r.get("dataset", "")) for r in rows))
+    dropped: list[str] = []
+    while True:
+        text = "\n".join(_block(rows, ds, cols, len(datasets) > 1) for ds in datasets)
+        if max(map(len, text.splitlines())) <= width or not order:
+            break
+        dropped.append(order.pop(0))
+        cols = [c for c in cols if c != dropped[-1]]
+    if dropped:
+        names = ", ".join(_COMPACT_NAMES.get(c, c) for c in dropped)
+        note = f"(not shown at {width} columns: {names}; --wide shows every column)"
+        text += "\n" + (note if len(note) <= width else f"(not shown: {names}; see --wide)")
+    return text
+
+
+def _block(rows, dataset: str, cols, titled: bool) -> str:
+    mine = [r for r in rows if str(r.get("dataset", "")) == dataset]
+    heads = [_COMPACT_NAMES.get(c, c) for c in cols]
+    cells = [[_compact_cell(c, r.get(c)) for c in cols] for r in mine]
+    w = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(heads)]
+    just = [str.ljust if c == "model" else str.rjust for c in cols]
+    lines = ["  ".join(j(h, n) for h, n, j in zip(heads, w, just)).rstrip(), "  ".join("-" * n for n in w)]
+    lines += ["  ".join(j(v, n) for v, n, j in zip(row, w, just)).rstrip() for row in cells]
+    return "\n".join(([dataset] if titled else []) + lines)
+
+
+def console_width(file=None) -> int:
+    """The terminal's width on a terminal; 100 columns in a pipe or a log."""
+    import shutil
+
     file = file or sys.stdout
-    if not file.isatty():
-        print(format_table(rows, columns), file=file)
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(show_edge=False, header_style="bold")
-    for c in columns:
-        table.add_column(c, justify="left" if c in ("dataset", "model", "task") else "right")
-    for r in rows:
-        table.add_row(*[_fmt(c, r.get(c)) for c in columns])
-    Console(file=file).print(table)
+    if file.isatty():
+        return max(40, shutil.get_terminal_size((100, 24)).columns)
+    return 100
 
 
-def print_report(rows: list[dict], steps, file=None) -> None:
+def print_results(rows: list[dict], steps, file=None, wide: bool = False) -> None:
+    """A results table as a reader wants it: fitted to the console (every column with `wide`)."""
+    file = file or sys.stdout
+    if wide:
+        print_table(rows, table_columns(rows, steps), file)
+    else:
+        print(fit_table(rows, list(steps), console_width(file)), file=file)
+
+
+def print_report(rows: list[dict], steps, file=None, wide: bool = False) -> None:
     """The results table, then one line per dataset naming the winner."""
-    print_table(rows, table_columns(rows, steps), file)
+    print_results(rows, steps, file, wide)
     for line in winner_lines(rows):
         print(line, file=file or sys.stdout)
 

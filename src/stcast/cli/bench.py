@@ -34,10 +34,10 @@ def cmd_benchmark(args) -> int:
         if isinstance(d, str) and is_table_path(d) and flags:
             raw.setdefault("tables", {}).setdefault(d, {}).update(flags)
     cfg = BenchConfig.from_dict(raw, source=args.config or "command line")
-    return _run_and_report(cfg, args.out_dir, args.data_dir)
+    return _run_and_report(cfg, args.out_dir, args.data_dir, args.wide)
 
 
-def _run_and_report(cfg, out_dir, data_dir=None) -> int:
+def _run_and_report(cfg, out_dir, data_dir=None, wide: bool = False) -> int:
     from stcast.bench.runner import run_benchmark, write_results
     from stcast.bench.tables import print_report
 
@@ -47,7 +47,7 @@ def _run_and_report(cfg, out_dir, data_dir=None) -> int:
     check_writable(rows_csv, "--out-dir")  # before hours of training, not after
     report = run_benchmark(cfg, data_dir, rows_csv=rows_csv)  # rows kept on disk as they finish
     print()
-    print_report(report.rows(), report.config.steps)
+    print_report(report.rows(), report.config.steps, wide=wide)
     paths = write_results(report, out_dir)
     print("\n" + "\n".join(f"{k}: {v}" for k, v in paths.items()))
     return 0
@@ -61,7 +61,7 @@ def cmd_demo(args) -> int:
         cfg.model_train = {k: v for k, v in cfg.model_train.items() if v.get("epochs") == 0}  # zero-shot stays
         cfg.train.update(epochs=1, max_batches_per_epoch=5)
         cfg.name = "demo-quick"
-    return _run_and_report(cfg, args.out_dir)
+    return _run_and_report(cfg, args.out_dir, wide=args.wide)
 
 
 def register(sub) -> None:
@@ -75,11 +75,14 @@ def register(sub) -> None:
     sp.add_argument("--input-len", type=positive_int, default=None)
     sp.add_argument("--horizon", type=positive_int, default=None)
     sp.add_argument("--out-dir", default="results")
+    sp.add_argument("--wide", action="store_true", help="print every column (default: a table that fits the console)")
     data_args(sp)
     train_args(sp)
     sp.set_defaults(func=cmd_benchmark)
 
-    sp = sub.add_parser("demo", help="the embedded default job: baselines on the bundled Los-loop data")
+    sp = sub.add_parser("demo", help="the embedded default job: baselines, STID, U-STS-LLM and FactoST-v2 zero-shot "
+                                     "on the bundled Los-loop data, a table and a plot")
     sp.add_argument("--out-dir", default="results/demo")
+    sp.add_argument("--wide", action="store_true", help="print every column (default: a table that fits the console)")
     sp.add_argument("--quick", action="store_true", help="a smoke run (one short epoch per model)")
     sp.set_defaults(func=cmd_demo)

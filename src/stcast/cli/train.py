@@ -39,10 +39,10 @@ def cmd_train(args) -> int:
                      split=args.split, protocol=args.protocol, missing=args.missing, model_kw=model_kw,
                      few_shot_fraction=args.few_shot, train=train, quantiles=args.quantiles or ())
     res = exp.run()
-    from stcast.bench.tables import print_table, table_columns
+    from stcast.bench.tables import print_results
 
     row = res.row()
-    print_table([row], table_columns([row], (3, 6, 12)))
+    print_results([row], (3, 6, 12), wide=args.wide)
     if (msg := nothing_scored(res.metrics)) is not None:
         print(f"stcast: warning: test split of {data.meta.name}: {msg}", file=sys.stderr)
     if args.out:
@@ -75,10 +75,15 @@ def cmd_evaluate(args) -> int:
               "missing": args.missing or trained.get("missing", "point"), "eval_stride": 1}
     # the model's own scaler (fitted on its training data); multitask: forecast on unhidden inputs + impute_mae
     m, _, _ = score_saved(model, scaler, data, record, refit_statistics=True)
-    from stcast.bench.tables import print_table, table_columns
+    from stcast.bench.tables import print_results, table_columns
 
     row = {"model": info["model"], "dataset": data.meta.name, **m}
-    print_table([row], table_columns([row], (3, 6, 12))[:-4])
+    if args.wide:
+        from stcast.bench.tables import print_table
+
+        print_table([row], table_columns([row], (3, 6, 12))[:-4])
+    else:
+        print_results([row], (3, 6, 12))
     if (msg := nothing_scored(m)) is not None:
         print(f"stcast: warning: test split of {data.meta.name}: {msg}", file=sys.stderr)
     return 0
@@ -99,6 +104,7 @@ def register(sub) -> None:
     sp.add_argument("--checkpoint", default=None, help="training checkpoint (for --resume)")
     sp.add_argument("--resume", action="store_true")
     sp.add_argument("--log-csv", default=None)
+    sp.add_argument("--wide", action="store_true", help="print every column (default: a table that fits the console)")
     data_args(sp)
     train_args(sp)
     sp.set_defaults(func=cmd_train)
@@ -109,5 +115,6 @@ def register(sub) -> None:
     sp.add_argument("--split", default=None, help="default: the split the model was trained with")
     sp.add_argument("--protocol", default=None, help="default: the protocol the model was trained with")
     sp.add_argument("--missing", default=None, choices=["point", "block"])
+    sp.add_argument("--wide", action="store_true", help="print every column (default: a table that fits the console)")
     data_args(sp)
     sp.set_defaults(func=cmd_evaluate)

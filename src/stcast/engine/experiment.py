@@ -19,10 +19,12 @@ from stcast.models.registry import build_model
 from stcast.task import Task
 
 
-def _param_counts(model) -> tuple[int, int]:
-    """(trainable parameters, all parameters + buffers)."""
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return trainable, sum(p.numel() for p in model.parameters()) + sum(b.numel() for b in model.buffers())
+def _param_counts(model) -> tuple[int, int, int]:
+    """(the model's own trainable parameters, all parameters + buffers, the added quantile head's parameters).
+    The head is counted apart: a statistical model with an interval head learns nothing of its own."""
+    head = sum(p.numel() for p in model.quantile_head.parameters()) if model.quantile_head is not None else 0
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad) - head
+    return trainable, sum(p.numel() for p in model.parameters()) + sum(b.numel() for b in model.buffers()), head
 
 
 @dataclass
@@ -40,12 +42,16 @@ class ExperimentResult:
     predictions: dict = field(default_factory=dict)
     passes: float = 0.0  # training windows seen / training windows: what an equal-time budget bought
     test_windows: int = 0  # the windows scored (fewer than the split's with eval_stride > 1)
+    head_params: int = 0  # the added interval head (nn/quantile.py), trained beside the model
 
     def row(self) -> dict:
         keep = {k: v for k, v in self.metrics.items() if not isinstance(v, torch.Tensor)}
         return {"model": self.model, "dataset": self.dataset, "task": Task.parse(self.task).value, **keep,
-                "trainable_params": self.trainable_params, "total_params": self.total_params, "epochs": self.epochs,
-                "passes": round(self.passes, 3), "test_windows": self.test_windows,
+                "trainable_params": self.trainable_params, "head_params": self.head_params,
+                "total_params": self.total_params,
+                # a model that learns nothing of its own (HA, last value) made no epochs, whatever its head did
+                "epochs": self.epochs if self.trainable_params else None,
+                "passes": round(self.passes, 3) if self.trainable_params else None, "test_windows": self.test_windows,
                 "s_per_epoch": round(self.seconds_per_epoch, 2), "train_s": round(self.train_seconds, 1),
                 "infer_ms_per_batch": round(self.infer_ms_per_batch, 1)}
 
@@ -100,12 +106,13 @@ class Experiment:
                      "starts": self.splits.test.starts, "input_len": self.input_len}
             if "band" in metrics:
                 preds["band"], preds["band_levels"] = metrics.pop("band"), metrics.pop("band_levels")
-        trainable, total = _param_counts(model)
+        trainable, total, head = _param_counts(model)
         spe = float(np.mean(trainer.epoch_seconds)) if trainer.epoch_seconds else 0.0
         self.model, self.trainer = model, trainer
         self.result = ExperimentResult(self.model_name, self.data.meta.name, self.task, metrics, trainable, total,
                                        train_s, spe, len(trainer.history), infer, preds,
-                                       trainer.windows_seen / max(len(self.splits.train), 1), len(self.splits.test))
+                                       trainer.windows_seen / max(len(self.splits.train), 1), len(self.splits.test),
+                                       head)
         return self.result
 
     def evaluate_zero_shot(self, target: SpatioTemporalData, steps=(3, 6, 12)) -> ExperimentResult:
@@ -131,8 +138,9 @@ class Experiment:
                                                self.trainer.device, fabric=self.trainer.fabric,
                                                module=self.trainer.module)
         n_batches = max(1, int(np.ceil(n_test / self.train_cfg.eval_batch_size)))
-        trainable, total = _param_counts(model)
+        trainable, total, head = _param_counts(model)
         src_run = self.result  # the training figures are the source run's: nothing is trained on the target
         return ExperimentResult(self.model_name, f"{self.data.meta.name}->{target.meta.name}", self.task, metrics,
                                 trainable, total, src_run.train_seconds, src_run.seconds_per_epoch, src_run.epochs,
-                                seconds / n_batches * 1000, passes=src_run.passes, test_windows=n_test)
+                                seconds / n_batches * 1000, passes=src_run.passes, test_windows=n_test,
+                                head_params=head)
