@@ -211,3 +211,28 @@ def train_args(sp) -> None:
     sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a config entry, e.g. --set model_kw.stid.embed_dim=64")
     sp.add_argument("--config", default=None, help="YAML config")
+
+
+def load_saved(args):
+    """(model, scaler, info, data, record) of `--model-file`: the data it was trained on (or `--dataset`, checked to
+    fit it) and the record of how its test windows are cut (its own split and protocol unless flags say otherwise,
+    with a warning that names both)."""
+    import warnings
+
+    from stcast.engine.checkpoint import check_data_fits, load_model
+
+    model, scaler, info = load_model(args.model_file)
+    trained = info["protocol"]  # how the model was trained: evaluate on the same split and protocol
+    data = resolve_dataset(args.dataset or trained.get("source") or info["dataset"], args)
+    check_data_fits(model, data, info)
+    split = args.split or trained.get("split") or "7:1:2"
+    protocol = args.protocol if args.protocol is not None else trained.get("protocol")
+    if trained.get("split") and args.split and args.split != trained["split"]:
+        warnings.warn(f"{args.model_file} was trained with split {trained['split']}; evaluating with {args.split} "
+                      "may score windows it was trained on", stacklevel=2)
+    if not trained:
+        warnings.warn(f"{args.model_file} does not record its training split (an older file): assuming {split}",
+                      stacklevel=2)
+    record = {**trained, "task": info["task"], "split": split, "protocol": protocol,
+              "missing": args.missing or trained.get("missing", "point"), "eval_stride": 1}
+    return model, scaler, info, data, record

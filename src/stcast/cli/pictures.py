@@ -10,7 +10,9 @@ from stcast.cli.common import (
     check_writable,
     data_args,
     index_list,
+    load_saved,
     non_negative_int,
+    positive_float,
     positive_int,
     resolve_dataset,
 )
@@ -18,7 +20,55 @@ from stcast.errors import StcastError
 
 
 def cmd_plot(args) -> int:
-    """`stcast plot correlation`: ST-VLM's correlation image for chosen sensors and a window."""
+    """`stcast plot WHAT`: a saved model's forecasts, imputations or errors; result CSVs; ST-VLM's correlation image."""
+    if args.files and args.what != "results":
+        raise StcastError(f"plot {args.what} takes no file arguments ({' '.join(args.files)}); result CSVs are for "
+                          "`plot results`")
+    out = args.out or f"{args.what}.png"
+    check_writable(out)
+    if args.what == "results":
+        from stcast.bench.report import plot_results, read_results
+
+        path = plot_results(read_results(args.files), out)
+    elif args.what == "correlation":
+        path = _plot_correlation(args, out)
+    else:
+        path = _plot_model(args, out)
+    print(f"wrote {path}")
+    return 0
+
+
+def _plot_model(args, out: str):
+    """forecast / imputation / errors of `--model-file` on its test split."""
+    from stcast.bench import pictures
+    from stcast.engine.scoring import evaluate, saved_test_windows
+    from stcast.task import Task
+
+    if not args.model_file:
+        raise StcastError(f"plot {args.what} needs --model-file (a model saved by `stcast train --out`)")
+    model, scaler, info, data, record = load_saved(args)
+    task = Task.parse(info["task"])
+    if args.what == "imputation" and task is Task.FORECAST:
+        raise StcastError(f"{args.model_file} was trained to forecast; plot imputation needs a model trained with "
+                          "--task impute or multitask")
+    if args.what == "forecast" and task is Task.IMPUTE:
+        raise StcastError(f"{args.model_file} was trained to impute; use plot imputation")
+    test = saved_test_windows(model, scaler, data, record, refit_statistics=True)
+    if task is Task.MULTITASK and args.what != "imputation":
+        test = test.without_hiding()  # the forecast reads every observed input (eq. 15)
+    output = "imputed" if task is Task.MULTITASK and args.what == "imputation" else "point"
+    scored = evaluate(model, test, task=task.scored, collect=True, output=output, steps=())
+    scored.update(starts=test.starts, input_len=model.spec.input_len)
+    title = f"{info['model']}: "
+    if args.what == "forecast":
+        return pictures.plot_forecast(data, scored, out, args.node, args.step, args.days, title)
+    if args.what == "imputation":
+        return pictures.plot_imputation(data, scored, out, args.node, title=title)
+    return pictures.plot_errors(data, scored, out, title)
+
+
+def _plot_correlation(args, out: str):
+    """ST-VLM's correlation image for chosen sensors and a window."""
     from stcast.bench.plots import plot_correlation
 
     channels, max_lag, input_len, scaler = ("dtw", "xcorr", "fft"), 3, 12, None
@@ -35,10 +85,32 @@ def cmd_plot(args) -> int:
         raise StcastError("plot correlation needs --dataset or --model-file")
     data = resolve_dataset(spec, args)
     nodes = index_list(args.nodes, "--nodes") if args.nodes else list(range(min(20, data.num_nodes)))
+    return plot_correlation(data, nodes, args.start, args.input_len or input_len, channels, max_lag, out, scaler)
+
+
+def cmd_report(args) -> int:
+    """`stcast report RESULTS... --out docs/results.md`: the results page and its pictures, from result CSVs."""
+    from pathlib import Path
+
+    from stcast.bench import report
+
+    entries = report.read_results(args.files)
+    if Path(args.out).suffix.lower() != ".md":
+        raise StcastError(f"--out {args.out}: the results page is Markdown (.md)")
     check_writable(args.out)
-    path = plot_correlation(data, nodes, args.start, args.input_len or input_len, channels, max_lag, args.out,
-                            scaler)
-    print(f"wrote {path}")
+    figures_dir = Path(args.figures or Path(args.out).parent / "figures")
+    figures = {}
+    for name, file, draw in (("leaderboards", "leaderboards", report.plot_leaderboards),
+                             ("accuracy against training cost", "cost", report.plot_cost),
+                             ("what the language model adds", "backbones", report.plot_backbones)):
+        try:
+            figures[name] = draw(entries, figures_dir / f"results-{file}.png")
+        except StcastError as e:  # a picture the rows do not allow: said, the page still written
+            print(f"stcast: note: no {name} picture: {e}")
+    files = " ".join(args.files) if len(args.files) <= 3 else "results/*/*.csv"
+    path = report.write_report(entries, args.out, figures, f"stcast report {files} --out {args.out}")
+    print(f"wrote {path} ({len(entries)} rows in {len(report.tables(entries))} tables) and "
+          f"{len(figures)} pictures in {figures_dir}")
     return 0
 
 
@@ -95,16 +167,35 @@ def cmd_describe(args) -> int:
 
 
 def register(sub) -> None:
-    sp = sub.add_parser("plot", help="pictures: `plot correlation` draws ST-VLM's correlation image")
-    sp.add_argument("what", choices=["correlation"])
-    sp.add_argument("--dataset", default=None)
-    sp.add_argument("--model-file", default=None, help="an st-vlm model file: its channels, lags, data and scaler")
-    sp.add_argument("--nodes", default=None, help="comma-separated sensor indices (default: the first 20)")
-    sp.add_argument("--start", type=non_negative_int, default=0, help="first step of the window")
-    sp.add_argument("--input-len", type=positive_int, default=None, help="window length (default 12)")
-    sp.add_argument("--out", default="correlation.png")
+    sp = sub.add_parser("plot", help="pictures: a model's forecasts, imputations, errors; results; correlation",
+                        description="forecast / imputation / errors: a saved model (--model-file) on its test split. "
+                                    "results: leaderboards, accuracy against training cost and the language-model "
+                                    "ablations, from result CSVs. correlation: ST-VLM's correlation image.")
+    sp.add_argument("what", choices=["forecast", "imputation", "errors", "results", "correlation"])
+    sp.add_argument("files", nargs="*", help="result CSVs (plot results)")
+    sp.add_argument("--dataset", default=None, help="default: the data the model file was trained on")
+    sp.add_argument("--model-file", default=None, help="a model file (correlation: an st-vlm one: its channels, "
+                                                        "lags, data and scaler)")
+    sp.add_argument("--node", type=non_negative_int, default=None,
+                    help="sensor index (default: the sensor whose test truth varies most)")
+    sp.add_argument("--step", type=positive_int, default=None, help="plot forecast: steps ahead (default: the last)")
+    sp.add_argument("--days", type=positive_float, default=2.0, help="plot forecast: days of the test split to draw")
+    sp.add_argument("--split", default=None, help="default: the split the model was trained with")
+    sp.add_argument("--protocol", default=None, help="default: the protocol the model was trained with")
+    sp.add_argument("--missing", default=None, choices=["point", "block"])
+    sp.add_argument("--nodes", default=None, help="correlation: comma-separated sensor indices (default: the first 20)")
+    sp.add_argument("--start", type=non_negative_int, default=0, help="correlation: first step of the window")
+    sp.add_argument("--input-len", type=positive_int, default=None, help="correlation: window length (default 12)")
+    sp.add_argument("--out", default=None, help="PNG path (default: <what>.png)")
     data_args(sp)
     sp.set_defaults(func=cmd_plot)
+
+    sp = sub.add_parser("report", help="the results page (leaderboards, pictures, which model to use) from result CSVs")
+    sp.add_argument("files", nargs="+", help="result CSVs (stcast benchmark's, optionally with table, setting, "
+                                             "seed, backbone, method, threads, budget columns)")
+    sp.add_argument("--out", default="docs/results.md")
+    sp.add_argument("--figures", default=None, help="folder for the pictures (default: figures/ beside --out)")
+    sp.set_defaults(func=cmd_report)
 
     sp = sub.add_parser("describe", help="LLM-TS Net's trend descriptions of a sensor and a window")
     sp.add_argument("--dataset", default=None)

@@ -9,13 +9,13 @@ from stcast.cli.common import (
     check_writable,
     data_args,
     dataset_source,
+    load_saved,
     positive_int,
     resolve_dataset,
     train_args,
     train_config,
     train_settings,
 )
-from stcast.engine.checkpoint import check_data_fits
 from stcast.task import Task
 
 
@@ -53,26 +53,11 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    import warnings
 
-    from stcast.engine.checkpoint import load_model
     from stcast.engine.scoring import score_saved
     from stcast.metrics import nothing_scored
 
-    model, scaler, info = load_model(args.model_file)
-    trained = info["protocol"]  # how the model was trained: evaluate on the same split and protocol
-    data = resolve_dataset(args.dataset or trained.get("source") or info["dataset"], args)
-    check_data_fits(model, data, info)
-    split = args.split or trained.get("split") or "7:1:2"
-    protocol = args.protocol if args.protocol is not None else trained.get("protocol")
-    if trained.get("split") and args.split and args.split != trained["split"]:
-        warnings.warn(f"{args.model_file} was trained with split {trained['split']}; evaluating with {args.split} "
-                      "may score windows it was trained on", stacklevel=2)
-    if not trained:
-        warnings.warn(f"{args.model_file} does not record its training split (an older file): assuming {split}",
-                      stacklevel=2)
-    record = {**trained, "task": info["task"], "split": split, "protocol": protocol,
-              "missing": args.missing or trained.get("missing", "point"), "eval_stride": 1}
+    model, scaler, info, data, record = load_saved(args)
     # the model's own scaler (fitted on its training data); multitask: forecast on unhidden inputs + impute_mae
     m, _, _ = score_saved(model, scaler, data, record, refit_statistics=True)
     from stcast.bench.tables import print_results, table_columns

@@ -128,6 +128,14 @@ class SpatioTemporalData:
         """Time-of-day slot in [0, steps_per_day) and day-of-week in [0, 7) per step, int64."""
         return calendar_of(self.timestamps, self.meta)
 
+    def never_negative(self) -> bool:
+        """Whether every observed value is >= 0 (speeds, counts, PM2.5): forecasts and intervals of such data are
+        clipped at 0 where users see them. False for a LargeST-size memmap (not scanned)."""
+        if self.values.size > 5e8:
+            return False
+        observed = np.asarray(self.values)[np.asarray(self.observed())]
+        return bool(observed.size) and bool((observed >= 0).all())
+
     def future_timestamps(self, steps: int) -> np.ndarray:
         """The `steps` timestamps after the last one, on the dataset's regular grid."""
         last = self.timestamps[-1].astype("datetime64[m]")

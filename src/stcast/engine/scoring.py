@@ -131,14 +131,28 @@ def score_test(model, test: WindowSet, task: str, batch_size: int = 64, device="
 
 def score_saved(model: STModel, scaler: StandardScaler | None, data: SpatioTemporalData, record: dict,
                 steps=(3, 6, 12), batch_size: int = 64, device="cpu", refit_statistics: bool = False,
-                fabric=None, module=None) -> tuple[dict, float, int]:
+                fabric=None, module=None, collect: bool = False) -> tuple[dict, float, int]:
     """A trained model scored on `data`'s test split: windows -> attach -> score. Returns (metrics, seconds of
     the scored predictions, test windows).
 
     `record` says how the windows are cut: task, split, protocol, missing, missing_kw, eval_stride (a model file's
     protocol record, or a zero-shot run's settings). `scaler` is the model's own (fitted on its training data);
     None scales the data with statistics of its own training part (zero-shot transfer: no test label is used,
-    nothing is learned). `refit_statistics` refits a statistical model (no trainable weights) on the training part."""
+    nothing is learned). `refit_statistics` refits a statistical model (no trainable weights) on the training part.
+    `collect` adds the predictions (pred, truth, mask, band) and the test windows' `starts` (pictures)."""
+    task = Task.parse(record.get("task", "forecast"))
+    test = saved_test_windows(model, scaler, data, record, refit_statistics)
+    metrics, seconds = score_test(model, test, task, batch_size, device, steps=steps, fabric=fabric, module=module,
+                                  collect=collect)
+    if collect:
+        metrics["starts"] = test.starts
+    return metrics, seconds, len(test)
+
+
+def saved_test_windows(model: STModel, scaler: StandardScaler | None, data: SpatioTemporalData, record: dict,
+                       refit_statistics: bool = False) -> WindowSet:
+    """The test windows `record` describes, scaled with `scaler` (None: the data's own training statistics), with
+    the model attached to `data` (and a statistical model refitted on the training part when asked)."""
     task = Task.parse(record.get("task", "forecast"))
     spec = model.spec
     splits = prepare_windows(data, task, spec.input_len, spec.horizon, record.get("split") or "7:1:2",
@@ -150,5 +164,4 @@ def score_saved(model: STModel, scaler: StandardScaler | None, data: SpatioTempo
     if refit_statistics and not any(p.requires_grad for p in model.parameters()):
         model.fit_statistics(splits.train)
     model.attach(data, test.scaler)
-    metrics, seconds = score_test(model, test, task, batch_size, device, steps=steps, fabric=fabric, module=module)
-    return metrics, seconds, len(test)
+    return test

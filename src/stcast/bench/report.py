@@ -1,0 +1,363 @@
+"""Results a user can read at a glance, from result CSVs: leaderboards, accuracy against training cost, what each
+language model adds, and which model to use for what (`stcast report`, `stcast plot results`).
+
+A result CSV is what `stcast benchmark` writes (one row per model: dataset, model, mae, ..., train_s, passes),
+optionally with these columns:
+    table     which comparison the row belongs to (default: the file's name); rows are ranked within one
+    setting   full | few-shot | zero-shot | imputation: what the advice lines draw on (default: full)
+    seed      rows of one (dataset, table, model) with different seeds are averaged (mean +- std)
+    mae_std, seeds    a row that is already a mean over seeds
+    backbone  pretrained | random | removed, with `method`: the language-model ablation of one method
+    threads   CPU threads the row trained on (training CPU-minutes = train_s x threads / 60; default 1)
+    budget    the training budget in words (e.g. "10 min, 1 thread")
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stcast.errors import StcastError
+
+SETTINGS = ("full", "few-shot", "zero-shot", "imputation")
+BACKBONES = ("pretrained", "random", "removed")
+_NUMERIC = ("mae", "rmse", "mape", "mae@3", "mae@6", "mae@12", "crps", "coverage80", "train_s", "passes", "epochs",
+            "mae_std", "seeds", "threads", "seed", "trainable_params")
+
+
+@dataclass
+class Entry:
+    """One model in one table: the mean over its seeds."""
+
+    dataset: str
+    table: str
+    model: str
+    setting: str
+    mae: float
+    mae_std: float = 0.0
+    seeds: int = 1
+    values: dict = field(default_factory=dict)  # the other columns (means where numeric)
+
+    def get(self, key, default=None):
+        return self.values.get(key, default)
+
+    @property
+    def cpu_minutes(self) -> float | None:
+        t = self.get("train_s")
+        return None if t is None else t * (self.get("threads") or 1) / 60
+
+
+def _number(text):
+    try:
+        v = float(text)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def read_results(paths) -> list[Entry]:
+    """Rows of result CSVs grouped by (dataset, table, model), seeds averaged; clear errors for a missing file,
+    a CSV without dataset/model/mae columns, an unknown setting or backbone."""
+    if not paths:
+        raise StcastError("no result CSVs given (e.g. results/*/*.csv)")
+    groups: dict[tuple, list[dict]] = {}
+    for path in map(Path, paths):
+        if not path.is_file():
+            raise StcastError(f"result file {path} does not exist")
+        try:
+            with open(path, newline="") as fh:
+                rows = list(csv.DictReader(fh))
+        except (OSError, UnicodeDecodeError, csv.Error) as e:
+            raise StcastError(f"{path} is not a readable CSV ({e})") from e
+        if not rows or not {"dataset", "model", "mae"} <= set(rows[0]):
+            raise StcastError(f"{path}: a result CSV needs the columns dataset, model and mae (stcast benchmark "
+                              "writes them)")
+        for i, row in enumerate(rows, 2):
+            row.setdefault("table", "")
+            row["table"] = row["table"] or path.stem
+            row["setting"] = row.get("setting") or "full"
+            if row["setting"] not in SETTINGS:
+                raise StcastError(f"{path} line {i}: setting {row['setting']!r}; use one of {', '.join(SETTINGS)}")
+            if row.get("backbone") and row["backbone"] not in BACKBONES:
+                raise StcastError(f"{path} line {i}: backbone {row['backbone']!r}; use one of {', '.join(BACKBONES)}")
+            if _number(row["mae"]) is None:
+                continue  # a row that scored nothing: not ranked
+            groups.setdefault((row["dataset"], row["table"], row["model"]), []).append(row)
+    return [_entry(key, rows) for key, rows in groups.items()]
+
+
+def _entry(key, rows: list[dict]) -> Entry:
+    dataset, table, model = key
+    maes = [_number(r["mae"]) for r in rows]
+    mean = sum(maes) / len(maes)
+    if len(rows) == 1 and _number(rows[0].get("mae_std")) is not None:  # already a mean over seeds
+        std, seeds = _number(rows[0]["mae_std"]), int(_number(rows[0].get("seeds")) or 1)
+    else:
+        std = math.sqrt(sum((m - mean) ** 2 for m in maes) / (len(maes) - 1)) if len(maes) > 1 else 0.0
+        seeds = len(maes)
+    values = {}
+    for k in rows[0]:
+        nums = [_number(r.get(k)) for r in rows]
+        if k in _NUMERIC and all(v is not None for v in nums):
+            values[k] = sum(nums) / len(nums)
+        elif k not in _NUMERIC:
+            values[k] = rows[0][k]
+    return Entry(dataset, table, model, rows[0]["setting"], mean, std, seeds, values)
+
+
+def tables(entries: list[Entry]) -> dict[tuple[str, str], list[Entry]]:
+    """(dataset, table) -> its entries, best (lowest MAE) first; the datasets with the most rows first (the
+    headline benchmark leads), tables in the order the CSVs give them."""
+    out: dict[tuple[str, str], list[Entry]] = {}
+    for e in entries:
+        out.setdefault((e.dataset, e.table), []).append(e)
+    weight = {}
+    for e in entries:
+        weight[e.dataset] = weight.get(e.dataset, 0) + 1
+    order = sorted(out, key=lambda k: -weight[k[0]])  # stable: tables keep their order within a dataset
+    return {k: sorted(out[k], key=lambda e: e.mae) for k in order}
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats on both cost and error (lower is better), by cost."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], points[i][1]))
+    front, best = [], math.inf
+    for i in order:
+        if points[i][1] < best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_leaderboards(entries: list[Entry], path, max_panels: int = 4) -> Path:
+    groups = [(k, v) for k, v in tables(entries).items() if len(v) >= 3][:max_panels]
+    if not groups:
+        raise StcastError("no table with three or more models to draw a leaderboard from")
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(groups), 1, figsize=(9, 1.2 + 0.33 * sum(len(v) for _, v in groups)),
+                             squeeze=False, gridspec_kw={"height_ratios": [len(v) for _, v in groups]})
+    for ax, ((ds, table), rows) in zip(axes[:, 0], groups):
+        names = [e.model for e in rows][::-1]
+        maes = [e.mae for e in rows][::-1]
+        errs = [e.mae_std for e in rows][::-1]
+        colors = ["tab:orange" if e.get("backbone") or _is_llm(e.model) else "tab:blue" for e in rows][::-1]
+        ax.barh(names, maes, xerr=errs, color=colors, alpha=0.85)
+        ax.set_xlim(min(maes) * 0.9, max(maes) * 1.03)
+        for y, m in enumerate(maes):
+            ax.text(m, y, f" {m:.3f}", va="center", fontsize=7)
+        ax.set_title(f"{ds}: {table}", fontsize=9)
+        ax.tick_params(labelsize=7)
+    fig.suptitle("test MAE, lower is better (orange: language-model methods)", fontsize=10)
+    return _save(fig, path)
+
+
+def plot_cost(entries: list[Entry], path) -> Path:
+    """Accuracy against training CPU-minutes on the dataset with the most costed full-data rows: each model at its
+    best costed row (any table), with the Pareto front of what a CPU-minute buys."""
+    costed = [e for e in entries if e.cpu_minutes is not None and e.cpu_minutes > 0 and e.setting == "full"]
+    if not costed:
+        raise StcastError("no full-data row records train_s: nothing to draw against training cost")
+    counts: dict[str, int] = {}
+    for e in costed:
+        counts[e.dataset] = counts.get(e.dataset, 0) + 1
+    ds = max(counts, key=counts.get)
+    best: dict[str, Entry] = {}
+    for e in costed:
+        if e.dataset == ds and (e.model not in best or e.mae < best[e.model].mae):
+            best[e.model] = e
+    rows = sorted(best.values(), key=lambda e: e.mae)
+    pts = [(e.cpu_minutes, e.mae) for e in rows]
+    front = set(pareto_front(pts))
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8.5, 5.5))
+    for i, (e, (x, y)) in enumerate(zip(rows, pts)):
+        ax.errorbar(x, y, yerr=e.mae_std or None, fmt="o", ms=5, color="tab:orange" if _is_llm(e.model) else
+                    "tab:blue", mec="k" if i in front else "none")
+        ax.annotate(e.model, (x, y), fontsize=7, xytext=(4, 2), textcoords="offset points")
+    fx, fy = zip(*sorted(pts[i] for i in front))
+    ax.step(fx, fy, where="post", color="gray", lw=1, ls="--", label="Pareto front (nothing cheaper is better)")
+    ax.set_xscale("log")
+    ax.set_xlabel("training CPU-minutes (log; the model's best row in any table)")
+    ax.set_ylabel("test MAE")
+    ax.set_title(f"{ds}: accuracy against training cost (orange: language-model methods)", fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_backbones(entries: list[Entry], path) -> Path:
+    """Per language-model method: pretrained / random-init / removed backbone, with seed error bars."""
+    ablated = [e for e in entries if e.get("backbone") and e.get("method")]
+    if not ablated:
+        raise StcastError("no row has backbone and method columns: nothing to draw of what the language model adds")
+    methods = list(dict.fromkeys(e.get("method") for e in ablated))
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(methods), 4.5))
+    width = 0.26
+    for j, kind in enumerate(BACKBONES):
+        xs, ys, es = [], [], []
+        for i, m in enumerate(methods):
+            hit = [e for e in ablated if e.get("method") == m and e.get("backbone") == kind]
+            if hit:
+                xs.append(i + (j - 1) * width)
+                ys.append(hit[0].mae)
+                es.append(hit[0].mae_std)
+        ax.bar(xs, ys, width, yerr=es, capsize=3, label=kind)
+    lo = min(e.mae - e.mae_std for e in ablated)
+    hi = max(e.mae + e.mae_std for e in ablated)
+    ax.set_ylim(lo - 0.15 * (hi - lo) - 0.01, hi + 0.1 * (hi - lo) + 0.01)
+    ax.set_xticks(range(len(methods)), methods, fontsize=8)
+    ax.set_ylabel("test MAE (mean +- seed std)")
+    ax.set_title(f"what the language model adds ({ablated[0].dataset})", fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    return _save(fig, path)
+
+
+def plot_results(entries: list[Entry], path) -> Path:
+    """The three result pictures side by side in one PNG (those the rows allow)."""
+    import tempfile
+
+    from matplotlib.image import imread
+
+    drawn = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, fn in (("leaderboard", plot_leaderboards), ("cost", plot_cost), ("backbones", plot_backbones)):
+            try:
+                drawn.append(imread(fn(entries, Path(tmp) / f"{name}.png")))
+            except StcastError:
+                continue
+        if not drawn:
+            raise StcastError("the result CSVs hold nothing to draw (they need dataset, model and mae columns)")
+        plt = _pyplot()
+        fig, axes = plt.subplots(1, len(drawn), figsize=(7 * len(drawn), 7), squeeze=False)
+        for ax, img in zip(axes[0], drawn):
+            ax.imshow(img)
+            ax.axis("off")
+        return _save(fig, path)
+
+
+def _save(fig, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _pyplot().close(fig)
+    return path
+
+
+LLM_METHODS = ("ust-sllm", "st-link", "st-vlm", "factost", "llm-ts-net", "u-llm-ts-net")
+
+
+def _is_llm(model: str) -> bool:
+    return model.startswith(LLM_METHODS)
+
+
+# ------------------------------------------------------------------------------------------ the page
+
+
+def _fmt_mae(e: Entry) -> str:
+    return f"{e.mae:.3f} +- {e.mae_std:.3f}" if e.seeds > 1 else f"{e.mae:.3f}"
+
+
+def _best(entries: list[Entry], setting: str) -> tuple[Entry, list[Entry]] | None:
+    """The best entry of the largest table of a setting (the one with the most models), and that table."""
+    weight = {}
+    for e in entries:
+        weight[e.dataset] = weight.get(e.dataset, 0) + 1
+    groups = [v for v in tables([e for e in entries if e.setting == setting]).values()]
+    if not groups:
+        return None
+    rows = max(groups, key=lambda v: (len(v), weight[v[0].dataset]))
+    return rows[0], rows
+
+
+def advice(entries: list[Entry]) -> list[str]:
+    """Five lines: which model to use with full data, little data, no data, for intervals, for imputation; each
+    drawn from the rows (a setting without rows says so)."""
+    out = []
+    for setting, what in (("full", "With all the data"), ("few-shot", "With little data"),
+                          ("zero-shot", "With no data of the new deployment")):
+        hit = _best(entries, setting)
+        if hit is None:
+            out.append(f"- **{what}:** no result rows yet.")
+            continue
+        best, rows = hit
+        llm = next((e for e in rows if _is_llm(e.model)), None)
+        gap = (f"; the best language-model method, {llm.model}, is {100 * (llm.mae / best.mae - 1):.1f} % behind"
+               if llm is not None and llm is not best else "")
+        out.append(f"- **{what}:** {best.model} ({best.dataset}, {best.table}: MAE {_fmt_mae(best)}){gap}.")
+    probs = [e for e in entries if e.get("crps") is not None and e.get("coverage80") is not None]
+    calibrated = [e for e in probs if 0.75 <= e.get("coverage80") <= 0.85]
+    if probs:
+        pick = min(calibrated or probs, key=lambda e: e.get("crps"))
+        out.append(f"- **Intervals:** {pick.model} ({pick.dataset}, {pick.table}: CRPS {pick.get('crps'):.3f}, 80 % "
+                   f"interval covering {100 * pick.get('coverage80'):.1f} %); any model takes `--quantiles "
+                   "0.1,0.5,0.9`.")
+    else:
+        out.append("- **Intervals:** no row reports CRPS yet.")
+    hit = _best(entries, "imputation")
+    out.append(f"- **Imputation:** {hit[0].model} ({hit[0].dataset}, {hit[0].table}: MAE {_fmt_mae(hit[0])})."
+               if hit else "- **Imputation:** no result rows yet.")
+    return out
+
+
+def leaderboard_markdown(rows: list[Entry]) -> str:
+    stid = next((e for e in rows if e.model.split()[0] == "stid"), None)
+    extra = [c for c in ("crps", "coverage80") if any(e.get(c) is not None for e in rows)]
+    budgets = {e.get("budget") or "" for e in rows}
+    head = ["#", "model", "MAE", "x STID"] + (["budget"] if len(budgets) > 1 else []) + ["passes", "seeds"] + extra
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for i, e in enumerate(rows, 1):
+        ratio = f"{e.mae / stid.mae:.3f}" if stid is not None else ""
+        passes = e.get("passes")
+        cells = [str(i), f"**{e.model}**" if i == 1 else e.model, _fmt_mae(e), ratio]
+        cells += [e.get("budget") or ""] if len(budgets) > 1 else []
+        cells += ["" if passes is None else f"{passes:.2f}".rstrip("0").rstrip(".") if passes < 10 else f"{passes:.0f}",
+                  str(e.seeds)]
+        for c in extra:
+            v = e.get(c)
+            cells.append("" if v is None else f"{100 * v:.1f} %" if c == "coverage80" else f"{v:.3f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_report(entries: list[Entry], out, figures: dict[str, Path], command: str) -> Path:
+    """docs/results.md: the advice, every leaderboard (by dataset, then table), the pictures."""
+    out = Path(out)
+    grouped = tables(entries)
+    datasets = list(dict.fromkeys(ds for ds, _ in grouped))
+    lines = ["# Results", "",
+             f"Generated by `{command}` from the result CSVs the repository keeps (`results/`); do not edit by hand.",
+             "Each leaderboard ranks the rows of one comparison: the same windows, scaler and budget for every row.",
+             "`x STID` is the ratio to STID in the same table; `seeds` > 1 rows are mean +- seed std.", "",
+             "## Which model to use", "", *advice(entries), ""]
+    if figures:
+        lines += ["## At a glance", ""]
+        for name, path in figures.items():
+            rel = Path(path).relative_to(out.parent) if Path(path).is_relative_to(out.parent) else path
+            lines += [f"![{name}]({rel.as_posix() if hasattr(rel, 'as_posix') else rel})", ""]
+    for ds in datasets:
+        lines += [f"## {ds}", ""]
+        for (d, table), rows in grouped.items():
+            if d != ds:
+                continue
+            budgets = {e.get("budget") or "" for e in rows}
+            source = rows[0].get("source") or ""
+            about = ([f"Budget: {budgets.pop()}."] if len(budgets) == 1 and "" not in budgets else []) + (
+                [f"Source: {source}."] if source else [])
+            lines += [f"### {table}", "", *([" ".join(about), ""] if about else []), leaderboard_markdown(rows), ""]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines).rstrip() + "\n")
+    return out
