@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
+
 from stcast.data import loaders
 from stcast.data.core import SpatioTemporalData
 from stcast.data.download import data_dir, download, verify
@@ -214,4 +216,21 @@ def load_dataset(name: str, data_dir=None, download_missing: bool = False) -> Sp
             raise StcastError(f"{name}: {p} does not match the sha256 recorded when it was downloaded (changed or "
                               f"truncated since); delete it and run `stcast datasets download {name}`")
     optional = [folder / f for f in info.optional_files if (folder / f).exists()]
-    return info.loader(paths, optional)
+    data = info.loader(paths, optional)
+    if name in ("metr-la", "los-loop") and data.coords is None:  # METR-LA's sensors: DCRNN's locations, if here
+        data.coords = _sensor_locations(data.node_ids, _graph([], "metr-la-graph", "graph_sensor_locations.csv"))
+    return data
+
+
+def _sensor_locations(node_ids, path) -> np.ndarray | None:
+    """(N, 2) latitude, longitude of each node id from a DCRNN `graph_sensor_locations.csv`; None when the file is
+    absent or does not list every node (pictures then draw by sensor index)."""
+    if path is None or not node_ids:
+        return None
+    import pandas as pd
+
+    try:
+        table = pd.read_csv(path, dtype={"sensor_id": str}).set_index("sensor_id")
+        return table.loc[[str(i) for i in node_ids], ["latitude", "longitude"]].to_numpy(np.float32)
+    except (KeyError, ValueError, OSError, pd.errors.ParserError):
+        return None

@@ -3,6 +3,8 @@ missing entry of a series filled. Batched windows, never a per-sample loop."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import torch
@@ -20,10 +22,12 @@ def forecast_frame(model: STModel, scaler: StandardScaler, data: SpatioTemporalD
                    ends: np.ndarray | None = None) -> pd.DataFrame:
     """Long frame (timestamp, node, channel, step, forecast[, q<level>...]) of the H steps after the window
     ending at `end` (exclusive; default the end of the data). With `ends`, one forecast per window end (rolling
-    origins), with a `cutoff` column: the last timestamp the model saw."""
+    origins), with a `cutoff` column: the last timestamp the model saw. Data that is never negative (speeds,
+    counts, PM2.5) gets its forecasts and quantiles clipped at 0, said once in a warning."""
     model.eval()
     model.attach(data, scaler)
     spec = model.spec
+    floor = 0.0 if data.never_negative() else None
     rolling = ends is not None
     ends = np.asarray([data.num_steps if end is None else end] if ends is None else ends, dtype=np.int64)
     frames = []
@@ -31,6 +35,8 @@ def forecast_frame(model: STModel, scaler: StandardScaler, data: SpatioTemporalD
         batch = inference_batch(data, spec.input_len, spec.horizon, scaler, end=int(e))
         pred = model(batch)
         point = scaler.inverse(pred.point)[0].numpy()  # (H, N, C)
+        if floor is not None:
+            point = np.maximum(point, floor)
         H, N, C = point.shape
         future = H - max(0, data.num_steps - int(e))
         times = (data.timestamps[e:e + H] if future <= 0 else
@@ -41,12 +47,17 @@ def forecast_frame(model: STModel, scaler: StandardScaler, data: SpatioTemporalD
                            "step": np.repeat(np.arange(1, H + 1), N * C), "forecast": point.reshape(-1)})
         if pred.quantiles is not None and pred.levels is not None and not model.quantiles_untrained:
             q = scaler.inverse(pred.quantiles.movedim(-1, 0)).movedim(0, -1)[0].numpy().reshape(H * N * C, -1)
+            if floor is not None:
+                q = np.maximum(q, floor)
             for j, level in enumerate(pred.levels):
                 df[f"q{level:g}"] = q[:, j]
         if rolling:
             df.insert(0, "cutoff", data.timestamps[int(e) - 1])
         frames.append(df)
-    return pd.concat(frames, ignore_index=True)
+    out = pd.concat(frames, ignore_index=True)
+    if floor is not None and len(out):
+        warnings.warn(f"{data.meta.name} is never negative: forecasts and intervals are clipped at 0", stacklevel=2)
+    return out
 
 
 @torch.no_grad()

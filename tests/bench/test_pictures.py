@@ -1,0 +1,131 @@
+"""Pictures read back: each `stcast plot` kind writes a PNG of the right size that is not blank; bands of data that
+is never negative are clipped at 0; the results page is generated from result CSVs."""
+
+import csv
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from matplotlib.image import imread
+
+from stcast.bench import pictures, report
+from stcast.cli import main
+from stcast.errors import StcastError
+
+
+def _looks_drawn(path, min_w=600, min_h=300):
+    img = imread(path)
+    assert img.shape[0] >= min_h and img.shape[1] >= min_w
+    gray = img[..., :3].mean(-1)
+    assert gray.std() > 0.02 and (gray < 0.5).mean() > 0.001  # lines and text, not an empty canvas
+
+
+@pytest.fixture(scope="module")
+def table(los_small, tmp_path_factory):
+    path = tmp_path_factory.mktemp("pics") / "roads.csv"
+    frame = pd.DataFrame(np.asarray(los_small.values[:, :, 0]), columns=los_small.node_ids)
+    frame.insert(0, "timestamp", los_small.timestamps)
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def stid_file(table):
+    out = table.parent / "stid.pt"
+    assert main(["train", "--model", "stid", "--dataset", str(table), "--epochs", "2", "--quantiles", "0.1,0.5,0.9",
+                 "--null-value", "0", "--out", str(out), "--set", "train.progress=false"]) == 0
+    return out
+
+
+def test_plot_forecast_and_errors_from_a_model_file(stid_file, table, capsys):
+    for what in ("forecast", "errors"):
+        out = table.parent / f"{what}.png"
+        assert main(["plot", what, "--model-file", str(stid_file), "--null-value", "0", "--out", str(out)]) == 0
+        assert f"wrote {out}" in capsys.readouterr().out
+        _looks_drawn(out)
+    out = table.parent / "step3.png"
+    assert main(["plot", "forecast", "--model-file", str(stid_file), "--null-value", "0", "--node", "4", "--step",
+                 "3", "--out", str(out)]) == 0
+    _looks_drawn(out)
+    assert main(["plot", "forecast", "--model-file", str(stid_file), "--step", "13"]) == 2
+    assert "--step 13: the model forecasts steps 1..12" in capsys.readouterr().err
+    assert main(["plot", "imputation", "--model-file", str(stid_file)]) == 2
+    assert "trained to forecast; plot imputation needs" in capsys.readouterr().err
+
+
+def test_plot_imputation_from_an_imputation_model(table, capsys):
+    model = table.parent / "brits.pt"
+    assert main(["train", "--model", "brits", "--task", "impute", "--dataset", str(table), "--input-len", "24",
+                 "--epochs", "1", "--set", "train.max_batches_per_epoch=3", "--set", "train.progress=false",
+                 "--out", str(model)]) == 0
+    out = table.parent / "imputation.png"
+    assert main(["plot", "imputation", "--model-file", str(model), "--out", str(out)]) == 0
+    _looks_drawn(out)
+
+
+def test_errors_are_drawn_on_a_map_where_the_data_has_coordinates(los, tmp_path):
+    assert los.coords is not None and los.coords.shape == (207, 2)  # METR-LA's sensor locations, read with the data
+    assert 33 < los.coords[:, 0].min() and los.coords[:, 1].max() < -117  # Los Angeles
+    data = los.subset_nodes(np.arange(20))
+    W, H, N = 30, 12, data.num_nodes
+    truth = torch.rand(W, H, N, 1) * 60
+    scored = {"pred": truth + torch.randn_like(truth), "truth": truth, "mask": torch.ones(W, H, N, 1, dtype=bool),
+              "starts": np.arange(W) * 5, "input_len": 12}
+    out = pictures.plot_errors(data, scored, tmp_path / "map.png")
+    _looks_drawn(out)
+
+
+def test_bands_of_never_negative_data_are_clipped_at_zero(los_small):
+    band = torch.tensor([[-3.0, 5.0]])
+    (clipped,), note = pictures.clip_if_never_negative(los_small, band)
+    assert clipped.min() == 0 and "clipped at 0" in note
+    signed = los_small.__class__(values=los_small.values - 100, timestamps=los_small.timestamps, meta=los_small.meta,
+                                 mask=los_small.mask)
+    (kept,), note = pictures.clip_if_never_negative(signed, band)
+    assert kept.min() == -3 and note == ""
+
+
+def _write(path, rows):
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def test_report_and_plot_results_from_result_csvs(tmp_path, capsys):
+    rows = []
+    for seed, (a, b) in enumerate([(3.19, 3.37), (3.18, 3.35), (3.19, 3.36)]):
+        rows += [dict(dataset="metr-la", model="stid", mae=a, seed=seed, train_s=600, table="equal time"),
+                 dict(dataset="metr-la", model="ust-sllm", mae=b, seed=seed, train_s=630, table="equal time")]
+    rows.append(dict(dataset="metr-la", model="last-value", mae=4.25, seed=0, train_s=0, table="equal time"))
+    _write(tmp_path / "eq.csv", rows)
+    _write(tmp_path / "lm.csv", [dict(dataset="metr-la", model=f"ust-sllm ({k})", method="ust-sllm", backbone=k,
+                                      mae=m, mae_std=0.01, seeds=3, train_s=t)
+                                 for k, m, t in (("pretrained", 3.39, 1379), ("random", 3.40, 1197),
+                                                 ("removed", 3.41, 220))])
+    entries = report.read_results([tmp_path / "eq.csv", tmp_path / "lm.csv"])
+    stid = next(e for e in entries if e.model == "stid")
+    assert stid.seeds == 3 and abs(stid.mae - 3.1867) < 1e-3 and stid.mae_std > 0
+    out = tmp_path / "docs" / "results.md"
+    assert main(["report", str(tmp_path / "eq.csv"), str(tmp_path / "lm.csv"), "--out", str(out)]) == 0
+    page = out.read_text()
+    assert "## Which model to use" in page and "| 1 | **stid** | 3.187 +- 0.006 | 1.000 |" in page
+    assert "ust-sllm, is 5.4 % behind" in page
+    for name in ("leaderboards", "cost", "backbones"):
+        _looks_drawn(tmp_path / "docs" / "figures" / f"results-{name}.png", 300, 250)
+    png = tmp_path / "results.png"
+    assert main(["plot", "results", str(tmp_path / "eq.csv"), "--out", str(png)]) == 0
+    _looks_drawn(png)
+
+
+def test_pareto_front_and_bad_result_files(tmp_path):
+    assert report.pareto_front([(1, 5.0), (2, 4.0), (3, 4.5), (10, 3.0)]) == [0, 1, 3]
+    with pytest.raises(StcastError, match="does not exist"):
+        report.read_results([tmp_path / "none.csv"])
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(StcastError, match="needs the columns dataset, model and mae"):
+        report.read_results([tmp_path / "bad.csv"])
+    _write(tmp_path / "odd.csv", [dict(dataset="x", model="m", mae=1.0, setting="half-shot")])
+    with pytest.raises(StcastError, match="line 2: setting 'half-shot'"):
+        report.read_results([tmp_path / "odd.csv"])
