@@ -113,13 +113,18 @@ class Forecaster(_FrameModel):
         super().__init__(model, id_col, time_col, target_col, null_value, step_minutes, model_kw, train, split)
         self.horizon, self.input_len, self.quantiles = horizon, input_len, tuple(quantiles)
 
-    def fit(self, df: pd.DataFrame, adjacency=None) -> Forecaster:
+    def fit(self, df: pd.DataFrame, adjacency=None, warm_start: bool = False) -> Forecaster:
+        """Train on `df`. `warm_start=True` fine-tunes the fitted (or loaded) model on `df` instead of starting
+        from scratch: the same series, its weights and scaler as the starting point (new readings arrived)."""
         from stcast.engine.experiment import Experiment
 
+        if warm_start:
+            self._fitted()
         data = self._data(df, adjacency)
+        warm = dict(init_state=self.model_.state_dict(), scaler=self.scaler_) if warm_start else {}
         self._train(Experiment(self.model, data, task=Task.FORECAST, input_len=self.input_len, horizon=self.horizon,
                                split=self.split, model_kw=self.model_kw, train=self._train_config(),
-                               quantiles=self.quantiles), data)
+                               quantiles=self.quantiles, **warm), data)
         return self
 
     def predict(self, df: pd.DataFrame | None = None) -> pd.DataFrame:

@@ -16,6 +16,8 @@ from stcast.cli.common import (
     train_config,
     train_settings,
 )
+from stcast.engine.checkpoint import check_data_fits
+from stcast.errors import StcastError
 from stcast.task import Task
 
 
@@ -26,7 +28,15 @@ def cmd_train(args) -> int:
 
     source = args.config or "--set"
     raw = config.load(args.config, args.set)
+    warm = _warm_start(args) if args.init_from else None
+    if not args.model:
+        raise StcastError("train needs --model NAME (or --init-from a model file to fine-tune)")
     train_raw, model_kw = train_settings(raw, args.model, source)
+    if warm is not None:
+        if model_kw:
+            raise StcastError(f"--init-from {args.init_from}: a warm start keeps the saved model's hyper-parameters; "
+                              f"drop the model_kw settings ({', '.join(model_kw)})")
+        model_kw = warm["hparams"]
     for path, what in ((args.out, "--out"), (args.checkpoint, "--checkpoint"), (args.log_csv, "--log-csv")):
         if path:
             check_writable(path, what)
@@ -35,9 +45,16 @@ def cmd_train(args) -> int:
     train.checkpoint = args.checkpoint
     train.resume = args.resume
     train.log_csv = args.log_csv
+    extra = {}
+    if warm is not None:  # the saved model's shape and scaling; its weights as the starting point
+        check_data_fits(warm["model"], data, warm["info"])
+        spec = warm["model"].spec
+        extra = dict(init_state=warm["model"].state_dict(), scaler=warm["scaler"])
+        args.task, args.input_len, args.horizon = Task.parse(warm["info"]["task"]), spec.input_len, spec.horizon
+        args.quantiles = list(spec.quantiles) or None
     exp = Experiment(args.model, data, task=args.task, input_len=args.input_len, horizon=args.horizon,
                      split=args.split, protocol=args.protocol, missing=args.missing, model_kw=model_kw,
-                     few_shot_fraction=args.few_shot, train=train, quantiles=args.quantiles or ())
+                     few_shot_fraction=args.few_shot, train=train, quantiles=args.quantiles or (), **extra)
     res = exp.run()
     from stcast.bench.tables import print_results
 
@@ -50,6 +67,17 @@ def cmd_train(args) -> int:
                    protocol=exp.protocol_record(dataset_source(args.dataset)))
         print(f"model written to {args.out}")
     return 0
+
+
+def _warm_start(args) -> dict:
+    """The model file `--init-from` names: its model (the same as --model, when given), weights and scaler."""
+    from stcast.engine.checkpoint import load_model
+
+    model, scaler, info = load_model(args.init_from)
+    if args.model and args.model != info["model"]:
+        raise StcastError(f"--init-from {args.init_from} holds a {info['model']} model, not {args.model}")
+    args.model = info["model"]
+    return {"model": model, "scaler": scaler, "info": info, "hparams": info["hparams"]}
 
 
 def cmd_evaluate(args) -> int:
@@ -76,7 +104,9 @@ def cmd_evaluate(args) -> int:
 
 def register(sub) -> None:
     sp = sub.add_parser("train", help="train one model on one dataset, report test metrics, save it")
-    sp.add_argument("--model", required=True)
+    sp.add_argument("--model", default=None, help="a registered model (stcast models); with --init-from: optional")
+    sp.add_argument("--init-from", default=None, metavar="MODEL_FILE",
+                    help="fine-tune a saved model on --dataset: its weights, hyper-parameters, windows and scaler")
     sp.add_argument("--dataset", required=True, help="registered name or a CSV/Parquet path")
     sp.add_argument("--task", default=Task.FORECAST, type=Task.parse, choices=list(Task))
     sp.add_argument("--input-len", type=positive_int, default=None)

@@ -61,7 +61,10 @@ class Experiment:
                  input_len: int | None = None, horizon: int | None = None, split=None, protocol=None,
                  missing: str = "point", missing_kw: dict | None = None, few_shot_fraction=None,
                  model_kw: dict | None = None, train: TrainConfig | None = None, data_dir=None, quantiles=(),
-                 eval_stride: int = 1):
+                 eval_stride: int = 1, init_state: dict | None = None, scaler=None):
+        """`init_state` (a saved model's state dict) warm-starts training: the model is built, given these weights,
+        then trained on this data (an operator fine-tuning on new readings); `scaler` keeps the saved model's
+        scaling instead of fitting one on this data's training part (the weights learned in that space)."""
         self.data = load_dataset(dataset, data_dir) if isinstance(dataset, str) else dataset
         from stcast.data.registry import _REGISTRY
 
@@ -79,6 +82,11 @@ class Experiment:
                                       missing=missing, missing_kw=missing_kw,
                                       few_shot_fraction=few_shot_fraction, protocol=protocol,
                                       quantiles=tuple(quantiles or ()), eval_stride=eval_stride)
+        self.init_state = init_state
+        if scaler is not None:
+            self.splits.scaler = scaler
+            for windows in (self.splits.train, self.splits.val, self.splits.test):
+                windows.scaler = scaler
 
     def protocol_record(self, source: str | None = None) -> dict:
         """How this model was trained, for its model file: `evaluate` reuses it (same split, protocol,
@@ -91,6 +99,12 @@ class Experiment:
     def run(self, collect: bool = False, steps=(3, 6, 12)) -> ExperimentResult:
         seed_everything(self.train_cfg.seed)
         model = build_model(self.model_name, self.splits.spec, **self.model_kw)
+        if self.init_state is not None:
+            try:
+                model.load_state_dict(self.init_state)
+            except RuntimeError as e:
+                raise StcastError(f"the saved {self.model_name} weights do not fit a model built for this data "
+                                  f"({str(e).splitlines()[0][:200]})") from e
         trainer = Trainer(model, self.train_cfg, task=self.task)
         t0 = time.time()
         trainer.fit(self.splits.train, self.splits.val)
