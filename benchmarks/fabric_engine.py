@@ -1,5 +1,5 @@
 """The training engine on Lightning Fabric: its per-step overhead, and 1 process x 2 threads vs 2 processes x 1
-thread on this CPU (issue 14).
+thread on this CPU.
 
     .venv/bin/python benchmarks/fabric_engine.py [--models stid,ust-sllm] [--steps 30] [--rounds 3] [--dataset los-loop]
 

@@ -1,4 +1,4 @@
-"""What one full training pass over METR-LA costs each model on this CPU (issue 13, item 4).
+"""What one full training pass over METR-LA costs each model on this CPU.
 
     .venv/bin/python benchmarks/llm_pass_cost.py [--models stid,st-link:node_sample=64] [--steps 4] [--threads 2]
 

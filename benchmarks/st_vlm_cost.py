@@ -1,4 +1,4 @@
-"""What ST-VLM costs on this CPU, and the correlation image's share of it (issue 16).
+"""What ST-VLM costs on this CPU, and the correlation image's share of it.
 
     .venv/bin/python benchmarks/st_vlm_cost.py [--nodes 207,883] [--batch 32] [--repeats 3]
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The 3-seed "what the language model adds" runs behind docs/benchmarks.md (issue 13, item 5d), one after another.
+# The 3-seed "what the language model adds" runs behind docs/benchmarks.md, one after another.
 # usage: [SEEDS="1 2"] bash scripts/run_lm_ablation.sh CONFIG [THREADS]   (rows: results/lm-ablation/<config>-seed<k>.csv)
 set -euo pipefail
 config=$1; threads=${2:-2}
