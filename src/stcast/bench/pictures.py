@@ -13,26 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from stcast.bench.plots import pyplot, save_figure
 from stcast.data.core import SpatioTemporalData
 from stcast.errors import StcastError
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    _pyplot().close(fig)
-    return path
 
 
 def _node_label(data: SpatioTemporalData, node: int) -> str:
@@ -70,7 +53,7 @@ def plot_forecast(data: SpatioTemporalData, scored: dict, path, node: int | None
     L = int(scored["input_len"])
     k = max(1, min(W, int(days * data.meta.steps_per_day)))
     t = data.timestamps[np.clip(starts[:k] + L + step - 1, 0, data.num_steps - 1)]
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(12, 7))
     y = np.where(mask[:k, step - 1, node, 0].numpy(), truth[:k, step - 1, node, 0].numpy(), np.nan)
     ax1.plot(t, y, color="black", lw=1.4, label="truth")
@@ -99,7 +82,7 @@ def plot_forecast(data: SpatioTemporalData, scored: dict, path, node: int | None
                   fontsize=10)
     ax2.legend(fontsize=8)
     fig.autofmt_xdate()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_imputation(data: SpatioTemporalData, scored: dict, path, node: int | None = None, windows: int = 8,
@@ -118,7 +101,7 @@ def plot_imputation(data: SpatioTemporalData, scored: dict, path, node: int | No
             last = s
         if len(picked) == windows:
             break
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(12, 4.5))
     for j, i in enumerate(picked):
         steps = np.arange(starts[i], starts[i] + L)
@@ -142,7 +125,7 @@ def plot_imputation(data: SpatioTemporalData, scored: dict, path, node: int | No
     ax.set_ylabel(data.meta.units or "value")
     ax.legend(fontsize=8, ncol=4)
     fig.autofmt_xdate()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_errors(data: SpatioTemporalData, scored: dict, path, title: str = "") -> Path:
@@ -164,7 +147,7 @@ def plot_errors(data: SpatioTemporalData, scored: dict, path, title: str = "") -
         sel = hour == h
         num, den = (e * sel).sum(0), (m * sel).sum(0)
         by_hour[h] = np.where(den > 0, num / np.maximum(den, 1), np.nan)
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5), gridspec_kw={"width_ratios": [1.2, 1]})
     unit = f" ({data.meta.units})" if data.meta.units else ""
     if data.coords is not None:
@@ -188,4 +171,4 @@ def plot_errors(data: SpatioTemporalData, scored: dict, path, title: str = "") -
     ax2.set_ylabel("hour of day (target)")
     ax2.set_title("test MAE by hour of day x horizon step", fontsize=10)
     fig.colorbar(im, ax=ax2, label=f"MAE{unit}")
-    return _save(fig, path)
+    return save_figure(fig, path)

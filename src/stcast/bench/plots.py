@@ -9,6 +9,26 @@ import numpy as np
 from stcast.task import Task
 
 
+def pyplot():
+    """matplotlib's pyplot on the headless Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path) -> Path:
+    """Lay out, write (the folder made if needed) and close a figure; the path written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    pyplot().close(fig)
+    return path
+
+
 def plot_report(report, path, node: int | None = None, max_points: int = 576) -> Path:
     """Two panels for the first dataset: (a) truth vs each model at the last horizon step over the test
     windows for one node, (b) MAE per horizon step per model."""

@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from stcast.bench.plots import pyplot, save_figure
 from stcast.errors import StcastError
 
 SETTINGS = ("full", "few-shot", "zero-shot", "imputation")
@@ -131,20 +132,11 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     return front
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_leaderboards(entries: list[Entry], path, max_panels: int = 4) -> Path:
     groups = [(k, v) for k, v in tables(entries).items() if len(v) >= 3][:max_panels]
     if not groups:
         raise StcastError("no table with three or more models to draw a leaderboard from")
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(len(groups), 1, figsize=(9, 1.2 + 0.33 * sum(len(v) for _, v in groups)),
                              squeeze=False, gridspec_kw={"height_ratios": [len(v) for _, v in groups]})
     for ax, ((ds, table), rows) in zip(axes[:, 0], groups):
@@ -159,7 +151,7 @@ def plot_leaderboards(entries: list[Entry], path, max_panels: int = 4) -> Path:
         ax.set_title(f"{ds}: {table}", fontsize=9)
         ax.tick_params(labelsize=7)
     fig.suptitle("test MAE, lower is better (orange: language-model methods)", fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_cost(entries: list[Entry], path) -> Path:
@@ -179,7 +171,7 @@ def plot_cost(entries: list[Entry], path) -> Path:
     rows = sorted(best.values(), key=lambda e: e.mae)
     pts = [(e.cpu_minutes, e.mae) for e in rows]
     front = set(pareto_front(pts))
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8.5, 5.5))
     for i, (e, (x, y)) in enumerate(zip(rows, pts)):
         ax.errorbar(x, y, yerr=e.mae_std or None, fmt="o", ms=5, color="tab:orange" if _is_llm(e.model) else
@@ -193,7 +185,7 @@ def plot_cost(entries: list[Entry], path) -> Path:
     ax.set_title(f"{ds}: accuracy against training cost (orange: language-model methods)", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_backbones(entries: list[Entry], path) -> Path:
@@ -202,7 +194,7 @@ def plot_backbones(entries: list[Entry], path) -> Path:
     if not ablated:
         raise StcastError("no row has backbone and method columns: nothing to draw of what the language model adds")
     methods = list(dict.fromkeys(e.get("method") for e in ablated))
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(methods), 4.5))
     width = 0.26
     for j, kind in enumerate(BACKBONES):
@@ -222,7 +214,7 @@ def plot_backbones(entries: list[Entry], path) -> Path:
     ax.set_title(f"what the language model adds ({ablated[0].dataset})", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_results(entries: list[Entry], path) -> Path:
@@ -240,21 +232,12 @@ def plot_results(entries: list[Entry], path) -> Path:
                 continue
         if not drawn:
             raise StcastError("the result CSVs hold nothing to draw (they need dataset, model and mae columns)")
-        plt = _pyplot()
+        plt = pyplot()
         fig, axes = plt.subplots(1, len(drawn), figsize=(7 * len(drawn), 7), squeeze=False)
         for ax, img in zip(axes[0], drawn):
             ax.imshow(img)
             ax.axis("off")
-        return _save(fig, path)
-
-
-def _save(fig, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    _pyplot().close(fig)
-    return path
+        return save_figure(fig, path)
 
 
 LLM_METHODS = ("ust-sllm", "st-link", "st-vlm", "factost", "llm-ts-net", "u-llm-ts-net")
