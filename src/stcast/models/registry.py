@@ -22,6 +22,7 @@ MODELS: dict[str, str] = {
     "lstm": "stcast.models.baselines.lstm:LSTMForecaster",
     "stid": "stcast.models.baselines.stid:STID",
     "gwnet": "stcast.models.baselines.gwnet:GraphWaveNet",
+    "staeformer": "stcast.models.baselines.staeformer:STAEformer",
     "brits": "stcast.models.baselines.brits:BRITS",
     # the language-model methods
     "ust-sllm": "stcast.models.ust_sllm:USTSLLM",
