@@ -77,3 +77,33 @@ def test_resume_after_early_stopping_trains_no_further(tmp_path, los_small):
     assert not (tmp_path / "ck.pt.tmp").exists()
     assert len(second.history) == len(first.history)
     assert all(torch.equal(x, y) for x, y in zip(model.state_dict().values(), again.state_dict().values()))
+
+
+def test_a_checkpoint_of_a_model_with_a_frozen_backbone_holds_only_what_training_changes(tmp_path, los_small):
+    """U-STS-LLM's frozen LM blocks are rebuilt from their files (here: a seeded tiny config): the checkpoint keeps
+    the trainable weights, buffers, optimiser and RNG only, and resuming from it is bit-identical."""
+    from stcast.config import TrainConfig
+    from stcast.engine.splits import prepare_windows
+    from stcast.engine.trainer import Trainer
+    from stcast.models.registry import build_model
+
+    tiny = {"model_type": "llama", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 3,
+            "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 10, "rope_theta": 10000.0}
+    kw = {"backbone": "tiny", "backbone_config": tiny, "num_layers": 3, "trainable_top": 1, "groups": 4}
+    splits = prepare_windows(los_small, "forecast", 12, 12)
+    cfg = dict(epochs=3, patience=9, progress=False, max_batches_per_epoch=3, lr=1e-3)
+
+    def fresh():
+        torch.manual_seed(0)
+        return build_model("ust-sllm", splits.spec, **kw)
+
+    full = Trainer(fresh(), TrainConfig(**cfg)).fit(splits.train, splits.val).model
+    ck = str(tmp_path / "ck.pt")
+    Trainer(fresh(), TrainConfig(**{**cfg, "epochs": 1}, checkpoint=ck)).fit(splits.train, splits.val)
+    saved = torch.load(ck, weights_only=True)
+    frozen = {n for n, p in full.named_parameters() if not p.requires_grad}
+    assert saved["slim"] and frozen and not frozen & set(saved["model"]) and not frozen & set(saved["best_model"])
+    assert {n for n, p in full.named_parameters() if p.requires_grad} <= set(saved["model"])
+    resumed = Trainer(fresh(), TrainConfig(**cfg, checkpoint=ck, resume=True)).fit(splits.train, splits.val).model
+    a, b = full.state_dict(), resumed.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -172,7 +172,7 @@ class Trainer:
                 progress.end_epoch(row)
                 if val_mae < best - 1e-6:
                     best, bad = val_mae, 0
-                    best_state = copy.deepcopy(fabric.strategy.get_module_state_dict(self.model))
+                    best_state = self._learned_state()
                 else:
                     bad += 1
                 self._log(row)
@@ -185,7 +185,7 @@ class Trainer:
                 if fabric.broadcast(out_of_time, src=0):  # rank 0's clock decides for all: no rank waits alone
                     break
         if best_state is not None:
-            fabric.strategy.load_module_state_dict(self.model, best_state)
+            self._restore(best_state)
         for logger in self.loggers:
             logger.finalize("success")
         return self
@@ -221,6 +221,34 @@ class Trainer:
         opt.step()
         return loss.item()
 
+    def _slim(self) -> bool:
+        """Whether checkpoints hold only what training changes: a model with frozen weights (an LLM method's
+        backbone, rebuilt from its files at construction) keeps its trainable parameters and buffers; a model
+        sharded by FSDP always saves whole (its strategy gathers it)."""
+        fsdp = "FSDP" in type(self.fabric.strategy).__name__
+        return not fsdp and any(not p.requires_grad for p in self.model.parameters())
+
+    def _learned_keys(self) -> set[str]:
+        frozen = {n for n, p in self.model.named_parameters() if not p.requires_grad}
+        return set(self.model.state_dict()) - frozen
+
+    def _learned_state(self) -> dict:
+        """A copy of the model's state to restore later (the best epoch): only what training changes when slim."""
+        state = self.fabric.strategy.get_module_state_dict(self.model)
+        if self._slim():
+            keep = self._learned_keys()
+            state = {k: v for k, v in state.items() if k in keep}
+        return copy.deepcopy(state)
+
+    def _restore(self, state: dict) -> None:
+        if self._slim():
+            missing, unexpected = self.model.load_state_dict(state, strict=False)
+            if unexpected or set(missing) & self._learned_keys():
+                raise StcastError(f"{self.model.name}: a saved state does not fit this model (missing "
+                                  f"{sorted(set(missing) & self._learned_keys())[:3]}, unexpected {unexpected[:3]})")
+        else:
+            self.fabric.strategy.load_module_state_dict(self.model, state)
+
     def _load_checkpoint(self, module, opt) -> dict:
         path = self.cfg.checkpoint
         try:  # read once, memory-mapped, to check what it is before anything is restored
@@ -238,9 +266,15 @@ class Trainer:
         if head.get("model_name", self.model.name) != self.model.name:
             raise StcastError(f"checkpoint {path} was written while training {head['model_name']!r}, not "
                               f"{self.model.name!r}")
+        slim = bool(head.get("slim", False))
         del head
         try:  # through Fabric: each strategy restores its own way (FSDP shards a full state dict)
-            rest = self.fabric.load(path, {"model": module, "optimizer": opt}, strict=True, weights_only=True)
+            if slim:  # trainable weights, buffers, optimiser, RNG: the frozen backbone is already built from its files
+                rest = torch.load(path, map_location=self.device, weights_only=True)
+                self._restore(rest.pop("model"))
+                opt.load_state_dict(rest.pop("optimizer"))
+            else:
+                rest = self.fabric.load(path, {"model": module, "optimizer": opt}, strict=True, weights_only=True)
         except (RuntimeError, ValueError, KeyError) as e:
             first = str(e).strip().splitlines()[0][:300]
             raise StcastError(f"checkpoint {path} does not fit this {self.model.name} model (another dataset "
@@ -292,7 +326,9 @@ class Trainer:
         if is_global_zero():
             path.parent.mkdir(parents=True, exist_ok=True)
         keys = list(self.history[0]) if self.history else []
-        state = {"model": module, "optimizer": opt, "epoch": epoch,
+        slim = self._slim()
+        model_state = self._learned_state() if slim else module
+        state = {"model": model_state, "optimizer": opt.state_dict() if slim else opt, "epoch": epoch, "slim": slim,
                  "best_val": best, "bad_epochs": bad, "best_model": best_state,
                  "history_keys": keys, "history": [[r[k] for k in keys] for r in self.history],
                  "rng": rng_state(), "model_name": self.model.name, "stopped": stopped,
