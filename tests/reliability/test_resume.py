@@ -17,6 +17,7 @@ import yaml
 from stcast.engine.checkpoint import load_model
 
 pytestmark = pytest.mark.slow
+TIMING = ("train_s", "s_per_epoch", "infer_ms_per_batch")  # wall-clock columns: differ between any two runs
 
 
 def _command(tmp_path, tag: str, resume: bool = False) -> list[str]:
@@ -30,8 +31,10 @@ def _command(tmp_path, tag: str, resume: bool = False) -> list[str]:
 
 
 def _table(stdout: str) -> list[str]:
-    """The result row without its wall-clock columns (s_per_epoch, inference ms)."""
-    return [ln.split()[:-2] for ln in stdout.splitlines() if "los-loop" in ln]
+    """The result row of the fitted table without its wall-clock column (train time); never empty."""
+    rows = [ln.split()[:-1] for ln in stdout.splitlines() if ln.startswith("stid ")]
+    assert len(rows) == 1 and len(rows[0]) >= 6, stdout
+    return rows
 
 
 def test_sigkill_then_resume_is_bit_identical(tmp_path):
@@ -107,3 +110,66 @@ def test_a_checkpoint_of_a_model_with_a_frozen_backbone_holds_only_what_training
     resumed = Trainer(fresh(), TrainConfig(**cfg, checkpoint=ck, resume=True)).fit(splits.train, splits.val).model
     a, b = full.state_dict(), resumed.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _bench(tmp_path, out: str, *extra: str) -> list[str]:
+    cfg = tmp_path / "bench.yaml"
+    if not cfg.exists():  # three rows; the second (STID, dropout: the RNG state matters) is the one killed
+        cfg.write_text(yaml.safe_dump({
+            "name": "three", "datasets": ["los-loop"], "models": ["dlinear", "stid", "stid-small"], "eval_stride": 4,
+            "variants": {"stid-small": {"model": "stid", "embed_dim": 16}},
+            "train": {"epochs": 5, "patience": 99, "batch_size": 16, "max_batches_per_epoch": 8, "seed": 0,
+                      "progress": False}}))
+    return [sys.executable, "-m", "stcast.cli", "--threads", "1", "benchmark", "--config", str(cfg), "--out-dir",
+            str(tmp_path / out), *extra]
+
+
+def _rows(path) -> list[dict]:
+    import csv
+
+    with open(path, newline="") as fh:
+        return [{k: v for k, v in row.items() if k not in TIMING} for row in csv.DictReader(fh)]
+
+
+def test_a_benchmark_killed_in_its_second_row_and_resumed_writes_the_same_table(tmp_path):
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    full = subprocess.run(_bench(tmp_path, "full"), capture_output=True, text=True, env=env, timeout=900)
+    assert full.returncode == 0, full.stderr
+    proc = subprocess.Popen(_bench(tmp_path, "cut"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    ck = tmp_path / "cut" / "three.ckpt" / "los-loop--stid.pt"
+    deadline = time.time() + 600
+    while not ck.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(random.uniform(0.0, 1.5))  # somewhere after row 2's first epoch
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    first = _rows(tmp_path / "cut" / "three.csv")
+    assert [r["model"] for r in first] == ["dlinear"]  # killed inside row 2: row 1 on disk
+    with open(tmp_path / "cut" / "three.csv") as fh:
+        row1_time = fh.read().splitlines()[1]
+    resumed = subprocess.run(_bench(tmp_path, "cut", "--resume"), capture_output=True, text=True, env=env,
+                             timeout=900)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "dlinear: MAE" in resumed.stdout and "(finished earlier)" in resumed.stdout
+    assert "los-loop stid: continues from its last epoch checkpoint" in resumed.stdout  # not re-run from scratch
+    assert _rows(tmp_path / "cut" / "three.csv") == _rows(tmp_path / "full" / "three.csv")
+    with open(tmp_path / "cut" / "three.csv") as fh:
+        assert fh.read().splitlines()[1] == row1_time  # row 1 kept as written, not re-run
+    assert not (tmp_path / "cut" / "three.ckpt").exists() and not list((tmp_path / "cut").glob("*.tmp"))
+    changed = subprocess.run(_bench(tmp_path, "cut", "--resume", "--set", "train.lr=0.01"), capture_output=True,
+                             text=True, env=env, timeout=300)
+    assert changed.returncode == 2 and "train.lr: 0.002 -> 0.01" in changed.stderr
+
+
+def test_partial_tables_merge_into_one(tmp_path, capsys):
+    from stcast.cli import main
+
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text("dataset,model,mae\nmetr-la,stid,3.19\nmetr-la,ha,4.19\n")
+    b.write_text("dataset,model,mae,passes\nmetr-la,ust-sllm,3.41,1.2\nmetr-la,stid,3.19,\n")
+    assert main(["merge", str(a), str(b), "--out", str(tmp_path / "all.csv")]) == 0
+    lines = (tmp_path / "all.csv").read_text().splitlines()
+    assert lines[0] == "dataset,model,mae,passes" and len(lines) == 4
+    b.write_text("dataset,model,mae\nmetr-la,stid,3.25\n")
+    assert main(["merge", str(a), str(b), "--out", str(tmp_path / "all.csv")]) == 2
+    assert "stid on metr-la appears in two parts with different figures" in capsys.readouterr().err

@@ -11,11 +11,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from stcast.bench.resume import RunState, StoredRow
 from stcast.bench.tables import markdown_table, table_columns
 from stcast.config import BenchConfig
 from stcast.data.registry import is_table_path, load_dataset
 from stcast.engine.distributed import is_global_zero
-from stcast.engine.experiment import Experiment, ExperimentResult
+from stcast.engine.experiment import Experiment
 from stcast.models.registry import get_model_class
 from stcast.task import Task
 
@@ -23,17 +24,20 @@ from stcast.task import Task
 @dataclass
 class BenchReport:
     config: BenchConfig
-    results: list[ExperimentResult]
+    results: list  # ExperimentResult, or StoredRow for rows finished before a resume
     data: dict  # dataset name -> SpatioTemporalData
 
     def rows(self) -> list[dict]:
         return [r.row() for r in self.results]
 
 
-def run_benchmark(cfg: BenchConfig, data_dir=None, collect: bool = True, log=print, rows_csv=None) -> BenchReport:
+def run_benchmark(cfg: BenchConfig, data_dir=None, collect: bool = True, log=print, rows_csv=None,
+                  resume: bool = False) -> BenchReport:
     """Every model on every dataset. With `rows_csv`, the rows finished so far are rewritten there after each
-    one, so a crash or a kill late in a long run loses only the row in progress."""
+    one, and the run keeps a state beside it (bench/resume.py): with `resume`, finished rows are kept and the row
+    that was running continues from its last epoch checkpoint."""
     results, data = [], {}
+    state = RunState(rows_csv, cfg, resume) if rows_csv is not None else None
 
     def load(name):
         if is_table_path(name):
@@ -61,11 +65,22 @@ def run_benchmark(cfg: BenchConfig, data_dir=None, collect: bool = True, log=pri
                 total -= 1
                 continue
             t0 = time.time()
+            stored = state.finished(ds, m) if state is not None else None
+            if stored is not None:  # finished before the run was stopped: kept, not re-run
+                results.append(StoredRow(stored))
+                done += 1
+                log(f"  [{done}/{total}] {ds} {m}: MAE {stored.get('mae', float('nan')):.4f} (finished earlier)")
+                continue
+            train = cfg.train_config(m)
+            if state is not None:
+                train = state.train_config(train, ds, m)
+                if train.resume:
+                    log(f"  {ds} {m}: continues from its last epoch checkpoint ({train.checkpoint})")
             exp = Experiment(cfg.base_model(m), d, task=cfg.task, input_len=cfg.input_len, horizon=cfg.horizon,
                              split=cfg.split,
                              protocol=cfg.protocol, missing=cfg.missing, missing_kw=cfg.missing_kw,
                              few_shot_fraction=cfg.few_shot_of(m), model_kw=cfg.model_kwargs(m),
-                             train=cfg.train_config(m), quantiles=cfg.quantiles, eval_stride=cfg.eval_stride)
+                             train=train, quantiles=cfg.quantiles, eval_stride=cfg.eval_stride)
             res = exp.run(collect=collect and target is None, steps=tuple(cfg.steps))
             if target is not None:
                 res = exp.evaluate_zero_shot(target, steps=tuple(cfg.steps))
@@ -73,9 +88,13 @@ def run_benchmark(cfg: BenchConfig, data_dir=None, collect: bool = True, log=pri
             results.append(res)
             if rows_csv is not None:
                 _write_rows([r.row() for r in results], Path(rows_csv))
+                if is_global_zero():
+                    state.finish(ds, m, res.row(), train)
             done += 1
             log(f"  [{done}/{total}] {ds} {m}: MAE {res.metrics['mae']:.4f} ({time.time() - t0:.1f}s)"
                 f"{_eta(time.time() - t_start, done, total)}")
+    if state is not None and is_global_zero():
+        state.close()
     return BenchReport(cfg, results, data)
 
 

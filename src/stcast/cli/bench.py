@@ -34,10 +34,10 @@ def cmd_benchmark(args) -> int:
         if isinstance(d, str) and is_table_path(d) and flags:
             raw.setdefault("tables", {}).setdefault(d, {}).update(flags)
     cfg = BenchConfig.from_dict(raw, source=args.config or "command line")
-    return _run_and_report(cfg, args.out_dir, args.data_dir, args.wide)
+    return _run_and_report(cfg, args.out_dir, args.data_dir, args.wide, args.resume)
 
 
-def _run_and_report(cfg, out_dir, data_dir=None, wide: bool = False) -> int:
+def _run_and_report(cfg, out_dir, data_dir=None, wide: bool = False, resume: bool = False) -> int:
     from stcast.bench.runner import run_benchmark, write_results
     from stcast.bench.tables import print_report
 
@@ -45,11 +45,20 @@ def _run_and_report(cfg, out_dir, data_dir=None, wide: bool = False) -> int:
           f"({cfg.task}), torch threads {torch.get_num_threads()}")
     rows_csv = Path(out_dir) / f"{cfg.name}.csv"
     check_writable(rows_csv, "--out-dir")  # before hours of training, not after
-    report = run_benchmark(cfg, data_dir, rows_csv=rows_csv)  # rows kept on disk as they finish
+    report = run_benchmark(cfg, data_dir, rows_csv=rows_csv, resume=resume)  # rows kept on disk as they finish
     print()
     print_report(report.rows(), report.config.steps, wide=wide)
     paths = write_results(report, out_dir)
     print("\n" + "\n".join(f"{k}: {v}" for k, v in paths.items()))
+    return 0
+
+
+def cmd_merge(args) -> int:
+    from stcast.bench.resume import merge_tables
+
+    check_writable(args.out)
+    path = merge_tables(args.parts, args.out)
+    print(f"wrote {path}")
     return 0
 
 
@@ -76,9 +85,18 @@ def register(sub) -> None:
     sp.add_argument("--horizon", type=positive_int, default=None)
     sp.add_argument("--out-dir", default="results")
     sp.add_argument("--wide", action="store_true", help="print every column (default: a table that fits the console)")
+    sp.add_argument("--resume", action="store_true",
+                    help="continue a stopped run (same config and --out-dir): finished rows are kept, the row that "
+                         "was running continues from its last epoch checkpoint")
     data_args(sp)
     train_args(sp)
     sp.set_defaults(func=cmd_benchmark)
+
+    sp = sub.add_parser("merge", help="partial benchmark CSVs of one table (e.g. --models split over processes) "
+                                      "into one")
+    sp.add_argument("parts", nargs="+", help="the partial CSVs")
+    sp.add_argument("--out", required=True, help="the merged CSV")
+    sp.set_defaults(func=cmd_merge)
 
     sp = sub.add_parser("demo", help="the embedded default job: baselines, STID, U-STS-LLM and FactoST-v2 zero-shot "
                                      "on the bundled Los-loop data, a table and a plot")

@@ -1,0 +1,152 @@
+"""Benchmarks that survive being stopped: `stcast benchmark --resume`, and partial tables merged into one.
+
+Beside `<out-dir>/<name>.csv` a run keeps `<name>.state.json` (the config it runs, flattened, and every finished
+row as it was written) and `<name>.ckpt/` (the epoch checkpoint of the row in progress). Rerun with `--resume`
+(same config, same out-dir): finished rows are kept and not re-run, the row that was running continues from its
+last epoch checkpoint (bit-identical to an uninterrupted run, as `train --resume` is), and a changed config is
+refused with a message naming each changed setting. A row's checkpoint is deleted once the row is written.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import re
+import shutil
+from pathlib import Path
+
+from stcast.config import BenchConfig, TrainConfig
+from stcast.errors import StcastError
+
+# settings that do not change what a row computes: a resumed run may differ in them
+_FREE = {"train.progress", "train.logger", "train.tb_dir"}
+
+
+def _flatten(value, prefix: str = "") -> dict:
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: value}
+
+
+def fingerprint(cfg: BenchConfig) -> dict:
+    """The config as flat `key.path: value` pairs (JSON values), without what does not change a row."""
+    raw = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "source"}
+    raw["train"] = dataclasses.asdict(TrainConfig(**cfg.train))  # defaults spelled out: a changed one is named
+    flat = _flatten(json.loads(json.dumps(raw, default=str)))
+    return {k: v for k, v in flat.items() if k not in _FREE}
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text)
+
+
+class RunState:
+    """What a benchmark run has finished, kept on disk as it goes."""
+
+    def __init__(self, rows_csv, cfg: BenchConfig, resume: bool):
+        rows_csv = Path(rows_csv)
+        self.path = rows_csv.with_name(rows_csv.stem + ".state.json")
+        self.ckpt_dir = rows_csv.with_name(rows_csv.stem + ".ckpt")
+        self.config = fingerprint(cfg)
+        self.rows: dict[str, dict] = {}
+        if resume:
+            self._load(rows_csv)
+        else:  # a fresh run: what an earlier run of this name left is discarded
+            self.path.unlink(missing_ok=True)
+            shutil.rmtree(self.ckpt_dir, ignore_errors=True)
+
+    def _load(self, rows_csv: Path) -> None:
+        if not self.path.is_file():
+            raise StcastError(f"--resume: {self.path} does not exist (no earlier run of '{rows_csv.stem}' in "
+                              f"{rows_csv.parent}); drop --resume to start it")
+        try:
+            saved = json.loads(self.path.read_text())
+            old, rows = saved["config"], saved["rows"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise StcastError(f"--resume: {self.path} is not a run state written by stcast ({e})") from e
+        new, unset = self.config, "<unset>"
+        changed = sorted(k for k in set(old) | set(new) if old.get(k, unset) != new.get(k, unset))
+        if changed:
+            shown = "; ".join(f"{k}: {old.get(k, unset)!r} -> {new.get(k, unset)!r}" for k in changed[:6])
+            more = f" (+{len(changed) - 6} more)" if len(changed) > 6 else ""
+            raise StcastError(f"--resume: the config differs from the run being resumed ({shown}{more}); resume with "
+                              "the same config, or start a new run under another name (--set name=...)")
+        self.rows = rows
+
+    @staticmethod
+    def key(dataset: str, label: str) -> str:
+        return f"{dataset}\t{label}"
+
+    def finished(self, dataset: str, label: str) -> dict | None:
+        return self.rows.get(self.key(dataset, label))
+
+    def train_config(self, train: TrainConfig, dataset: str, label: str) -> TrainConfig:
+        """The row's training settings with its epoch checkpoint (resumed when one is there)."""
+        ck = self.ckpt_dir / f"{_safe(dataset)}--{_safe(label)}.pt"
+        return dataclasses.replace(train, checkpoint=str(ck), resume=ck.exists())
+
+    def finish(self, dataset: str, label: str, row: dict, train: TrainConfig) -> None:
+        """Record a finished row (atomically) and drop its checkpoint."""
+        self.rows[self.key(dataset, label)] = row
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps({"config": self.config, "rows": self.rows}, default=_plain))
+        os.replace(tmp, self.path)
+        if train.checkpoint:
+            Path(train.checkpoint).unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """The whole table is written: the checkpoint folder goes (the state stays, so `--resume` is a no-op)."""
+        shutil.rmtree(self.ckpt_dir, ignore_errors=True)
+
+
+def _plain(v):
+    return v.item() if hasattr(v, "item") else str(v)
+
+
+class StoredRow:
+    """A finished row read back from the run state: what the runner needs of an ExperimentResult."""
+
+    def __init__(self, row: dict):
+        self._row = dict(row)
+        self.model, self.dataset = row["model"], row["dataset"]
+        self.metrics = {"mae": row.get("mae", math.nan)}
+        self.predictions: dict = {}
+
+    def row(self) -> dict:
+        return dict(self._row)
+
+
+def merge_tables(parts, out) -> Path:
+    """Partial result CSVs of one table (e.g. `--models` split over two processes) into one: rows in the order
+    the parts give them, columns the union; a (dataset, model) row in two parts must be the same row."""
+    rows: dict[tuple, dict] = {}
+    columns: list[str] = []
+    for part in map(Path, parts):
+        if not part.is_file():
+            raise StcastError(f"merge: {part} does not exist")
+        with open(part, newline="") as fh:
+            reader = csv.DictReader(fh)
+            if not reader.fieldnames or not {"dataset", "model"} <= set(reader.fieldnames):
+                raise StcastError(f"merge: {part} is not a benchmark table (no dataset and model columns)")
+            columns += [c for c in reader.fieldnames if c not in columns]
+            for row in reader:
+                key = (row["dataset"], row["model"])
+                if key in rows and {k: v for k, v in rows[key].items() if k in row} != \
+                        {k: v for k, v in row.items() if k in rows[key]}:
+                    raise StcastError(f"merge: {key[1]} on {key[0]} appears in two parts with different figures "
+                                      f"(the second in {part})")
+                rows.setdefault(key, row)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows.values())
+    return out
