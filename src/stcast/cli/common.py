@@ -65,19 +65,37 @@ def bundled_config(name: str) -> Path:
     return path
 
 
-def resolve_dataset(spec: str, args) -> object:
-    """A registered name, or a path to the user's own CSV/Parquet table."""
+# how a user's table was read: recorded in model files, reused by evaluate / forecast / impute / plot
+READING_FLAGS = ("layout", "time_col", "node_col", "value_col", "channel_col", "null_value", "step_minutes")
+
+
+def reading_options(args) -> dict:
+    """The table-reading flags given on this command line (those left unset are not in it)."""
+    return {k: getattr(args, k) for k in READING_FLAGS if getattr(args, k, None) is not None}
+
+
+def resolve_dataset(spec: str, args, recorded: dict | None = None) -> object:
+    """A registered name, or a path to the user's own CSV/Parquet table, read with `recorded` (how a model file's
+    table was read: --null-value, --layout, columns, step) unless a flag here says otherwise; a flag that differs
+    from the recorded value is used, with a warning naming both."""
+    import warnings
+
     from stcast.data.registry import load_dataset
     from stcast.data.user_tables import load_adjacency_file, load_user_table
 
     path = Path(spec)
     if is_table_path(spec):
-        data = load_user_table(path, layout=getattr(args, "layout", "auto"), time_col=getattr(args, "time_col", None),
-                               node_col=getattr(args, "node_col", None) or "node",
-                               value_col=getattr(args, "value_col", None) or "value",
-                               channel_col=getattr(args, "channel_col", None) or "channel",
-                               null_value=getattr(args, "null_value", None),
-                               step_minutes=getattr(args, "step_minutes", None))
+        given, recorded = reading_options(args), dict(recorded or {})
+        for k in sorted(set(given) & set(recorded)):
+            if given[k] != recorded[k]:
+                flag = "--" + k.replace("_", "-")
+                warnings.warn(f"{flag} {given[k]!r} differs from the {recorded[k]!r} the model was trained with "
+                              f"(recorded in its file); using {given[k]!r}", stacklevel=2)
+        opts = {**recorded, **given}
+        data = load_user_table(path, layout=opts.get("layout") or "auto", time_col=opts.get("time_col"),
+                               node_col=opts.get("node_col") or "node", value_col=opts.get("value_col") or "value",
+                               channel_col=opts.get("channel_col") or "channel", null_value=opts.get("null_value"),
+                               step_minutes=opts.get("step_minutes"))
         adj = getattr(args, "adjacency", None)
         if adj:
             data.adjacency = load_adjacency_file(adj, data.num_nodes, data.meta.name)
@@ -176,7 +194,8 @@ def index_list(text: str, flag: str) -> list[int]:
 def data_args(sp) -> None:
     """How a dataset or the user's own table is found and read."""
     sp.add_argument("--data-dir", default=None, help="data directory (default $STCAST_DATA or ~/.cache/stcast)")
-    sp.add_argument("--layout", default="auto", choices=["auto", "wide", "long"], help="own table layout")
+    sp.add_argument("--layout", default=None, choices=["auto", "wide", "long"],
+                    help="own table layout (default: auto, or what the model file records)")
     sp.add_argument("--time-col", default=None, help="timestamp column of an own table")
     sp.add_argument("--step-minutes", type=positive_int, default=None, help="time step of an own table")
     sp.add_argument("--adjacency", default=None, help="adjacency CSV/NPY for an own table")
@@ -223,7 +242,7 @@ def load_saved(args):
 
     model, scaler, info = load_model(args.model_file)
     trained = info["protocol"]  # how the model was trained: evaluate on the same split and protocol
-    data = resolve_dataset(args.dataset or trained.get("source") or info["dataset"], args)
+    data = resolve_dataset(args.dataset or trained.get("source") or info["dataset"], args, trained.get("reading"))
     check_data_fits(model, data, info)
     split = args.split or trained.get("split") or "7:1:2"
     protocol = args.protocol if args.protocol is not None else trained.get("protocol")

@@ -18,7 +18,8 @@ def cmd_forecast(args) -> int:
     model, scaler, info = load_model(args.model_file)
     if Task.parse(info["task"]) is not Task.FORECAST:
         raise StcastError(f"{args.model_file} was trained for {info['task']}, not forecasting")
-    data = resolve_dataset(args.dataset or info["protocol"].get("source") or info["dataset"], args)
+    data = resolve_dataset(args.dataset or info["protocol"].get("source") or info["dataset"], args,
+                           info["protocol"].get("reading"))
     check_data_fits(model, data, info)
     df = forecast_frame(model, scaler, data, end=args.end)
     H, N, C = model.spec.horizon, data.num_nodes, data.num_channels
@@ -36,13 +37,14 @@ def cmd_impute(args) -> int:
     from stcast.engine.inference import impute_array, statistical_imputer
 
     check_table_out(args.out)
-    data = resolve_dataset(args.dataset, args)
     if args.model_file:
         model, scaler, info = load_model(args.model_file)
+        data = resolve_dataset(args.dataset, args, info["protocol"].get("reading"))
         if Task.parse(info["task"]) is not Task.IMPUTE:
             raise StcastError(f"{args.model_file} was trained for {info['task']}, not imputation")
         check_data_fits(model, data, info)
     else:
+        data = resolve_dataset(args.dataset, args)
         model, scaler = statistical_imputer(args.method, data, args.window)
     filled, observed = impute_array(model, scaler, data, args.batch_size)
     n_filled = int((~observed).sum())

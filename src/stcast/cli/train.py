@@ -11,6 +11,7 @@ from stcast.cli.common import (
     dataset_source,
     load_saved,
     positive_int,
+    reading_options,
     resolve_dataset,
     train_args,
     train_config,
@@ -40,7 +41,7 @@ def cmd_train(args) -> int:
     for path, what in ((args.out, "--out"), (args.checkpoint, "--checkpoint"), (args.log_csv, "--log-csv")):
         if path:
             check_writable(path, what)
-    data = resolve_dataset(args.dataset, args)
+    data = resolve_dataset(args.dataset, args, warm["info"]["protocol"].get("reading") if warm else None)
     train = train_config(args, train_raw, source)
     train.checkpoint = args.checkpoint
     train.resume = args.resume
@@ -63,8 +64,12 @@ def cmd_train(args) -> int:
     if (msg := nothing_scored(res.metrics)) is not None:
         print(f"stcast: warning: test split of {data.meta.name}: {msg}", file=sys.stderr)
     if args.out:
-        save_model(args.out, exp.model, model_kw, exp.splits.scaler, data.meta.name, exp.task,
-                   protocol=exp.protocol_record(dataset_source(args.dataset)))
+        record = exp.protocol_record(dataset_source(args.dataset))
+        if warm is not None:  # a fine-tuned model keeps reading its table as the saved one did, unless told here
+            record["reading"] = {**warm["info"]["protocol"].get("reading", {}), **reading_options(args)}
+        else:
+            record["reading"] = reading_options(args)  # how the table was read, reused by evaluate / forecast
+        save_model(args.out, exp.model, model_kw, exp.splits.scaler, data.meta.name, exp.task, protocol=record)
         print(f"model written to {args.out}")
     return 0
 
