@@ -12,6 +12,7 @@ same engine (a chronological split, early stopping on validation), so `metrics_`
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +66,9 @@ class _FrameModel:
         """Run the experiment; keep the model, scaler, series, test metrics and how it was trained."""
         res = exp.run()
         self.model_, self.scaler_, self.data_ = exp.model, exp.splits.scaler, data
+        fit = exp.splits.train.fit_steps  # the steps the weights and scaler were fitted on
+        last = (fit.stop - 1) if isinstance(fit, slice) else int(np.max(fit))
+        self.train_end_ = str(np.datetime_as_string(data.timestamps[last], unit="s"))
         self.metrics_ = {k: v for k, v in res.metrics.items() if not hasattr(v, "shape")}
         self.record_ = exp.protocol_record("frame")
 
@@ -79,7 +83,7 @@ class _FrameModel:
         self._fitted()
         record = dict(self.record_, api={k: getattr(self, k) for k in ("id_col", "time_col", "target_col",
                                                                         "null_value", "step_minutes")},
-                      history=_history(self.data_))
+                      history=_history(self.data_), train_end=self.train_end_)
         return save_model(path, self.model_, self.model_kw, self.scaler_, self.data_.meta.name,
                           self.task, protocol=record)
 
@@ -95,6 +99,7 @@ class _FrameModel:
         _FrameModel.__init__(obj, info["model"], api["id_col"], api["time_col"], api["target_col"],
                              api["null_value"], api["step_minutes"], info["hparams"], {}, info["protocol"]["split"])
         obj.model_, obj.scaler_, obj.record_ = model, scaler, info["protocol"]
+        obj.train_end_ = info["protocol"].get("train_end")  # None in files saved before it was recorded
         obj.data_ = _from_history(info["protocol"]["history"], info["dataset"], api)
         obj.horizon, obj.input_len = model.spec.horizon, model.spec.input_len
         obj.quantiles = tuple(model.spec.quantiles)
@@ -134,10 +139,13 @@ class Forecaster(_FrameModel):
         data = self.data_ if df is None else self._data(df)
         return self._long(_forecast(self, data, None))
 
-    def cross_validation(self, df: pd.DataFrame, n_windows: int = 3, step_size: int | None = None) -> pd.DataFrame:
+    def cross_validation(self, df: pd.DataFrame, n_windows: int = 3, step_size: int | None = None,
+                         allow_training_overlap: bool = False) -> pd.DataFrame:
         """Rolling origins over the end of `df`: `n_windows` cutoffs `step_size` steps apart (default the
         horizon), each forecasting the next `horizon` steps with the fitted model (no refit); the frame has
-        unique_id, ds, cutoff, y and the model's column."""
+        unique_id, ds, cutoff, y and the model's column. Origins whose targets lie inside the steps the model was
+        fitted on would score training data: they are an error naming how many overlap, unless
+        `allow_training_overlap=True` (then a warning says so)."""
         self._fitted()
         if n_windows < 1 or (step_size is not None and step_size < 1):
             raise StcastError(f"n_windows and step_size must be >= 1; got {n_windows}, {step_size}")
@@ -148,9 +156,25 @@ class Forecaster(_FrameModel):
         if ends[0] < self.input_len:
             raise StcastError(f"{n_windows} windows {step} steps apart need more than the frame's {data.num_steps} "
                               "steps")
+        self._check_origins(data, ends, allow_training_overlap)
         out = self._long(_forecast(self, data, ends))
         truth = self._long_values(data)
         return out.merge(truth, on=[self.id_col, self.time_col], how="left")
+
+    def _check_origins(self, data: SpatioTemporalData, ends: np.ndarray, allow: bool) -> None:
+        end = getattr(self, "train_end_", None)
+        if end is None:
+            return
+        first_target = data.timestamps[ends].astype("datetime64[s]")
+        inside = int((first_target <= np.datetime64(end)).sum())
+        if not inside:
+            return
+        msg = (f"{inside} of {len(ends)} cross-validation origins forecast steps inside the part the model was fitted "
+               f"on (up to {end}): those scores are on training data")
+        if not allow:
+            raise StcastError(f"{msg}; use fewer windows (n_windows), a smaller step_size, a frame that continues "
+                              "after the fitted one, or allow_training_overlap=True to score them anyway")
+        warnings.warn(msg, stacklevel=3)
 
     def _long(self, fc: pd.DataFrame) -> pd.DataFrame:
         out = pd.DataFrame({self.id_col: fc["node"], self.time_col: fc["timestamp"]})
