@@ -132,12 +132,14 @@ class Forecaster(_FrameModel):
                                quantiles=self.quantiles, **warm), data)
         return self
 
-    def predict(self, df: pd.DataFrame | None = None) -> pd.DataFrame:
+    def predict(self, df: pd.DataFrame | None = None, keep_empty: bool = False) -> pd.DataFrame:
         """The `horizon` steps after the end of `df` (default: the fitted frame): unique_id, ds, <model>
-        [, <model>-q<level> for models that predict quantiles]."""
+        [, <model>-q<level> for models that predict quantiles]. A series with no observed value in its input
+        window gets NaN (with a warning naming it), or with `keep_empty` the model's answer and an `empty_input`
+        column."""
         self._fitted()
         data = self.data_ if df is None else self._data(df)
-        return self._long(_forecast(self, data, None))
+        return self._long(_forecast(self, data, None, keep_empty))
 
     def cross_validation(self, df: pd.DataFrame, n_windows: int = 3, step_size: int | None = None,
                          allow_training_overlap: bool = False) -> pd.DataFrame:
@@ -184,6 +186,8 @@ class Forecaster(_FrameModel):
         for c in fc.columns:
             if c.startswith("q"):  # quantile levels, e.g. stid-q0.1
                 out[f"{self.model}-{c}"] = fc[c]
+        if "empty_input" in fc.columns:  # keep_empty=True: the rows forecast from an all-missing window
+            out["empty_input"] = fc["empty_input"].to_numpy()
         return out
 
     def _long_values(self, data: SpatioTemporalData) -> pd.DataFrame:
@@ -230,10 +234,10 @@ class Imputer(_FrameModel):
         return self.fit(df, adjacency).transform(df)
 
 
-def _forecast(fc: Forecaster, data: SpatioTemporalData, ends) -> pd.DataFrame:
+def _forecast(fc: Forecaster, data: SpatioTemporalData, ends, keep_empty: bool = False) -> pd.DataFrame:
     from stcast.engine.inference import forecast_frame
 
-    return forecast_frame(fc.model_, fc.scaler_, data, ends=ends)
+    return forecast_frame(fc.model_, fc.scaler_, data, ends=ends, keep_empty=keep_empty)
 
 
 def _history(data: SpatioTemporalData) -> dict:

@@ -21,7 +21,7 @@ def cmd_forecast(args) -> int:
     data = resolve_dataset(args.dataset or info["protocol"].get("source") or info["dataset"], args,
                            info["protocol"].get("reading"))
     check_data_fits(model, data, info)
-    df = forecast_frame(model, scaler, data, end=args.end)
+    df = forecast_frame(model, scaler, data, end=args.end, keep_empty=args.keep_empty)
     H, N, C = model.spec.horizon, data.num_nodes, data.num_channels
     times = df["timestamp"].iloc[[0, -1]].to_numpy()
     write_table(df, args.out)
@@ -67,6 +67,9 @@ def register(sub) -> None:
     sp.add_argument("--model-file", required=True)
     sp.add_argument("--dataset", default=None)
     sp.add_argument("--end", type=positive_int, default=None, help="window end step (default: the end of the data)")
+    sp.add_argument("--keep-empty", action="store_true",
+                    help="keep forecasts of sensors whose input window is all missing (default: NaN, named in a "
+                         "warning), marked in an empty_input column")
     sp.add_argument("--out", required=True)
     data_args(sp)
     sp.set_defaults(func=cmd_forecast)

@@ -19,21 +19,26 @@ from stcast.models.base import STModel
 
 @torch.no_grad()
 def forecast_frame(model: STModel, scaler: StandardScaler, data: SpatioTemporalData, end: int | None = None,
-                   ends: np.ndarray | None = None) -> pd.DataFrame:
+                   ends: np.ndarray | None = None, keep_empty: bool = False) -> pd.DataFrame:
     """Long frame (timestamp, node, channel, step, forecast[, q<level>...]) of the H steps after the window
     ending at `end` (exclusive; default the end of the data). With `ends`, one forecast per window end (rolling
     origins), with a `cutoff` column: the last timestamp the model saw. Data that is never negative (speeds,
-    counts, PM2.5) gets its forecasts and quantiles clipped at 0, said once in a warning."""
+    counts, PM2.5) gets its forecasts and quantiles clipped at 0, said once in a warning.
+
+    A sensor whose whole input window is missing has nothing to forecast from: a warning names it and its rows are
+    NaN, unless `keep_empty` (then they keep the model's answer, marked by an `empty_input` column). Models that do
+    not read the window (historical average, seasonal naive: `reads_input_window = False`) are exempt."""
     model.eval()
     model.attach(data, scaler)
     spec = model.spec
     floor = 0.0 if data.never_negative() else None
     rolling = ends is not None
     ends = np.asarray([data.num_steps if end is None else end] if ends is None else ends, dtype=np.int64)
-    frames = []
+    frames, empty_nodes = [], set()
     for e in ends:
         batch = inference_batch(data, spec.input_len, spec.horizon, scaler, end=int(e))
         pred = model(batch)
+        empty = ~batch.x_mask[0].any(dim=(0, 2)).numpy() if model.reads_input_window else None  # (N,)
         point = scaler.inverse(pred.point)[0].numpy()  # (H, N, C)
         if floor is not None:
             point = np.maximum(point, floor)
@@ -51,10 +56,27 @@ def forecast_frame(model: STModel, scaler: StandardScaler, data: SpatioTemporalD
                 q = np.maximum(q, floor)
             for j, level in enumerate(pred.levels):
                 df[f"q{level:g}"] = q[:, j]
+        if empty is not None and empty.any():
+            nodes_arr = np.asarray(nodes, dtype=object)
+            empty_nodes.update(nodes_arr[empty].tolist())
+            rows = np.tile(np.repeat(empty, C), H)  # (H * N * C,) in the frame's order
+            if keep_empty:
+                df["empty_input"] = rows
+            else:
+                df.loc[rows, [c for c in df.columns if c == "forecast" or c.startswith("q")]] = np.nan
+        elif keep_empty:
+            df["empty_input"] = False
         if rolling:
             df.insert(0, "cutoff", data.timestamps[int(e) - 1])
         frames.append(df)
     out = pd.concat(frames, ignore_index=True)
+    if empty_nodes:
+        shown = ", ".join(map(str, sorted(empty_nodes)[:8])) + (f" (+{len(empty_nodes) - 8} more)"
+                                                               if len(empty_nodes) > 8 else "")
+        what = ("kept as the model's answer to an empty window, marked in column empty_input" if keep_empty
+                else "left as NaN (keep them with --keep-empty / keep_empty=True)")
+        warnings.warn(f"{len(empty_nodes)} of {data.num_nodes} sensors have no observed input in the window: {shown}; "
+                      f"their forecasts are {what}", stacklevel=2)
     if floor is not None and len(out):
         warnings.warn(f"{data.meta.name} is never negative: forecasts and intervals are clipped at 0", stacklevel=2)
     return out

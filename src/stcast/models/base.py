@@ -58,6 +58,9 @@ class STModel(nn.Module):
     # set by the trainer when the point loss trained the median only (its intervals are then not the model's and
     # are not scored); saved in and restored from model files
     quantiles_untrained: bool = False
+    # whether the forecast comes from the input window (False: HA, seasonal naive read their own statistics or
+    # history); a sensor whose window is all missing then gets no forecast at deployment (engine/inference.py)
+    reads_input_window: bool = True
 
     def __init__(self, spec: ProblemSpec):
         super().__init__()

@@ -37,6 +37,7 @@ class SeasonalNaive(_Statistical):
     """y[t] = value one season earlier (default one day), read from the series itself."""
 
     name = "seasonal-naive"
+    reads_input_window = False  # one season earlier, from the series
 
     def __init__(self, spec: ProblemSpec, season: int | None = None):
         super().__init__(spec)
@@ -70,6 +71,7 @@ class HistoricalAverage(_Statistical):
     seen in training fall back to the time-of-day mean, then to the node mean."""
 
     name = "ha"
+    reads_input_window = False  # the training mean of the target's time-of-week slot
     tasks = (Task.FORECAST, Task.IMPUTE)
 
     def __init__(self, spec: ProblemSpec, period: str = "week"):
