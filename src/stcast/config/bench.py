@@ -14,6 +14,15 @@ from stcast.task import Task
 TABLE_OPTIONS = ("name", "layout", "time_col", "node_col", "value_col", "channel_col", "adjacency", "null_value",
                  "step_minutes")
 CLUSTER_OPTIONS = ("k", "by", "reduce", "seed")
+_TEXT = (lambda v: isinstance(v, str) and bool(v), "a non-empty text")
+TABLE_CHECKS = {  # option -> (check, what it asks for)
+    "name": _TEXT, "time_col": _TEXT, "node_col": _TEXT, "value_col": _TEXT, "channel_col": _TEXT,
+    "adjacency": (lambda v: isinstance(v, str) and bool(v), "a CSV/NPY path"),
+    "layout": (lambda v: v in ("auto", "wide", "long"), "auto, wide or long"),
+    "null_value": (lambda v: isinstance(v, int | float) and not isinstance(v, bool), "a number (e.g. 0)"),
+    "step_minutes": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "a whole number of "
+                     "minutes >= 1"),
+}
 
 
 def _ge(lo: int):
@@ -87,6 +96,10 @@ class BenchConfig:
             if not isinstance(v, dict) or "model" not in v:
                 raise StcastError(f"{source}: variant {label!r} needs a 'model' key naming a registered model")
             get_model_class(v["model"])
+            fs = v.get("few_shot")
+            if fs is not None and (isinstance(fs, bool) or not isinstance(fs, int | float) or not 0 < fs <= 1):
+                raise StcastError(f"{source}: variants.{label}.few_shot={fs!r} is invalid: expected a fraction in "
+                                  "(0, 1], or null (every row is checked before the first one runs)")
             check_model_kw(v["model"], {k: x for k, x in v.items() if k not in ("model", "few_shot")},
                            f"{source}: variants.{label}")
         for key, kw in cfg.model_kw.items():  # keyed by model name or variant label; every value checked now
@@ -104,9 +117,19 @@ class BenchConfig:
             if not is_table_path(d):
                 get_info(d)
         for path, opts in cfg.tables.items():
-            if not isinstance(opts, dict) or set(opts) - set(TABLE_OPTIONS):
-                bad = sorted(set(opts) - set(TABLE_OPTIONS)) if isinstance(opts, dict) else opts
+            if not isinstance(opts, dict):
+                raise StcastError(f"{source}: tables.{path} must be a mapping of reading options "
+                                  f"({', '.join(TABLE_OPTIONS)}); got {opts!r}")
+            if set(opts) - set(TABLE_OPTIONS):
+                bad = sorted(set(opts) - set(TABLE_OPTIONS))
                 raise StcastError(f"{source}: tables.{path}: unknown options {bad}; known: {', '.join(TABLE_OPTIONS)}")
+            for key, value in opts.items():
+                ok, asks = TABLE_CHECKS[key]
+                if value is not None and not ok(value):
+                    raise StcastError(f"{source}: tables.{path}.{key}={value!r} is invalid: expected {asks}")
+            if path not in cfg.datasets and path != cfg.transfer_to:
+                raise StcastError(f"{source}: tables.{path}: no such table in datasets "
+                                  f"({', '.join(cfg.datasets)}); its options would be ignored")
         return cfg
 
     @property

@@ -24,6 +24,26 @@ _Loader.add_implicit_resolver(
     list("-+0123456789."))
 
 
+class DuplicateKey(yaml.YAMLError):
+    """A mapping that names one key twice (YAML keeps the last silently; a config must not)."""
+
+
+def _unique_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise DuplicateKey(f"the key {key!r} appears twice in one mapping (lines {seen[key] + 1} and "
+                               f"{key_node.start_mark.line + 1}); keep one")
+        seen[key] = key_node.start_mark.line
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+MAX_CONFIG_BYTES = 1 << 20  # configs are a few kilobytes: a larger file is refused before it is parsed
+
+
 def safe_load(text: str):
     """yaml.safe_load with `1e-3` read as a float: no tags, no objects, nothing runs."""
     return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
@@ -35,6 +55,10 @@ def read_yaml(path) -> dict:
         return {}
     if not Path(path).is_file():
         raise StcastError(f"config file {path} does not exist")
+    size = Path(path).stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise StcastError(f"config file {path} is {size / 2**20:.1f} MB; a config is at most "
+                          f"{MAX_CONFIG_BYTES >> 20} MB (is it the right file?)")
     try:
         raw = safe_load(Path(path).read_text()) or {}
     except yaml.YAMLError as e:

@@ -67,6 +67,11 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_fields(self, "training setting")
+        if self.cut_epoch and self.max_minutes is None:
+            from stcast.errors import StcastError
+
+            raise StcastError("training setting cut_epoch=True needs max_minutes (the budget that cuts an epoch "
+                              "short); set max_minutes or drop cut_epoch")
 
     @classmethod
     def from_dict(cls, raw: dict | None, source: str = "train") -> TrainConfig:
