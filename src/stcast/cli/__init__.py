@@ -28,8 +28,9 @@ COMMAND_FAMILIES = (catalog, train, deploy, bench, pretrain, pictures)  # in the
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="stcast", description="stcast: spatio-temporal forecasting and imputation with "
-                                "language-model methods beside strong baselines, on one data layer and protocol")
+    p = argparse.ArgumentParser(prog="stcast", allow_abbrev=False,
+                                description="stcast: spatio-temporal forecasting and imputation with language-model "
+                                            "methods beside strong baselines, on one data layer and protocol")
     p.add_argument("--version", action="version", version=f"stcast {__version__}")
     p.add_argument("--threads", type=common.positive_int, default=None,
                    help="torch CPU threads (default: torch's choice)")
@@ -38,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     for family in COMMAND_FAMILIES:
         family.register(sub)
+    for command in sub.choices.values():  # `--device cuda` is not taken as an abbreviation of --devices
+        command.allow_abbrev = False
     return p
 
 

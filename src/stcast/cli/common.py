@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from stcast import config
+from stcast.data.files import check_writable  # noqa: F401 - the commands' output check
 from stcast.data.registry import TABLE_SUFFIXES, is_table_path
 from stcast.errors import StcastError
 
@@ -132,20 +132,6 @@ def train_settings(raw: dict, model: str, source: str) -> tuple[dict, dict]:
         if not isinstance(section, dict):
             raise StcastError(f"{source}: '{what}' must be a mapping of training settings")
     return {**train, **over}, split_model_kw(raw.get("model_kw"), model, source)
-
-
-def check_writable(path, what: str = "--out") -> None:
-    """Fail before a long run, not after it: the directory must exist or be creatable, and writable."""
-    out = Path(path)
-    if out.is_dir():
-        raise StcastError(f"{what} {path} is a directory; give a file name")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        probe = out.parent / f".stcast-write-test-{os.getpid()}-{out.name}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise StcastError(f"{what} {path} cannot be written ({e.strerror or e}); choose another path") from e
 
 
 def dataset_source(spec: str) -> str:

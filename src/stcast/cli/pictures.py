@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -25,6 +27,9 @@ def cmd_plot(args) -> int:
         raise StcastError(f"plot {args.what} takes no file arguments ({' '.join(args.files)}); result CSVs are for "
                           "`plot results`")
     out = args.out or f"{args.what}.png"
+    if Path(out).suffix.lower() not in (".png", ".pdf", ".svg", ".jpg", ".jpeg"):
+        raise StcastError(f"--out {out}: pictures are written as .png, .pdf, .svg or .jpg; "
+                          f"{Path(out).suffix or 'no suffix'} is not one of them")
     check_writable(out)
     if args.what == "results":
         from stcast.bench.report import plot_results, read_results

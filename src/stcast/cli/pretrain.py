@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from stcast.cli.common import PLACEMENT_FLAGS, data_args, non_negative_int, placement_args, positive_float, positive_int
+from pathlib import Path
+
+from stcast.cli.common import (
+    PLACEMENT_FLAGS,
+    check_writable,
+    data_args,
+    non_negative_int,
+    placement_args,
+    positive_float,
+    positive_int,
+)
 
 
 def cmd_pretrain(args) -> int:
     from stcast.pretrain.utp import UTPRun, pretrain
 
+    check_writable(args.out)  # before the pretraining, not after it
+    check_writable(Path(args.out).with_suffix(".json"), "--out (its .json record)")
     model = {"variant": args.variant, "max_context": args.context, "min_context": args.min_context,
              "max_horizon": args.horizon,
              "use_prope": not args.no_prope, "use_gate": not args.no_gate}

@@ -1,7 +1,9 @@
-"""Reading a file the user named: it must exist, and a CSV must parse and hold rows; clear errors otherwise."""
+"""Files the user names: one to read must exist (a CSV must parse and hold rows); one to write is checked before
+the work that produces it. Clear errors otherwise."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -27,3 +29,17 @@ def read_csv(path, **kw) -> pd.DataFrame:
     if df.empty:
         raise StcastError(f"{path} has a header but no rows")
     return df
+
+
+def check_writable(path, what: str = "--out") -> None:
+    """Fail before a long run, not after it: the directory must exist or be creatable, and writable."""
+    out = Path(path)
+    if out.is_dir():
+        raise StcastError(f"{what} {path} is a directory; give a file name")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        probe = out.parent / f".stcast-write-test-{os.getpid()}-{out.name}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise StcastError(f"{what} {path} cannot be written ({e.strerror or e}); choose another path") from e

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from stcast.data.files import check_writable
 from stcast.data.scaler import StandardScaler
 from stcast.engine.distributed import is_global_zero
 from stcast.errors import StcastError
@@ -30,6 +31,7 @@ def save_model(path, model: STModel, hparams: dict, scaler: StandardScaler, data
     path = Path(path)
     if not is_global_zero():  # a distributed run: rank 0 writes
         return path
+    check_writable(path, "model file")  # a clear error naming the path, never a traceback from torch.save
     spec = {k: v for k, v in asdict(model.spec).items() if k != "adjacency"}
     spec["quantiles"] = list(spec["quantiles"])
     spec["task"] = Task.parse(spec["task"]).value  # a plain string: `weights_only` files hold no enum objects
@@ -45,8 +47,12 @@ def save_model(path, model: STModel, hparams: dict, scaler: StandardScaler, data
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    try:
+        torch.save(state, tmp)
+        tmp.replace(path)
+    except OSError as e:  # e.g. the disk filled up while writing: no half-written file is left behind
+        tmp.unlink(missing_ok=True)
+        raise StcastError(f"model file {path} could not be written ({e.strerror or e})") from e
     return path
 
 
