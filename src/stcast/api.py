@@ -42,7 +42,8 @@ class _FrameModel:
         long = {self.id_col, self.target_col} <= set(df.columns)
         data = frame_to_data(df, name, layout="long" if long else "wide", time_col=self.time_col,
                              node_col=self.id_col, value_col=self.target_col, adjacency=adjacency,
-                             null_value=self.null_value, step_minutes=self.step_minutes, source="the frame")
+                             null_value=self.null_value, step_minutes=self.step_minutes, source="the frame",
+                             api=True)
         if self.model_ is not None:
             self._check_same_series(data)
         return data

@@ -41,13 +41,19 @@ def load_user_table(path, name: str | None = None, layout: str = "auto", time_co
 def frame_to_data(df: pd.DataFrame, name: str, layout: str = "auto", time_col: str | None = None,
                   node_col: str = "node", value_col: str = "value", channel_col: str = "channel", adjacency=None,
                   null_value: float | None = None, step_minutes: int | None = None,
-                  source: str | None = None) -> SpatioTemporalData:
+                  source: str | None = None, api: bool = False) -> SpatioTemporalData:
     """A DataFrame (wide or long, as `load_user_table` reads it) as a dataset; `adjacency` is a path or an
-    (N, N) array. The same checks and messages as for a file."""
+    (N, N) array. The same checks as for a file; the messages speak the caller's language (`api`: keyword
+    arguments and frame row labels; else command-line flags and CSV line numbers). Without `time_col` the time
+    column is found by name (timestamp, time, date, datetime, ds) or by type, wherever it stands."""
     path = source or "the table"
+
+    def opt(name: str, value: str = "NAME") -> str:  # --node-col NAME, or node_col='NAME' for the Python API
+        return f"{name}={value!r}" if api else f"--{name.replace('_', '-')} {value}"
+
     if not isinstance(df, pd.DataFrame) or df.empty:
         raise StcastError(f"{path} has no rows")
-    time_col = time_col or df.columns[0]
+    time_col = time_col or _find_time_column(df)
     if time_col not in df.columns:
         raise StcastError(f"{path}: no time column {time_col!r}; columns are {list(df.columns)[:10]}")
     try:
@@ -56,7 +62,7 @@ def frame_to_data(df: pd.DataFrame, name: str, layout: str = "auto", time_col: s
         raise StcastError(f"{path}: column {time_col!r} does not hold timestamps ({e})") from e
     if times.isna().any():
         raise StcastError(f"{path}: {int(times.isna().sum())} rows have no timestamp in column {time_col!r} "
-                          f"(e.g. row {int(np.flatnonzero(times.isna().to_numpy())[0]) + 2})")
+                          f"(e.g. {_row_name(df, int(np.flatnonzero(times.isna().to_numpy())[0]), api)})")
     if getattr(times.dt, "tz", None) is not None:  # one clock: aware timestamps become naive UTC
         times = times.dt.tz_convert("UTC").dt.tz_localize(None)
     if layout == "auto":
@@ -65,7 +71,8 @@ def frame_to_data(df: pd.DataFrame, name: str, layout: str = "auto", time_col: s
         absent = [c for c in (node_col, value_col) if c not in df.columns]
         if absent:
             raise StcastError(f"{path}: a long table needs columns {node_col!r} and {value_col!r}; missing "
-                              f"{absent} among {list(df.columns)[:10]} (name yours with --node-col/--value-col)")
+                              f"{absent} among {list(df.columns)[:10]} (name yours with {opt('node_col')} and "
+                              f"{opt('value_col')})")
         if not pd.api.types.is_numeric_dtype(df[value_col]):
             bad = pd.to_numeric(df[value_col], errors="coerce").isna() & df[value_col].notna()
             if bad.any():
@@ -90,15 +97,16 @@ def frame_to_data(df: pd.DataFrame, name: str, layout: str = "auto", time_col: s
         non_numeric = [c for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])]
         if non_numeric:
             raise StcastError(f"{path}: non-numeric node columns {non_numeric[:5]} in a wide table; a long table "
-                              "(time, node, value) needs --layout long --node-col NAME --value-col NAME")
+                              f"(time, node, value) needs {opt('layout', 'long')} {opt('node_col')} "
+                              f"{opt('value_col')}")
         if table.shape[1] == 0:
             raise StcastError(f"{path}: no node columns besides the time column {time_col!r}")
     else:
         raise StcastError(f"unknown layout {layout!r}; use 'wide', 'long' or 'auto'")
     table = table.sort_index()
     if table.index.has_duplicates:
-        hint = ("" if layout == "long" else "; if this is a long table (time, node, value) pass --layout long "
-                "--node-col NAME --value-col NAME")
+        hint = ("" if layout == "long" else f"; if this is a long table (time, node, value) pass "
+                f"{opt('layout', 'long')} {opt('node_col')} {opt('value_col')}")
         raise StcastError(f"{path}: duplicate timestamps, e.g. {table.index[table.index.duplicated()][0]}{hint}")
     diffs = pd.Series(table.index).diff().dropna()
     if diffs.empty:
@@ -138,7 +146,7 @@ def frame_to_data(df: pd.DataFrame, name: str, layout: str = "auto", time_col: s
     zero_share = float((observed & (data.values == 0)).sum() / max(int(observed.sum()), 1))
     if null_value is None and zero_share > 0.05:
         warnings.warn(f"{name}: {zero_share:.1%} of the observed cells are exactly 0 and are scored as real zeros; "
-                      "if 0 means 'no reading' (loop detectors, sensors that drop out) pass --null-value 0",
+                      f"if 0 means 'no reading' (loop detectors, sensors that drop out) pass {opt('null_value', 0)}",
                       stacklevel=2)
     never = ~data.mask.any(axis=(0, 2))
     if never.any():
@@ -196,3 +204,21 @@ def _numeric_csv_matrix(path: Path) -> np.ndarray:
         r, c = np.argwhere(num.isna().to_numpy())[0]
         raise StcastError(f"adjacency file {path}: cell (row {r + 1}, column {c + 1}) is empty")
     return num.to_numpy(np.float32)
+
+
+TIME_NAMES = ("timestamp", "time", "datetime", "date", "ds")
+
+
+def _find_time_column(df: pd.DataFrame):
+    """The column named like a time (any case), else the first with a datetime type, else the first column."""
+    by_name = {str(c).lower(): c for c in df.columns}
+    for name in TIME_NAMES:
+        if name in by_name:
+            return by_name[name]
+    typed = [c for c in df.columns if pd.api.types.is_datetime64_any_dtype(df[c])]
+    return typed[0] if typed else df.columns[0]
+
+
+def _row_name(df: pd.DataFrame, position: int, api: bool) -> str:
+    """A row as the user can find it: the frame's index label (API), or the CSV line (header = line 1)."""
+    return f"frame row {df.index[position]!r}" if api else f"line {position + 2}"
