@@ -89,3 +89,32 @@ def test_a_corrupt_parquet_file_is_a_clear_error(tmp_path):
     path.write_bytes(b"PAR1 not really parquet")
     with pytest.raises(StcastError, match="not a readable Parquet"):
         load_user_table(path)
+
+
+@st.composite
+def frames(draw):
+    """Long (unique_id, ds, y) frames as API users build them: odd ids, times, values, duplicate index labels."""
+    n = draw(st.integers(0, 40))
+    ids = draw(st.lists(st.sampled_from(["s0", "s1", "s2", 3, None, ""]), min_size=n, max_size=n))
+    kind = draw(st.sampled_from(["regular", "shuffled", "duplicates", "gappy", "garbage", "integers"]))
+    ds = list(range(n)) if kind == "integers" else _time_column(kind, n, draw)
+    y = draw(st.lists(cells, min_size=n, max_size=n))
+    frame = pd.DataFrame({"unique_id": ids, "ds": ds, "y": y})
+    if draw(st.booleans()):
+        frame.index = [i % 3 for i in range(n)]  # duplicate index labels
+    return frame
+
+
+@settings(max_examples=80, deadline=None)
+@given(df=frames(), step=st.sampled_from([None, 5]))
+def test_random_frames_fit_or_fail_clearly(df, step):
+    """The DataFrame API on malformed frames: a fitted Forecaster or a StcastError, nothing else."""
+    from stcast import Forecaster
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            fc = Forecaster("last-value", horizon=2, input_len=2, step_minutes=step).fit(df)
+        except StcastError:
+            return
+    assert fc.model_ is not None

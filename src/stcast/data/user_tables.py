@@ -56,10 +56,14 @@ def frame_to_data(df: pd.DataFrame, name: str, layout: str = "auto", time_col: s
     time_col = time_col or _find_time_column(df)
     if time_col not in df.columns:
         raise StcastError(f"{path}: no time column {time_col!r}; columns are {list(df.columns)[:10]}")
-    try:
-        times = pd.to_datetime(df[time_col], format="mixed")
-    except (ValueError, TypeError) as e:
-        raise StcastError(f"{path}: column {time_col!r} does not hold timestamps ({e})") from e
+    column = df[time_col]
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        times = _step_index_times(column, step_minutes, path, time_col, opt)
+    else:
+        try:
+            times = pd.to_datetime(column, format="mixed")
+        except (ValueError, TypeError) as e:
+            raise StcastError(f"{path}: column {time_col!r} does not hold timestamps ({e})") from e
     if times.isna().any():
         raise StcastError(f"{path}: {int(times.isna().sum())} rows have no timestamp in column {time_col!r} "
                           f"(e.g. {_row_name(df, int(np.flatnonzero(times.isna().to_numpy())[0]), api)})")
@@ -77,11 +81,12 @@ def frame_to_data(df: pd.DataFrame, name: str, layout: str = "auto", time_col: s
             bad = pd.to_numeric(df[value_col], errors="coerce").isna() & df[value_col].notna()
             if bad.any():
                 raise StcastError(f"{path}: value column {value_col!r} holds text, e.g. {df[value_col][bad].iloc[0]!r} "
-                                  f"in row {int(np.flatnonzero(bad.to_numpy())[0]) + 2}")
+                                  f"in {_row_name(df, int(np.flatnonzero(bad.to_numpy())[0]), api)}")
             df = df.assign(**{value_col: pd.to_numeric(df[value_col], errors="coerce")})
         if df[node_col].isna().any():
             raise StcastError(f"{path}: {int(df[node_col].isna().sum())} rows have no node id in {node_col!r}")
         df = df.assign(**{time_col: times})
+        _say_mixed_steps(df, time_col, node_col, name)
         channels = sorted(df[channel_col].astype(str).unique()) if channel_col in df.columns else ["value"]
         if channel_col not in df.columns:
             df = df.assign(**{channel_col: "value"})
@@ -222,3 +227,36 @@ def _find_time_column(df: pd.DataFrame):
 def _row_name(df: pd.DataFrame, position: int, api: bool) -> str:
     """A row as the user can find it: the frame's index label (API), or the CSV line (header = line 1)."""
     return f"frame row {df.index[position]!r}" if api else f"line {position + 2}"
+
+
+STEP_ORIGIN = np.datetime64("2000-01-03T00:00")  # a Monday: nominal timestamps for tables indexed by step number
+
+
+def _step_index_times(column: pd.Series, step_minutes, path, time_col, opt) -> pd.Series:
+    """An integer time column is a step index when the step is given (nominal timestamps from a Monday
+    midnight, each integer one step), else a clear error: integers are not read as nanoseconds since 1970."""
+    if step_minutes is None:
+        raise StcastError(f"{path}: column {time_col!r} holds numbers, not timestamps; if they count steps, give the "
+                          f"step ({opt('step_minutes', 5)} for 5-minute steps), else give real timestamps")
+    values = column.to_numpy()
+    if not np.isfinite(values).all() or (values != np.round(values)).any():
+        raise StcastError(f"{path}: column {time_col!r} holds step numbers that are not whole (or are missing)")
+    minutes = values.astype(np.int64) * int(step_minutes)
+    return pd.Series(STEP_ORIGIN + minutes.astype("timedelta64[m]"), index=column.index).astype("datetime64[ns]")
+
+
+def _say_mixed_steps(df: pd.DataFrame, time_col, node_col, name: str) -> None:
+    """A long table whose series have different time steps (5 and 10 minutes) would leave the slower ones
+    half missing on the common grid: said, naming them."""
+    ordered = df[[node_col, time_col]].reset_index(drop=True).sort_values([node_col, time_col])
+    gaps = ordered.groupby(node_col, sort=False)[time_col].diff().dropna()
+    if gaps.empty:
+        return
+    per_node = gaps.groupby(ordered.loc[gaps.index, node_col], sort=False).agg(lambda g: g.mode().iloc[0])
+    if per_node.nunique() > 1:
+        common = per_node.min()
+        slow = per_node[per_node > common]
+        shown = ", ".join(f"{n} ({s})" for n, s in list(slow.items())[:5])
+        warnings.warn(f"{name}: its series have different time steps; on the common {common} grid these are missing "
+                      f"between their own readings: {shown}{' ...' if len(slow) > 5 else ''} (resample them to one "
+                      "step first)", stacklevel=3)
