@@ -150,3 +150,11 @@ def _printed(stdout: str, column: str) -> float:
         if column in line.split():
             return float(lines[i + 2].split()[line.split().index(column)])
     raise AssertionError(f"no {column} column in:\n{stdout}")
+
+
+def test_several_nodes_without_a_launcher_is_a_clear_error_not_a_wait(splits, monkeypatch):
+    for var in ("MASTER_ADDR", "NODE_RANK", "SLURM_JOB_ID", "TORCHELASTIC_RUN_ID", "LT_CLI_USED", "GROUP_RANK"):
+        monkeypatch.delenv(var, raising=False)
+    model = build_model("dlinear", splits.spec)
+    with pytest.raises(StcastError, match=r"--num-nodes 2 runs one process group over 2 machines: .*launcher"):
+        Trainer(model, TrainConfig(num_nodes=2, progress=False))

@@ -35,6 +35,13 @@ def fabric_for(cfg):
     from lightning_fabric import Fabric
 
     accelerator, devices, num_nodes, strategy, precision = key
+    launched = any(os.environ.get(k) for k in ("MASTER_ADDR", "NODE_RANK", "SLURM_JOB_ID", "TORCHELASTIC_RUN_ID",
+                                               "LT_CLI_USED", "GROUP_RANK"))
+    if num_nodes > 1 and not launched:
+        # Fabric would wait forever for the other machines: nothing starts them from here
+        raise StcastError(f"--num-nodes {num_nodes} runs one process group over {num_nodes} machines: start the "
+                          "same command on each of them through a launcher (torchrun --nnodes, `fabric run`, or "
+                          "SLURM's srun), which sets MASTER_ADDR and NODE_RANK; on one machine use --devices")
     if accelerator == "cuda" and not torch.cuda.is_available():
         raise StcastError("accelerator 'cuda' requested but no CUDA GPU is visible (use --accelerator cpu)")
     if strategy == "ddp":
