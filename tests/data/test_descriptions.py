@@ -92,3 +92,52 @@ def test_smollm2_writes_descriptions_once_and_then_reads_them(tmp_path, monkeypa
     assert rep.generated == 3 and all(len(t.split()) >= 3 for t in texts)
     again, rep = D.describe(qs, D.get_writer("smollm2-135m"))
     assert again == texts and rep.cached == 3
+
+
+class DyingWriter(CountingWriter):
+    """Killed after `lives` calls: what it wrote before stays in the cache."""
+
+    def __init__(self, lives, key="counting-v1"):
+        super().__init__(key)
+        self.lives = lives
+
+    def write(self, questions):
+        if self.lives == 0:
+            raise KeyboardInterrupt
+        self.lives -= 1
+        return super().write(questions)
+
+
+def test_descriptions_are_saved_as_they_are_written_and_show_progress(los_small, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("STCAST_CACHE", str(tmp_path))
+    stats = D.node_statistics(los_small.values[:288, :, 0], los_small.observed(slice(0, 288))[:, :, 0],
+                              los_small.timestamps[:288], los_small.meta)
+    questions = D.node_questions(stats, "los-loop", "mph")  # 20 texts: chunks of 8, 8, 4
+    with pytest.raises(KeyboardInterrupt):
+        D.describe(questions, DyingWriter(lives=2))  # killed in the third chunk
+    assert "descriptions: 16/20 written" in capsys.readouterr().err
+    w = CountingWriter()
+    texts, rep = D.describe(questions, w)
+    assert rep.cached == 16 and rep.generated == 4 and w.calls == 4 and len(texts) == 20
+
+
+def test_cache_entries_of_the_wrong_type_are_written_again_never_printed(los_small, tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setenv("STCAST_CACHE", str(tmp_path))
+    stats = D.node_statistics(los_small.values[:288, :, 0], los_small.observed(slice(0, 288))[:, :, 0],
+                              los_small.timestamps[:288], los_small.meta)
+    questions = D.node_questions(stats, "los-loop", "mph")
+    w = CountingWriter()
+    D.describe(questions, w)
+    (path,) = (tmp_path / "descriptions").glob("*.json")
+    raw = json.loads(path.read_text())
+    first = next(iter(raw["texts"]))
+    raw["texts"][first] = 12345  # a number where a text belongs
+    path.write_text(json.dumps(raw))
+    with pytest.warns(UserWarning, match="1 entries are not texts"):
+        texts, rep = D.describe(questions, w)
+    assert rep.generated == 1 and all(isinstance(t, str) for t in texts)
+    path.write_text(json.dumps(["a", "list"]))  # a JSON list: not a traceback
+    texts, rep = D.describe(questions, w)
+    assert rep.generated == 20

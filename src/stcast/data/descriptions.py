@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -302,19 +303,30 @@ def describe(questions: list[Question], writer, use_cache: bool = True) -> tuple
     if use_cache and path.is_file():
         try:
             raw = json.loads(path.read_text())
-            store = raw["texts"] if raw.get("writer") == writer.key and isinstance(raw.get("texts"), dict) else {}
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            warnings.warn(f"stcast: warning: description cache {path} is unreadable ({e}); regenerating",
-                          stacklevel=2)
+            texts = raw.get("texts") if isinstance(raw, dict) and raw.get("writer") == writer.key else {}
+            store = {k: v for k, v in texts.items() if isinstance(k, str) and isinstance(v, str)} \
+                if isinstance(texts, dict) else {}
+            if isinstance(texts, dict) and len(store) < len(texts):
+                warnings.warn(f"description cache {path}: {len(texts) - len(store)} entries are not texts; they are "
+                              "written again", stacklevel=2)
+        except (OSError, ValueError) as e:
+            warnings.warn(f"description cache {path} is unreadable ({e}); regenerating", stacklevel=2)
     keys = [_digest(q.prompt) for q in questions]
     todo = sorted({k: q for k, q in zip(keys, questions) if k not in store}.items())
-    if todo:
-        for (k, _), text in zip(todo, writer.write([q for _, q in todo])):
+    chunk = 8  # saved after every chunk: a kill loses at most one chunk of texts
+    for i in range(0, len(todo), chunk):
+        part = todo[i:i + chunk]
+        for (k, _), text in zip(part, writer.write([q for _, q in part])):
             store[k] = text
         if use_cache:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_text(json.dumps({"writer": writer.key, "texts": store}))
             tmp.replace(path)
+        if len(todo) > chunk:  # minutes of writing on a new machine: say how far it is
+            done, spent = min(i + chunk, len(todo)), time.perf_counter() - t0
+            print(f"  descriptions: {done}/{len(todo)} written ({spent:.0f} s, about "
+                  f"{spent / done * (len(todo) - done):.0f} s left; cached in {path.parent})", file=sys.stderr,
+                  flush=True)
     return [store[k] for k in keys], DescribeReport(len(todo), len(questions) - len(todo),
                                                     time.perf_counter() - t0)
