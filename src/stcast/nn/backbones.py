@@ -331,7 +331,26 @@ def revision_of(directory: Path | None, source: str) -> str:
             from importlib import metadata
 
             return f"{wheel}=={metadata.version(wheel)}"
-    return "local"
+    return f"local sha256:{files_digest(directory)[:16]}"
+
+
+def files_digest(directory: Path) -> str:
+    """A content fingerprint of a model folder: config and tokenizer files whole, and each weight file's size and
+    its first and last MiB (enough to tell two models apart without reading gigabytes). A folder pointed at
+    another model, or a swapped tokenizer, gives another digest."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted(p for p in Path(directory).iterdir() if p.is_file()):
+        h.update(f.name.encode() + b"\0" + str(f.stat().st_size).encode())
+        with open(f, "rb") as fh:
+            if f.stat().st_size <= 4 << 20:  # configs, tokenizers, vocabularies
+                h.update(fh.read())
+            else:  # weights
+                h.update(fh.read(1 << 20))
+                fh.seek(-(1 << 20), 2)
+                h.update(fh.read())
+    return h.hexdigest()
 
 
 def _tensor_source(directory: Path):
