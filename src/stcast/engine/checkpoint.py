@@ -141,7 +141,9 @@ def _check_shapes(path, name: str, spec: ProblemSpec, hparams: dict, stored: dic
             skeleton = build_model(name, spec, **hparams)
         except StcastError as e:
             raise StcastError(f"model file {path}: {e}") from e
-    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    flexible = set(getattr(skeleton, "flexible_state", ()))
+    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items() if k.rsplit(".", 1)[-1] not in flexible}
+    stored = {k: v for k, v in stored.items() if k.rsplit(".", 1)[-1] not in flexible}
     # `*.seen` (CalendarEmbedding) is absent from files written before it existed; loading fills it in
     missing = sorted(k for k in set(expected) - set(stored) if not k.endswith(".seen"))
     extra = sorted(set(stored) - set(expected))

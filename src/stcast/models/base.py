@@ -61,6 +61,9 @@ class STModel(nn.Module):
     # whether the forecast comes from the input window (False: HA, seasonal naive read their own statistics or
     # history); a sensor whose window is all missing then gets no forecast at deployment (engine/inference.py)
     reads_input_window: bool = True
+    # state entries whose shape may differ between a model file and this machine's rebuild (ST-VLM's prompt ids
+    # follow the tokenizer): the model's own loading reconciles them
+    flexible_state: tuple[str, ...] = ()
 
     def __init__(self, spec: ProblemSpec):
         super().__init__()

@@ -37,6 +37,7 @@ Missing inputs enter the correlations as the scaled mean (0), as they enter ever
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -127,6 +128,7 @@ def cross_modal_block(block: nn.Module, h_q: torch.Tensor, h_img: torch.Tensor,
 
 class STVLM(STModel):
     name = "st-vlm"
+    flexible_state = ("prompt_ids",)  # its length follows the tokenizer: checked by value at load, not by shape
     tasks = ("forecast",)
 
     def __init__(self, spec: ProblemSpec, backbone: str = "minilm-l6", pretrained: bool = True,
@@ -172,7 +174,8 @@ class STVLM(STModel):
         bb.embeddings.requires_grad_(False)
         text = (prompt or PROMPT).format(horizon=spec.horizon, nodes=N)
         ids = bb.tokenizer(text)["input_ids"] if use_prompt else []
-        self.register_buffer("prompt_ids", torch.tensor(ids, dtype=torch.long), persistent=False)
+        # saved in model files: a loaded model reads the prompt it was trained on, whatever tokenizer this machine has
+        self.register_buffer("prompt_ids", torch.tensor(ids, dtype=torch.long))
         self.modality = nn.Embedding(3, d)  # temporal, text, image
         nn.init.normal_(self.modality.weight, std=0.02)
         self.encoder = nn.LSTM(2 * C, encoder_hidden, batch_first=True)  # eq. 3, input: values + observed flag
@@ -206,6 +209,20 @@ class STVLM(STModel):
             return correlation_image(series[index], self.channels, self.max_lag)
 
         return (self.train_cache if self.training else self.cache).get_or_make(batch.start, batch.x, make)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """The saved prompt token ids replace the ones this machine's tokenizer just produced (a warning when they
+        differ: another tokenizer); files written before the ids were saved keep the rebuilt ones."""
+        key = prefix + "prompt_ids"
+        saved = state_dict.get(key)
+        if saved is None:
+            state_dict[key] = self.prompt_ids
+        elif saved.shape != self.prompt_ids.shape or not torch.equal(saved.cpu(), self.prompt_ids.cpu()):
+            if self.prompt_ids.device.type != "meta":
+                warnings.warn("st-vlm: this backbone's tokenizer gives other token ids for the task prompt than the "
+                              "model was trained with; the trained ids are used", stacklevel=2)
+            self.prompt_ids = saved.to(self.prompt_ids.device).clone()
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def temporal_tokens(self, batch) -> torch.Tensor:
         B, L, N, C = batch.x.shape
