@@ -54,19 +54,6 @@ def test_cross_validation_rolling_origins(frame):
         fc.cross_validation(frame, n_windows=0)
 
 
-def test_cross_validation_never_scores_training_steps_silently(frame, tmp_path):
-    fc = Forecaster("last-value", null_value=0.0).fit(frame)  # 7:1:2: the first 70 % of 864 steps are training
-    with pytest.raises(StcastError, match=r"^(\d+) of 20 cross-validation origins forecast steps inside the part"):
-        fc.cross_validation(frame, n_windows=20, step_size=36)
-    with pytest.warns(UserWarning, match="of 20 cross-validation origins .* training data"):
-        cv = fc.cross_validation(frame, n_windows=20, step_size=36, allow_training_overlap=True)
-    assert cv.cutoff.nunique() == 20
-    fc.save(tmp_path / "lv.pt")  # a loaded model remembers where its training part ended
-    with pytest.raises(StcastError, match="of 20 cross-validation origins"):
-        Forecaster.load(tmp_path / "lv.pt").cross_validation(frame, n_windows=20, step_size=36)
-    assert Forecaster.load(tmp_path / "lv.pt").cross_validation(frame, n_windows=3).cutoff.nunique() == 3
-
-
 def test_imputer_fills_and_marks(frame):
     gappy = frame.copy()
     gappy.loc[gappy.sample(frac=0.1, random_state=0).index, "y"] = np.nan

@@ -226,25 +226,3 @@ def test_plot_correlation_draws_the_three_channels(tmp_path, capsys):
     assert "--nodes '0,x'" in capsys.readouterr().err
     assert main(["plot", "correlation", "--dataset", "los-loop", "--nodes", "0,999", "--out", str(out)]) == 2
     assert "sensor indices in [0, 206]" in capsys.readouterr().err
-
-
-def test_a_model_file_keeps_the_prompt_token_ids_it_was_trained_on(splits, tmp_path):
-    """The prompt's token ids are saved: a machine whose tokenizer gives other ids (simulated by editing the
-    file's ids) still feeds the trained ones, and says so; a file without them keeps the rebuilt ids."""
-    from stcast.engine.checkpoint import load_model, save_model
-
-    m = build_model("st-vlm", splits.spec, cross_layers=1, lora_layers=1)
-    path = save_model(tmp_path / "vlm.pt", m, {"cross_layers": 1, "lora_layers": 1}, splits.scaler, "los", "forecast")
-    loaded, _, _ = load_model(path)
-    assert torch.equal(loaded.prompt_ids, m.prompt_ids) and len(m.prompt_ids) > 10
-    state = torch.load(path, weights_only=True)
-    trained = torch.cat([torch.tensor([101, 2023]), m.prompt_ids])  # "another tokenizer" at training time
-    state["state_dict"]["prompt_ids"] = trained
-    torch.save(state, path)
-    with pytest.warns(UserWarning, match="other token ids for the task prompt than the model was trained with"):
-        again, _, _ = load_model(path)
-    assert torch.equal(again.prompt_ids, trained)
-    del state["state_dict"]["prompt_ids"]  # a file from before the ids were saved
-    torch.save(state, path)
-    old, _, _ = load_model(path)
-    assert torch.equal(old.prompt_ids, m.prompt_ids)

@@ -118,3 +118,40 @@ def test_random_frames_fit_or_fail_clearly(df, step):
         except StcastError:
             return
     assert fc.model_ is not None
+
+
+config_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-5, 10**6), st.floats(allow_nan=True, allow_infinity=True),
+              st.text(max_size=8), st.sampled_from(["stid", "ha", "los-loop", "long", "five", "7:1:2", "x.csv"])),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)),
+    max_leaves=8)
+config_keys = st.sampled_from(["models", "datasets", "task", "input_len", "horizon", "split", "few_shot", "steps",
+                               "quantiles", "train", "model_kw", "model_train", "variants", "tables", "cluster",
+                               "eval_stride", "name", "transfer_to", "plot_node", "missing", "trian", "epochs"])
+train_keys = st.sampled_from(["epochs", "lr", "batch_size", "patience", "cut_epoch", "max_minutes", "precision",
+                              "devices", "milestones", "loss", "optimizer", "seed", "epoch"])
+
+
+@st.composite
+def bench_configs(draw):
+    raw = draw(st.dictionaries(config_keys, config_values, max_size=5))
+    if draw(st.booleans()):  # a plausible train section with odd values
+        raw["train"] = draw(st.dictionaries(train_keys, config_values, max_size=4))
+    if draw(st.booleans()):
+        raw["tables"] = {draw(st.sampled_from(["x.csv", "los-loop"])): draw(config_values)}
+    return raw
+
+
+@settings(max_examples=150, deadline=None)
+@given(raw=bench_configs())
+def test_random_benchmark_configs_are_valid_or_a_named_error(raw):
+    """Benchmark YAML mappings with random keys, types and values: a BenchConfig whose every row builds its
+    training settings, or a StcastError; never another exception."""
+    from stcast.config import BenchConfig
+
+    try:
+        cfg = BenchConfig.from_dict(dict(raw), "random.yaml")
+    except StcastError:
+        return
+    for m in cfg.models:
+        cfg.train_config(m)
