@@ -43,3 +43,20 @@ def shared():
     if path is None:
         pytest.fail("../shared/data not found: the tests run on the real data beside the project")
     return path
+
+
+class CountingWriter:
+    """A description writer that counts the texts it was asked for (no language model)."""
+
+    def __init__(self, key="counting-v1"):
+        self.key, self.calls = key, 0
+
+    def write(self, questions):
+        self.calls += len(questions)
+        return [f"text {len(q.prompt)}" for q in questions]
+
+
+@pytest.fixture
+def counting_writer():
+    """The class of a writer that counts what it writes (descriptions tests)."""
+    return CountingWriter

@@ -7,16 +7,8 @@ import torch
 from stcast.data import descriptions as D
 
 
-class CountingWriter:
-    def __init__(self, key="counting-v1"):
-        self.key, self.calls = key, 0
-
-    def write(self, questions):
-        self.calls += len(questions)
-        return [f"text {len(q.prompt)}" for q in questions]
-
-
-def test_the_description_cache_is_invalidated_when_data_or_prompt_change(los_small, tmp_path, monkeypatch):
+def test_the_description_cache_is_invalidated_when_data_or_prompt_change(los_small, tmp_path, monkeypatch,
+                                                                       counting_writer):
     monkeypatch.setenv("STCAST_CACHE", str(tmp_path))
     T = 288
     vals, obs = los_small.values[:T, :, 0], los_small.observed(slice(0, T))[:, :, 0]
@@ -25,7 +17,8 @@ def test_the_description_cache_is_invalidated_when_data_or_prompt_change(los_sma
         stats = D.node_statistics(values, obs, los_small.timestamps[:T], los_small.meta)
         return D.node_questions(stats, dataset, "mph")
 
-    w = CountingWriter()
+    make = counting_writer
+    w = make()
     first, rep = D.describe(questions(vals), w)
     assert rep.generated == 20 and w.calls == 20
     again, rep = D.describe(questions(vals), w)
@@ -36,7 +29,7 @@ def test_the_description_cache_is_invalidated_when_data_or_prompt_change(los_sma
     assert rep.generated == 1 and w.calls == 21
     _, rep = D.describe(questions(vals, dataset="other wording"), w)  # another prompt: every key new
     assert rep.generated == 20
-    _, rep = D.describe(questions(vals), CountingWriter("another-writer"))  # another writer: its own file
+    _, rep = D.describe(questions(vals), make("another-writer"))  # another writer: its own file
     assert rep.generated == 20
     for f in (tmp_path / "descriptions").glob("*.json"):
         f.write_text("{not json")

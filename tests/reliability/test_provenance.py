@@ -15,15 +15,6 @@ def splits(los_small):
     return prepare_windows(los_small, "forecast", 12, 12)
 
 
-class CountingWriter:
-    def __init__(self, key="counting-v1"):
-        self.key, self.calls = key, 0
-
-    def write(self, questions):
-        self.calls += len(questions)
-        return [f"text {len(q.prompt)}" for q in questions]
-
-
 def test_an_encoder_is_refused_as_a_writer():
     from stcast.errors import StcastError
     from stcast.nn.backbones import minilm_dir
@@ -46,14 +37,15 @@ def test_a_local_writer_is_keyed_by_what_its_folder_holds(tmp_path):
     assert revision_of(folder, "local") != before
 
 
-def test_cache_entries_of_the_wrong_type_are_written_again_never_printed(los_small, tmp_path, monkeypatch):
+def test_cache_entries_of_the_wrong_type_are_written_again_never_printed(los_small, tmp_path, monkeypatch,
+                                                                       counting_writer):
     import json
 
     monkeypatch.setenv("STCAST_CACHE", str(tmp_path))
     stats = D.node_statistics(los_small.values[:288, :, 0], los_small.observed(slice(0, 288))[:, :, 0],
                               los_small.timestamps[:288], los_small.meta)
     questions = D.node_questions(stats, "los-loop", "mph")
-    w = CountingWriter()
+    w = counting_writer()
     D.describe(questions, w)
     (path,) = (tmp_path / "descriptions").glob("*.json")
     raw = json.loads(path.read_text())
