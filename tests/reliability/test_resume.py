@@ -173,3 +173,23 @@ def test_partial_tables_merge_into_one(tmp_path, capsys):
     b.write_text("dataset,model,mae\nmetr-la,stid,3.25\n")
     assert main(["merge", str(a), str(b), "--out", str(tmp_path / "all.csv")]) == 2
     assert "stid on metr-la appears in two parts with different figures" in capsys.readouterr().err
+
+
+def test_a_resumed_run_keeps_its_wall_clock_budget(tmp_path, los_small):
+    """`max_minutes` counts the training before a kill too: a resumed equal-time row gets no fresh budget."""
+    from stcast.config import TrainConfig
+    from stcast.engine.splits import prepare_windows
+    from stcast.engine.trainer import Trainer
+    from stcast.models.registry import build_model
+
+    splits = prepare_windows(los_small, "forecast", 12, 12)
+    ck = str(tmp_path / "ck.pt")
+    cfg = dict(patience=99, progress=False, max_batches_per_epoch=2, checkpoint=ck)
+    Trainer(build_model("dlinear", splits.spec), TrainConfig(epochs=1, **cfg)).fit(splits.train, splits.val)
+    state = torch.load(ck, weights_only=True)
+    assert 0 < state["train_seconds"] < 600
+    state["train_seconds"] = 3600.0  # as if an hour had been spent before the kill
+    torch.save(state, ck)
+    again = Trainer(build_model("dlinear", splits.spec), TrainConfig(epochs=6, max_minutes=1, resume=True, **cfg))
+    again.fit(splits.train, splits.val)
+    assert len(again.history) == 2  # one more epoch, then the (already spent) budget ends it

@@ -115,6 +115,7 @@ class Trainer:
         module, opt = fabric.setup(self.model, opt_cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay))
         self.module = module
         start_epoch, best, best_state, bad = 0, math.inf, None, 0
+        spent = 0.0  # training seconds before this process (a resumed run keeps its wall-clock budget)
         if cfg.resume and not cfg.checkpoint:
             raise StcastError("resume needs a checkpoint path (--checkpoint PATH): nothing to resume from")
         if cfg.checkpoint and is_global_zero():
@@ -128,11 +129,12 @@ class Trainer:
             best_state = state["best_model"]
             self.history = [dict(zip(state["history_keys"], row, strict=False)) for row in state["history"]]
             self.windows_seen = int(state.get("windows_seen", 0))  # older checkpoints: counted from here
+            spent = float(state.get("train_seconds", 0.0))
             set_rng_state(state["rng"])  # dropout and every other draw continue exactly where they were
             if state.get("stopped"):  # it had already stopped early: resuming must not train further
                 start_epoch = cfg.epochs
         self._start_log()
-        t0 = time.time()
+        t0 = self._t0 = time.time() - spent  # `max_minutes` counts the time before a resume too
         nb = math.ceil(len(train) / cfg.batch_size)
         if self.world > 1 and len(train) % cfg.batch_size and len(train) % cfg.batch_size < self.world:
             nb -= 1  # a last global batch smaller than the process count is dropped (WindowSet.batches even=True)
@@ -332,7 +334,7 @@ class Trainer:
                  "best_val": best, "bad_epochs": bad, "best_model": best_state,
                  "history_keys": keys, "history": [[r[k] for k in keys] for r in self.history],
                  "rng": rng_state(), "model_name": self.model.name, "stopped": stopped,
-                 "windows_seen": self.windows_seen,
+                 "windows_seen": self.windows_seen, "train_seconds": time.time() - self._t0,
                  "config": {k: v for k, v in asdict(self.cfg).items() if v is not None}}
         tmp = path.with_suffix(path.suffix + ".tmp")
         self.fabric.save(tmp, state)
