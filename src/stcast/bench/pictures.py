@@ -3,7 +3,8 @@ an imputation (observed, hidden truth, imputed, band), and its errors per sensor
 coordinates) and by time of day x horizon step.
 
 Every picture reads the predictions `engine.scoring` scores (the same windows, scaler and masks as the metrics).
-Data that is never negative (speeds, counts, PM2.5) gets its forecasts and bands clipped at 0, said in the title.
+Data that is never negative (speeds, counts, PM2.5) gets its drawn forecasts and bands clipped at 0, said in the
+title; the error picture stays unclipped, as the printed metrics are.
 """
 
 from __future__ import annotations
@@ -130,9 +131,9 @@ def plot_imputation(data: SpatioTemporalData, scored: dict, path, node: int | No
 
 def plot_errors(data: SpatioTemporalData, scored: dict, path, title: str = "") -> Path:
     """Left: the test MAE of each sensor, on a map where the data has coordinates (e.g. METR-LA's sensor
-    locations), else by sensor index. Right: the MAE by hour of day (of the target) x horizon step."""
+    locations), else by sensor index. Right: the MAE by hour of day (of the target) x horizon step. Unclipped, as
+    the metrics `stcast evaluate` prints are."""
     pred, truth, mask, starts = scored["pred"], scored["truth"], scored["mask"].float(), scored["starts"]
-    (pred,), _ = clip_if_never_negative(data, pred)
     err = (pred - truth).abs() * mask  # (W, H, N, C)
     per_node = (err.sum((0, 1, 3)) / mask.sum((0, 1, 3)).clamp(min=1)).numpy()
     per_node[mask.sum((0, 1, 3)).numpy() == 0] = np.nan
