@@ -69,10 +69,19 @@ def test_temporal_rope_depends_only_on_the_offset():
     assert score(3, 1) != pytest.approx(score(3, 2), abs=1e-3)
 
 
-def test_se_rotation_is_installed_in_the_adapted_layers_only(fc):
-    m = _model(fc)
-    rots = [layer.self_attn.rotary for layer in m.lm.stack.layers]
-    assert rots[2] is m.se and rots[3] is m.se and rots[0] is not m.se and rots[1] is not m.se
+def test_se_rotation_is_installed_in_every_block_or_the_adapted_ones(fc):
+    m = _model(fc)  # default: every block (the summary's component map: "LLM Block (xL): RevIN -> SE-Attention")
+    assert all(layer.self_attn.rotary is m.se for layer in m.lm.stack.layers)
+    top = _model(fc, se_blocks="adapted")
+    rots = [layer.self_attn.rotary for layer in top.lm.stack.layers]
+    assert rots[2] is top.se and rots[3] is top.se and rots[0] is not top.se and rots[1] is not top.se
+    seen = []  # the frozen blocks really rotate with it: their attention reads the spatial angles
+    m.se.register_forward_hook(lambda mod, args, out: seen.append(1))
+    with torch.no_grad():
+        m.eval()(fc.train.gather(fc.train.starts[:1]))
+    assert len(seen) == 4
+    with pytest.raises(StcastError, match="se_blocks='top'"):
+        _model(fc, se_blocks="top")
     off = _model(fc, use_se=False)
     assert off.se is None and all(layer.self_attn.rotary is not m.se for layer in off.lm.stack.layers)
     b = fc.train.gather(fc.train.starts[:2])
@@ -137,7 +146,7 @@ def test_frozen_layers_stay_frozen_and_the_adapted_ones_learn(fc):
     changed = {n for n, p in m.lm.named_parameters() if not torch.equal(p, before[n])}
     for n in before:
         lower = n.startswith(("stack.layers.0.", "stack.layers.1."))
-        if lower and "norm" not in n:
+        if lower and "norm" not in n and ".rotary." not in n:  # the shared SE node embedding is ST-LINK's own
             assert n not in changed, n  # lower blocks frozen except their norms
         if ".mlp.ffn." in n:
             assert n not in changed, n  # the pretrained FFN inside MRFFN stays frozen

@@ -223,4 +223,59 @@ def test_joint_training_eq15_reports_forecast_and_reconstruction(los_small):
     assert np.isfinite(row["mae"]) and np.isfinite(row["impute_mae"]) and row["impute_mae"] > 0
     clean = evaluate(exp.model, exp.splits.test.without_hiding())
     assert row["mae"] == pytest.approx(clean["mae"])  # the forecast columns are the unhidden windows'
-    assert row["hidden_mae"] == pytest.approx(evaluate(exp.model, exp.splits.test)["mae"])  # inputs hidden
+    hidden = evaluate(exp.model, exp.splits.test.hiding_from_both_paths())["mae"]  # forecast from hidden inputs
+    assert row["hidden_mae"] == pytest.approx(hidden) and row["hidden_mae"] != pytest.approx(row["mae"])
+
+
+def _hide_more(batch, frac=0.3, seed=1):
+    """The same multi-task batch with another `frac` of the shown inputs hidden for the imputation loss."""
+    more = (torch.rand(batch.x.shape, generator=torch.Generator().manual_seed(seed)) < frac) & batch.x_mask.bool()
+    return type(batch)(**{**batch.__dict__, "x": torch.where(more, 0.0, batch.x), "x_mask": batch.x_mask & ~more,
+                          "eval_mask": batch.eval_mask | more})
+
+
+def test_multitask_forecast_reads_the_unmasked_input(los_small):
+    """Eq. 15: the prediction path reads the unmasked window, only the imputation path the masked one."""
+    mt = prepare_windows(los_small, "multitask", 12, 12, missing_kw={"r_min": 0.5, "r_max": 0.6})
+    batch = mt.train.gather(mt.train.starts[:3])
+    assert batch.x_shown is not None and (batch.x_shown_mask & ~batch.x_mask).any()
+    more = _hide_more(batch)
+    m = _model(mt).eval()
+    with torch.no_grad():
+        a, b = m(batch), m(more)
+        alone = m(batch.shown())  # what a forecast-only batch of the same window gives
+    assert torch.equal(a.point, b.point) and torch.allclose(a.point, alone.point, atol=1e-6)
+    assert not torch.allclose(a.imputed, b.imputed)  # the imputation path does read the masked input
+    one_pass = _model(mt, unmasked_forecast=False).eval()  # the ablation: one forward on the masked window
+    with torch.no_grad():
+        assert not torch.allclose(one_pass(batch).point, one_pass(more).point)
+
+
+def test_spatial_order_gives_neighbours_adjacent_indices():
+    from stcast.data.transforms import spatial_order
+
+    rng = np.random.default_rng(0)
+    line = rng.permutation(40).astype(float)  # 40 points on a line, in shuffled file order
+    coords = np.stack([line, 0.01 * rng.standard_normal(40)], 1)
+    order = spatial_order(coords, groups=8)
+    assert sorted(order) == list(range(40))
+    steps = np.abs(np.diff(line[order]))
+    assert steps.max() <= 2 and np.median(steps) == 1  # walking the indices walks along the line
+    assert list(spatial_order(np.zeros((5, 2)), 3)) == list(range(5))  # one place for all: the file order
+
+
+def test_grouped_conv_sees_nodes_in_spatial_order(fc, los_small):
+    """Sec. IV-A: neighbouring sensors get adjacent indices before eq. 4's grouped convolution."""
+    m = _model(fc)
+    order = m.ste.node_order
+    assert sorted(order.tolist()) == list(range(20)) and not torch.equal(order, torch.arange(20))
+    assert torch.equal(_model(fc, node_order="file").ste.node_order, torch.arange(20))
+    batch = fc.train.gather(fc.train.starts[:2])
+    file_order = _model(fc, node_order="file").ste
+    file_order.load_state_dict({**m.ste.state_dict(), "node_order": torch.arange(20)})
+    with torch.no_grad():  # the spatially ordered STE equals the file-order one fed the permuted nodes
+        want = file_order(batch.x[:, :, order], batch.tod_x, batch.dow_x)
+        assert torch.allclose(m.ste(batch.x, batch.tod_x, batch.dow_x), want, atol=1e-6)
+        assert not torch.allclose(file_order(batch.x, batch.tod_x, batch.dow_x), want, atol=1e-4)
+    with pytest.raises(StcastError, match="node_order='random'"):
+        _model(fc, node_order="random")

@@ -27,10 +27,21 @@ class Batch:
     node_ids: torch.Tensor
     eval_mask: torch.Tensor | None = None
     x_target: torch.Tensor | None = None  # forecast windows with hidden inputs (multi-task): raw inputs
+    x_shown: torch.Tensor | None = None  # multi-task: x with every observed entry shown (scaled, missing 0)
+    x_shown_mask: torch.Tensor | None = None  # multi-task: the observed entries before hiding
 
     def to(self, device) -> Batch:
         return Batch(**{f.name: (None if getattr(self, f.name) is None else getattr(self, f.name).to(device))
                         for f in fields(self)})
+
+    def shown(self) -> Batch:
+        """The forecast batch with every observed input shown (U-STS-LLM eq. 15: the prediction path reads the
+        unmasked window, only the imputation path the masked one). A batch that hides nothing is itself."""
+        if self.x_shown is None:
+            return self
+        return Batch(**{**{f.name: getattr(self, f.name) for f in fields(self)}, "x": self.x_shown,
+                        "x_mask": self.x_shown_mask, "eval_mask": None, "x_target": None, "x_shown": None,
+                        "x_shown_mask": None})
 
     @property
     def batch_size(self) -> int:

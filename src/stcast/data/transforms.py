@@ -48,19 +48,49 @@ def cluster_assignment(data: SpatioTemporalData, k: int, by: str = "auto", seed:
         feats = _profiles(data)
     else:
         raise StcastError(f"unknown clustering {by!r}; use 'coords', 'profile' or 'auto'")
+    return _ranked_kmeans(feats, k, seed)[0]
+
+
+def _ranked_kmeans(feats: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """K-means labels renumbered along the centroids' first principal axis, and each point's coordinate on
+    that axis."""
     rng = np.random.default_rng(seed)
     for _ in range(10):  # k-means++ can leave a cluster empty: retry with another seed
         centroids, labels = kmeans2(feats, k, minit="++", seed=rng)
         if len(np.unique(labels)) == k:
             break
     else:
-        raise StcastError(f"k-means left empty clusters for k={k} on {n} nodes; choose a smaller k")
-    centred = centroids - centroids.mean(0)
+        raise StcastError(f"k-means left empty clusters for k={k} on {len(feats)} nodes; choose a smaller k")
+    centre = centroids.mean(0)
+    centred = centroids - centre
     axis = np.linalg.svd(centred, full_matrices=False)[2][0] if k > 1 else np.ones(centroids.shape[1])
     order = np.argsort(centred @ axis, kind="stable")  # spatially coherent numbering
     rank = np.empty(k, dtype=np.int64)
     rank[order] = np.arange(k)
-    return rank[labels]
+    return rank[labels], (feats - centre) @ axis
+
+
+def spatial_order(feats: np.ndarray, groups: int, seed: int = 0) -> np.ndarray:
+    """A node permutation (N,) that gives neighbouring nodes adjacent indices (U-STS-LLM, Sec. IV-A: "nodes close
+    in spatial terms were also assigned adjacent index numbers"): K-means into `groups` clusters numbered along
+    the centroids' principal axis, members ordered along the same axis. `feats` (N, F): coordinates, or
+    profiles for data without locations. Position i of the result is the node placed at index i."""
+    feats = np.asarray(feats, dtype=np.float64)
+    n = len(feats)
+    if not np.isfinite(feats).all():
+        raise StcastError("node features for the spatial order hold NaN or inf")
+    k = max(1, min(groups, n))
+    if n < 3 or np.ptp(feats, axis=0).max() == 0:  # nothing to order: keep the file order
+        return np.arange(n)
+    while True:
+        try:
+            labels, proj = _ranked_kmeans(feats, k, seed)
+            break
+        except StcastError:  # repeated locations can leave clusters empty: fewer, larger clusters
+            if k == 1:
+                raise
+            k //= 2
+    return np.lexsort((np.arange(n), proj, labels))
 
 
 def cluster_nodes(data: SpatioTemporalData, k: int, by: str = "auto", reduce: str = "mean",

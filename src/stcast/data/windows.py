@@ -121,6 +121,7 @@ class WindowSet:
         self.data, self.starts, self.scaler = data, np.asarray(starts, dtype=np.int64), scaler
         self.input_len, self.horizon, self.task = input_len, horizon, task
         self.hide, self.protocol_eval = hide, protocol_eval
+        self.show_unhidden = True  # multi-task batches carry the unhidden input too (Batch.x_shown)
         if fit_steps is None:  # the prefix of the series that the windows cover (chronological splits)
             end = int(self.starts.max()) + input_len + (horizon if task is Task.FORECAST else 0) if len(starts) else 0
             fit_steps = slice(0, end)
@@ -137,6 +138,13 @@ class WindowSet:
             raise StcastError("without_hiding() is for forecast windows; imputation windows always hide entries")
         out = copy.copy(self)
         out.hide = None
+        return out
+
+    def hiding_from_both_paths(self) -> WindowSet:
+        """The same multi-task windows without the shown copy of the input (`Batch.x_shown`): a model's forecast
+        path then reads the hidden input too (the `hidden_mae` column: the forecast from hidden inputs)."""
+        out = copy.copy(self)
+        out.show_unhidden = False
         return out
 
     def batches(self, batch_size: int, shuffle: bool = False, seed: int = 0, rank: int = 0, world: int = 1,
@@ -163,17 +171,20 @@ class WindowSet:
         idx_x = starts[:, None] + np.arange(L)  # (B, L)
         raw_x = torch.from_numpy(np.asarray(self.data.values[idx_x], dtype=np.float32))  # (B, L, N, C)
         mask_x = torch.from_numpy(np.asarray(self.data.observed(idx_x)))
+        scaled = self.scaler.transform(raw_x)
         if self.task is Task.FORECAST:
             idx_y = starts[:, None] + L + np.arange(self.horizon)  # (B, H)
             y = torch.from_numpy(np.asarray(self.data.values[idx_y], dtype=np.float32))
             y_mask = torch.from_numpy(np.asarray(self.data.observed(idx_y)))
-            eval_mask = x_target = None
+            eval_mask = x_target = x_shown = shown_mask = None
             if self.hide is not None:  # multi-task: also hide input entries and score their recovery
                 hidden = self.hide(mask_x, gen)
                 eval_mask, x_target = hidden & mask_x, raw_x
+                if self.show_unhidden:
+                    x_shown, shown_mask = torch.where(mask_x, scaled, torch.zeros(())), mask_x
                 mask_x = mask_x & ~hidden
         else:
-            idx_y, y, y_mask, x_target = idx_x, raw_x, mask_x, None
+            idx_y, y, y_mask, x_target, x_shown, shown_mask = idx_x, raw_x, mask_x, None, None, None
             if self.protocol_eval:
                 hidden = torch.from_numpy(np.asarray(self.data.eval_mask[idx_x]))
             elif self.hide is not None:
@@ -182,11 +193,12 @@ class WindowSet:
                 raise StcastError("imputation windows need a missingness pattern (hide=...) or the protocol mask")
             eval_mask = hidden & mask_x
             mask_x = mask_x & ~hidden
-        x = torch.where(mask_x, self.scaler.transform(raw_x), torch.zeros(()))
+        x = torch.where(mask_x, scaled, torch.zeros(()))
         t = torch.from_numpy
         return Batch(x=x, x_mask=mask_x, y=y, y_mask=y_mask, tod_x=t(self.tod[idx_x]), dow_x=t(self.dow[idx_x]),
                      tod_y=t(self.tod[idx_y]), dow_y=t(self.dow[idx_y]), start=t(starts.copy()),
-                     node_ids=self.node_ids, eval_mask=eval_mask, x_target=x_target)
+                     node_ids=self.node_ids, eval_mask=eval_mask, x_target=x_target, x_shown=x_shown,
+                     x_shown_mask=shown_mask)
 
 
 def inference_batch(data: SpatioTemporalData, input_len: int, horizon: int, scaler: StandardScaler,

@@ -123,8 +123,8 @@ def score_test(model, test: WindowSet, task: str, batch_size: int = 64, device="
                        task=Task.parse(task).scored, steps=steps, collect=collect, fabric=fabric, module=module)
     seconds = time.time() - t0
     if multitask:  # one pass over the hidden-input windows: the imputation and the forecast from them
-        hid = evaluate(model, test, batch_size, device, task=Task.FORECAST, steps=(), fabric=fabric, module=module,
-                       also_imputed=True)
+        hid = evaluate(model, test.hiding_from_both_paths(), batch_size, device, task=Task.FORECAST, steps=(),
+                       fabric=fabric, module=module, also_imputed=True)
         metrics.update({"impute_mae": hid["impute_mae"], "impute_rmse": hid["impute_rmse"], "hidden_mae": hid["mae"]})
     return metrics, seconds
 

@@ -6,7 +6,7 @@ Pipeline: x (B, T_in, N, F) -> RevIN per node -> tokens = nodes x temporal patch
 linear head per node -> de-normalised (B, H, N, F).
 
 Mechanisms and their switches (for the paper's ablations):
-- `use_se`      SE-Attention: in every adapted block each head's query/key is split in two halves; the first is
+- `use_se`      SE-Attention: in every block (`se_blocks`) each head's query/key is split in two halves; the first is
                 rotated by a temporal RoPE (position = the token's time, in steps), the second by a spatial
                 RoPE whose per-frequency angles are a learnable per-node embedding times the base frequencies
                 (angle_{i,j} = e_{i,j} * theta^(-2j/d_s)); the halves are concatenated back and the layer's
@@ -32,8 +32,13 @@ Where the summary is silent (choices a careful reader of RoPE, memory networks a
 - Spatial angles. e (N, d_s/2) is initialised to each node's rank along the graph's Fiedler vector (nodes
   close in the graph get close angles) when the dataset has an adjacency and N <= 4,000, else to the node
   index; it is a free parameter after that. Equal embeddings give equal rotations, which cancel in q.k.
-- Where SE-Attention and MRFFN live: in the U adapted blocks only ("inside every adapted attention layer");
-  the frozen lower blocks keep the pretrained model exactly (their own RoPE over the token index).
+- Where SE-Attention lives (`se_blocks`): the summary's component map repeats "RevIN -> SE-Attention -> MRFFN"
+  in every LLM block, so "all" (default) rotates in every block, frozen ones included (their q/k weights stay
+  frozen; the rotation replaces their RoPE over the token index); "adapted" rotates in the U adapted blocks only
+  (our first reading). Measured on Los-loop: docs/benchmarks.md, "ST-LINK: fidelity". MRFFN lives in the adapted
+  blocks only: a frozen block's FFN is the pretrained one (PFA) and the MoE beside it is trained weights.
+- Recipe: the summary trains with batch 64 and lr 2.5e-4 on speed data (1e-4 on demand); ST-LINK's configs
+  use those (`model_train`); earlier tables ran lr 5e-4 at batch 32 (ours, for a wall-clock budget on CPU).
 - MRFFN augments the pretrained FFN (kept frozen, as PFA keeps FFNs): out = FFN(h) + MoE([h; r; a]) where
   r = sum over the top-k slots of softmax(cos / tau) * value and a = attention pooling of the sample's tokens
   (one learnable query). The MoE's output layers start at zero, so an untrained ST-LINK is the pretrained LM.
@@ -207,7 +212,7 @@ class STLINK(STModel):
                  memory_top_k: int = 4, ema_momentum: float = 0.1, experts: int = 4, expert_k: int = 2,
                  expert_dim: int = 128, balance_weight: float = 0.01, rope_theta: float = 10000.0,
                  causal: bool = False, backbone_config: dict | None = None, pretrained: bool = True,
-                 identity: str = "legacy", node_sample: int | None = None):
+                 identity: str = "legacy", node_sample: int | None = None, se_blocks: str = "all"):
         super().__init__(spec)
         from stcast.nn.adapt import AdaptPolicy, adapt
         from stcast.nn.backbones import load_backbone
@@ -226,10 +231,13 @@ class STLINK(STModel):
         d, n = self.lm.hidden_size, len(self.lm.stack.layers)
         self.adapted = list(range(n - trainable_top, n))
         self.se = None
-        if use_se and self.adapted:  # num_layers 0 ("w/o LLM"): no block to rotate in, so no spatial rotation
+        if se_blocks not in ("all", "adapted"):
+            raise StcastError(f"se_blocks={se_blocks!r}; use 'all' (every block, the component map) or 'adapted'")
+        self.se_blocks = list(range(n)) if se_blocks == "all" else self.adapted
+        if use_se and self.se_blocks:  # num_layers 0 ("w/o LLM"): no block to rotate in, so no spatial rotation
             init = _fiedler_rank(spec.adjacency) if spec.adjacency is not None and N <= 4000 else None
             self.se = SERotary(self.lm.stack.spec.head_dim, N, rope_theta, init)
-            for i in self.adapted:
+            for i in self.se_blocks:
                 self.lm.stack.set_rotary(i, self.se)
         self.mrffn = nn.ModuleList()
         if use_mrffn:
