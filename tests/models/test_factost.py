@@ -135,14 +135,95 @@ def test_checkpoint_round_trip_and_bad_files(tmp_path, utp, ckpt):
 
 def test_stf_gate_follows_eq_8():
     torch.manual_seed(0)
-    stf = STF(d=8, prototypes=3, max_lag=3)
-    ist, en, et = torch.randn(2, 4, 5, 8), torch.randn(2, 4, 5, 8), torch.randn(2, 4, 5, 8)
-    s_s, s_t, s_d = stf.affinities(ist, en, et)
+    stf = STF(d=8, prototypes=3, max_lag=3, num_nodes=4)
+    with torch.no_grad():
+        stf.w.copy_(torch.tensor([0.3, -0.2, 0.5]))
+        stf.gamma.copy_(torch.rand(4, 3))
+    ist, en, et, hist = (torch.randn(2, 4, 5, 8) for _ in range(4))
+    s_s, s_t, s_d = stf.affinities(ist, en, et, hist)
     assert torch.allclose(s_s, (ist * en).sum(-1) / 8 ** 0.5, atol=1e-6)
+    assert torch.allclose(s_t, (ist * et).sum(-1) / 8 ** 0.5, atol=1e-6)
+    # S_d by hand, one (b, i, tau) at a time: prototypes summarise all nodes at tau - delta, I_st reads them
+    P_lat, sc = stf.prototypes, 8 ** -0.5
+    for b, i, tau in ((0, 1, 3), (1, 3, 4), (0, 0, 1)):
+        want = 0.0
+        for lag in range(1, min(3, tau) + 1):
+            states = hist[b, :, tau - lag]  # (N, d)
+            summary = torch.softmax(P_lat @ states.t() * sc, -1) @ states  # (M, d)
+            agg = torch.softmax(summary @ ist[b, i, tau] * sc, 0) @ summary
+            want += stf.gamma[i, lag - 1] * (ist[b, i, tau] @ agg) * sc
+        assert torch.allclose(s_d[b, i, tau], torch.as_tensor(want), atol=1e-5)
     assert torch.equal(s_d[..., 0], torch.zeros_like(s_d[..., 0]))  # no lag before the first patch
     a = torch.softmax(stf.w, 0)
     want = torch.sigmoid(a[0] * s_s + a[1] * s_t + a[2] * s_d).unsqueeze(-1) * ist
-    assert torch.allclose(stf(ist, en, et), want, atol=1e-6)
+    assert torch.allclose(stf(ist, en, et, hist), want, atol=1e-6)
+    own = STF(d=8, prototypes=3, max_lag=3, lag="own")
+    assert own.gamma.shape == (3,) and torch.isfinite(own.affinities(ist, en, et)[2]).all()
+    with pytest.raises(StcastError, match="stf_lag='both'"):
+        STF(d=8, lag="both")
+
+
+def _forecast_change_at_other_nodes(model, batch, j=5):
+    """How much the forecasts of every sensor but j move when sensor j's input changes."""
+    model.eval()
+    moved = batch.x.clone()
+    moved[:, :, j] = moved[:, :, j] * -2.0 + 1.5
+    with torch.no_grad():
+        a = model(batch).point
+        b = model(type(batch)(**{**batch.__dict__, "x": moved})).point
+    others = [n for n in range(batch.x.shape[2]) if n != j]
+    return (a[:, :, others] - b[:, :, others]).abs().max().item()
+
+
+def test_stf_carries_one_sensor_s_input_to_another_s_forecast(fc, ckpt):
+    """Eq. 8's time-lagged affinity over M prototypes is the adapter's only path between sensors."""
+    b = fc.train.gather(fc.train.starts[:2])
+    torch.manual_seed(0)
+    on = build_model("factost", fc.spec, checkpoint=str(ckpt))
+    with torch.no_grad():
+        on.stf.w.copy_(torch.tensor([0.0, 0.0, 3.0]))  # weight S_d so its effect is well above rounding
+        on.stf.gamma.fill_(20.0)
+    assert _forecast_change_at_other_nodes(on, b) > 1e-3
+    for kw in ({"use_stf": False}, {"stf_lag": "own"}):
+        torch.manual_seed(0)
+        off = build_model("factost", fc.spec, checkpoint=str(ckpt), **kw)
+        assert _forecast_change_at_other_nodes(off, b) == 0.0, kw
+
+
+def test_full_horizon_predicts_h_max_and_truncates(fc, ckpt):
+    """Section III-A: a horizon below H_max is the full prediction truncated, as in pretraining."""
+    seen = {}
+    m = build_model("factost", fc.spec, checkpoint=str(ckpt), use_dspa=False).eval()
+    m.backbone.stack.register_forward_hook(lambda mod, args, out: seen.update(tokens=args[0].shape[1]))
+    b = fc.train.gather(fc.train.starts[:2])
+    with torch.no_grad():
+        full = m(b).point
+        cfg = m.backbone.cfg
+        assert seen["tokens"] == 1 + 1 + cfg.fut_patches and full.shape[1] == 12  # ctx + register + H_max / 16
+        short = build_model("factost", fc.spec, checkpoint=str(ckpt), use_dspa=False, full_horizon=False).eval()
+        short.load_state_dict(m.state_dict())
+        short.backbone.stack.register_forward_hook(lambda mod, args, out: seen.update(tokens=args[0].shape[1]))
+        assert not torch.allclose(short(b).point, full, atol=1e-4) and seen["tokens"] == 3
+    # the calendar beyond the targets is counted on from the last target step, across midnight and the week
+    tod, dow = m._future_calendar(b, torch.tensor([12 + 12 + 300]))
+    spd = fc.spec.steps_per_day
+    assert tod.shape[1] == 12 + 12 + 301
+    assert int(tod[0, -1]) == (int(b.tod_y[0, -1]) + 301) % spd
+    assert int(dow[0, -1]) == (int(b.dow_y[0, -1]) + (int(b.tod_y[0, -1]) + 301) // spd) % 7
+
+
+def test_stmf_banks_are_minute_hour_and_weekday(fc, ckpt):
+    m = build_model("factost", fc.spec, checkpoint=str(ckpt))
+    assert [b.num_embeddings for b in m.stmf.banks] == [60, 24, 7]
+    moh, tod, dow, hod = m._calendar(torch.tensor([[0, 13, 287]]), torch.tensor([[1, 2, 3]]), torch.arange(3))
+    assert moh.tolist() == [[0, 5, 55]] and hod.tolist() == [[0, 1, 23]]  # 5-minute steps
+    steps = build_model("factost", fc.spec, checkpoint=str(ckpt), calendar="steps")
+    assert [b.num_embeddings for b in steps.stmf.banks] == [60, fc.spec.steps_per_day, 7]
+    b = fc.train.gather(fc.train.starts[:2])
+    with torch.no_grad():  # the hour bank is what the paper calendar reads: its rows move the forecast
+        y0 = m.eval()(b).point
+        m.stmf.banks[1].weight.add_(torch.randn_like(m.stmf.banks[1].weight))
+        assert not torch.allclose(m(b).point, y0)
 
 
 def test_sta_model_switches_prompts_and_full_weight_transfer(fc, ckpt):
@@ -152,7 +233,7 @@ def test_sta_model_switches_prompts_and_full_weight_transfer(fc, ckpt):
     m.backbone.stack.layers[0].register_forward_hook(lambda mod, a, o: seen.update(x=a[0]))
     pred = m(b)
     assert pred.point.shape == (3, 12, 20, 1) and pred.quantiles.shape == (3, 12, 20, 1, 11)
-    assert seen["x"].shape == (3 * 20, 3 + 1 + 1 + 1, m.backbone.d_model)  # K=3 prompts, ctx, register, future
+    assert seen["x"].shape == (3 * 20, 3 + 1 + 1 + m.backbone.cfg.fut_patches, m.backbone.d_model)  # K, ctx, reg, H_max
     assert all(p.requires_grad for p in m.backbone.parameters())  # every backbone weight is reused and tuned
     src = UTPBackbone.load(ckpt)
     assert all(torch.equal(a, b) for a, b in zip(m.backbone.state_dict().values(), src.state_dict().values()))
@@ -328,7 +409,10 @@ def test_shipped_checkpoint_is_small_recorded_and_better_than_random(fc):
     assert SHIPPED_CHECKPOINT.stat().st_size <= 10 * 2**20
     recipe = json.loads(SHIPPED_CHECKPOINT.with_suffix(".json").read_text())
     assert "pretrain factost" in recipe["command"] and recipe["steps_done"] > 0
-    assert {"los-loop", "etth2"} <= set(recipe["corpus"]["excluded"])
+    used = recipe["corpus"]["used"]
+    assert not set(used) & set(recipe["corpus"]["never_used_evaluation_datasets"]) and "los-loop" not in used
+    real_points = sum(u["points"] for u in used.values())  # the record adds up to the points it reports
+    assert real_points + 352 * recipe["corpus"]["synthetic_series"] == recipe["corpus"]["points"]
     zero = {"use_stmf": False, "use_stf": False, "use_dspa": False, "use_cmr": False}
     torch.manual_seed(0)
     shipped = build_model("factost", fc.spec, **zero)

@@ -43,6 +43,24 @@ def test_corpus_windows_end_inside_a_series():
     assert len(real_series(("chickenpox",), log=lambda *a: None)) == 20
 
 
+def test_short_series_give_shorter_contexts_and_futures_and_the_corpus_records_what_it_used():
+    """A series shorter than context + horizon is used with a shorter (unscored NaN-tailed) future; one under
+    min_len is left out with a word and counted."""
+    real = [np.arange(300, dtype=np.float32), np.arange(30, dtype=np.float32) + 1000, np.arange(10, dtype=np.float32)]
+    said = []
+    c = Corpus.build(64, 32, num_synthetic=0, real=real, sources=["a", "b", "b"], min_len=20, log=said.append)
+    assert c.used == {"a": {"series": 1, "points": 300, "too_short": 0},
+                      "b": {"series": 1, "points": 30, "too_short": 1}}
+    assert any("b: 1 series shorter than 20" in s for s in said)
+    w = c.sample(400, 16, 32, np.random.default_rng(0))
+    short = w[np.nanmin(w, 1) >= 1000]  # windows on the 30-step series
+    assert len(short)
+    assert np.isfinite(short[:, 48:64]).all() and np.isnan(short[:, :48]).all()  # 16 steps of context
+    assert np.isfinite(short[:, 64:78]).all() and np.isnan(short[:, 78:]).all()  # 14 real future steps, then NaN
+    long = w[np.nanmax(w, 1) < 1000]
+    assert np.isfinite(long[:, -32:]).all()  # a long series always fills the horizon
+
+
 def test_wsd_schedule():
     lrs = [wsd_lr(s, 100, 1.0) for s in range(100)]
     assert lrs[0] < lrs[4] == 1.0 == lrs[50] and lrs[99] < 0.2
@@ -58,6 +76,7 @@ def test_pretrain_runs_resumes_and_writes_a_checkpoint_with_its_recipe(tmp_path)
     recipe = json.loads(out.with_suffix(".json").read_text())
     assert model.extra["steps_done"] == 6 == recipe["steps_done"]
     assert recipe["corpus"]["real_datasets"] == ["chickenpox"]
+    assert recipe["corpus"]["used"]["chickenpox"]["series"] == 20  # computed from the data actually sampled
     first = {k: v.clone() for k, v in model.state_dict().items()}
     run.steps, run.resume = 9, True
     pretrain(run, log=lambda *a: None)

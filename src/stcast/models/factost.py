@@ -26,12 +26,21 @@ Choices where the paper is silent (written down, not hidden):
 - p-RoPE: in the half-split layout pair j has frequency theta^(-2j/d_h); the first half of the pairs (the
   high frequencies) rotate, the second half keep angle 0 (eq. 4). `use_prope=False` rotates every pair.
 - STF's E_n and E_t are the spatial and temporal slices of W_meta applied to their banks (so they live in
-  I_st's space); affinities are scaled by 1/sqrt(d). Agg_delta is attention of the patch tau - delta's
-  identifier over the M prototypes (softmax(I P^T / sqrt(d)) P); lags before the first patch contribute 0.
+  I_st's space); affinities are scaled by 1/sqrt(d). Agg_delta (`stf_lag` "global", default): the M prototypes
+  attend over all N nodes' states at patch tau - delta (the backbone tokens Z, channel-averaged: identifiers
+  alone are the same every day and carry no "upstream" state), I_st(i, tau) attends over the M summaries;
+  per-node lag weights gamma (N x Delta, Fig. 9); lags before the first patch contribute 0. "own" (ablation,
+  our first version): each node's own identifier at tau - delta over the prototypes, shared gamma: no path
+  between sensors at all.
+- Horizons below H_max (`full_horizon`, default on): all H_max / patch future placeholders are predicted and the
+  output truncated to H (section III-A, "direct truncation"), as in pretraining; their calendar beyond the
+  targets is counted on from the last target step. Off: ceil(H / patch) placeholders (cheaper; our first
+  version gave a 12-step task one placeholder where pretraining always saw six).
 - `backbone_layers` (ours, for the ablation "what the pretrained backbone adds"): keep the first k UTP blocks;
   0 removes them all (pretrained = the shipped checkpoint, `pretrained=False` = the same blocks at random init).
-- Calendar banks: minute-of-hour (60), time-of-day (steps_per_day), day-of-week (7), each 32-wide like the
-  node bank; a patch's calendar is that of its last step. The register token gets no identifier.
+- Calendar banks (`calendar` "paper"): minute-of-hour (60), hour-of-day (24), day-of-week (7), each 32-wide
+  like the node bank; "steps": minute-of-hour, one row per time-of-day step, day-of-week (our first version).
+  A patch's calendar is that of its last step. The register token gets no identifier.
 """
 
 from __future__ import annotations
@@ -229,25 +238,34 @@ class UTPBackbone(nn.Module):
 
 
 class STMF(nn.Module):
-    """Eq. 7: I_st(i, tau) = W_meta [E_n^i || E_moh || E_tod || E_dow]; also returns the E_n / E_t parts."""
+    """Eq. 7: I_st(i, tau) = W_meta [E_n^i || E_c for c in the calendar banks]; also returns the E_n / E_t parts.
 
-    def __init__(self, num_nodes: int, steps_per_day: int, d: int, dim: int = 32):
+    `calendar` "paper": minute-of-hour (60), hour-of-day (24), day-of-week (7), the multi-scale cycles of
+    section III-B; "steps": minute-of-hour, one row per time-of-day step (steps_per_day), day-of-week (our first
+    version)."""
+
+    def __init__(self, num_nodes: int, steps_per_day: int, d: int, dim: int = 32, calendar: str = "paper"):
         super().__init__()
+        if calendar not in ("paper", "steps"):
+            raise StcastError(f"calendar={calendar!r}; use 'paper' (minute, hour, weekday) or 'steps'")
+        self.calendar = calendar
         self.node = nn.Embedding(num_nodes, dim)
         # unseen calendar rows fall back to the mean row at inference (nn/calendar.py)
-        self.banks = nn.ModuleList([CalendarEmbedding(60, dim, "minute of hour"), time_of_day(steps_per_day, dim),
-                                    day_of_week(dim)])
+        middle = CalendarEmbedding(24, dim, "hour of day") if calendar == "paper" else time_of_day(steps_per_day, dim)
+        self.banks = nn.ModuleList([CalendarEmbedding(60, dim, "minute of hour"), middle, day_of_week(dim)])
         for e in [self.node, *self.banks]:
             nn.init.normal_(e.weight, std=0.1)
         self.w_meta = nn.Linear(4 * dim, d)
         self.dim = dim
 
-    def forward(self, moh, tod, dow, num_nodes: int, node_index: torch.Tensor | None = None):
-        """Calendar indices (B, P) -> I_st, E_n, E_t, each (B, N, P, d); `node_index` picks a node subset."""
+    def forward(self, moh, tod, dow, num_nodes: int, node_index: torch.Tensor | None = None, hod=None):
+        """Calendar indices (B, P) -> I_st, E_n, E_t, each (B, N, P, d); `node_index` picks a node subset;
+        `hod` (B, P) the hour of day, read by the "paper" calendar."""
         w = self.w_meta.weight  # (d, 4 dim)
         nodes = self.node.weight if node_index is None else self.node.weight[node_index]
         en = nodes @ w[:, :self.dim].t()  # (N, d): the spatial slice of W_meta applied to E_n
-        cal = torch.cat([b(i) for b, i in zip(self.banks, (moh, tod, dow))], -1)  # (B, P, 3 dim)
+        middle = hod if self.calendar == "paper" else tod
+        cal = torch.cat([b(i) for b, i in zip(self.banks, (moh, middle, dow))], -1)  # (B, P, 3 dim)
         et = cal @ w[:, self.dim:].t() + self.w_meta.bias  # (B, P, d)
         B, P = moh.shape
         en_b = en[None, :, None].expand(B, num_nodes, P, -1)
@@ -256,30 +274,58 @@ class STMF(nn.Module):
 
 
 class STF(nn.Module):
-    """Eq. 8: I_st <- sigmoid(a_s S_s + a_t S_t + a_d S_d) (.) I_st, alpha = softmax([w_s, w_t, w_d])."""
+    """Eq. 8: I_st <- sigmoid(a_s S_s + a_t S_t + a_d S_d) (.) I_st, alpha = softmax([w_s, w_t, w_d]).
 
-    def __init__(self, d: int, prototypes: int = 8, max_lag: int = 3):
+    The time-lagged affinity S_d (`lag` "global", the paper's "delayed influence of upstream nodes" and "global
+    interactions" through M prototypes, cost O(Delta N P M d)): at each patch the M latent prototypes attend over
+    every node's state there (`hist`, the backbone tokens Z: the data) and summarise it in M vectors; I_st(i, tau)
+    reads the summaries of patch tau - delta by attention, weighted by a per-node lag coefficient gamma_i^delta
+    (Fig. 9 draws them per node). So sensor j's recent input reaches sensor i's gate. `lag` "own" (our first
+    version, ablation): Agg over node i's own identifiers only, one gamma per lag shared by all nodes, no path
+    between sensors."""
+
+    def __init__(self, d: int, prototypes: int = 8, max_lag: int = 3, num_nodes: int = 1, lag: str = "global"):
         super().__init__()
+        if lag not in ("global", "own"):
+            raise StcastError(f"stf_lag={lag!r}; use 'global' (across nodes, the paper's) or 'own'")
+        self.lag = lag
         self.w = nn.Parameter(torch.zeros(3))
-        self.gamma = nn.Parameter(torch.full((max_lag,), 1.0 / max_lag))
+        shape = (num_nodes, max_lag) if lag == "global" else (max_lag,)
+        self.gamma = nn.Parameter(torch.full(shape, 1.0 / max_lag))
         self.prototypes = nn.Parameter(torch.randn(prototypes, d) / math.sqrt(d))
         self.max_lag, self.scale = max_lag, 1.0 / math.sqrt(d)
 
-    def affinities(self, ist, en, et):
+    def lagged(self, ist, hist, node_index=None):
+        """S_d (B, N, P): sum over delta of gamma_i^delta <I_st(i, tau), Agg_delta(tau - delta)> / sqrt(d)."""
+        s_d = ist.new_zeros(ist.shape[:3])
+        P = ist.shape[2]
+        if self.lag == "own":
+            agg = torch.softmax(ist @ self.prototypes.t() * self.scale, -1) @ self.prototypes
+            for lag in range(1, min(self.max_lag, P - 1) + 1):  # Delta lags: a loop of three, not over samples
+                s_d[..., lag:] += self.gamma[lag - 1] * (ist[..., lag:, :] * agg[..., :-lag, :]).sum(-1) * self.scale
+            return s_d
+        # the prototypes summarise every node's state at each patch: G (B, P, M, d)
+        att = torch.softmax(torch.einsum("md,bnpd->bpmn", self.prototypes, hist) * self.scale, -1)
+        summary = torch.einsum("bpmn,bnpd->bpmd", att, hist)
+        gamma = self.gamma if node_index is None else self.gamma[node_index]  # (N, Delta)
+        for lag in range(1, min(self.max_lag, P - 1) + 1):
+            g, q = summary[:, :-lag], ist[:, :, lag:]  # summaries of tau - delta; identifiers of tau
+            w = torch.softmax(torch.einsum("bnpd,bpmd->bnpm", q, g) * self.scale, -1)
+            agg = torch.einsum("bnpm,bpmd->bnpd", w, g)
+            s_d[..., lag:] += gamma[None, :, None, lag - 1] * (q * agg).sum(-1) * self.scale
+        return s_d
+
+    def affinities(self, ist, en, et, hist=None, node_index=None):
         """(B, N, P, d) -> S_s, S_t, S_d (B, N, P)."""
+        if self.lag == "global" and hist is None:
+            raise StcastError("STF's global lag needs the nodes' states (hist)")
         s_s = (ist * en).sum(-1) * self.scale
         s_t = (ist * et).sum(-1) * self.scale
-        agg = torch.softmax(ist @ self.prototypes.t() * self.scale, -1) @ self.prototypes  # Agg over prototypes
-        s_d = torch.zeros_like(s_s)
-        P = ist.shape[2]
-        for lag in range(1, min(self.max_lag, P - 1) + 1):  # Delta = 3 lags: a loop of three, not over samples
-            s_d[..., lag:] = s_d[..., lag:] + self.gamma[lag - 1] * (ist[..., lag:, :] * agg[..., :-lag, :]).sum(-1) \
-                * self.scale
-        return s_s, s_t, s_d
+        return s_s, s_t, self.lagged(ist, hist, node_index)
 
-    def forward(self, ist, en, et):
+    def forward(self, ist, en, et, hist=None, node_index=None):
         a = torch.softmax(self.w, 0)
-        s_s, s_t, s_d = self.affinities(ist, en, et)
+        s_s, s_t, s_d = self.affinities(ist, en, et, hist, node_index)
         gate = torch.sigmoid(a[0] * s_s + a[1] * s_t + a[2] * s_d)
         return gate.unsqueeze(-1) * ist
 
@@ -309,7 +355,8 @@ class FactoST(STModel):
                  use_cmr: bool = True, memory_fraction: float = 0.2, replace_ratio: float = 0.3,
                  prompt_tokens: int = 3, prompt_rank: int = 4, meta_dim: int = 32, prototypes: int = 8,
                  max_lag: int = 3, freeze_backbone: bool = False, step_minutes: int | None = None,
-                 identity_scale: str = "paper", node_sample: int | None = None, backbone_layers: int | None = None):
+                 identity_scale: str = "paper", node_sample: int | None = None, backbone_layers: int | None = None,
+                 stf_lag: str = "global", calendar: str = "paper", full_horizon: bool = True):
         super().__init__(spec)
         if pretrained:
             self.backbone = UTPBackbone.load(checkpoint or SHIPPED_CHECKPOINT)
@@ -327,8 +374,11 @@ class FactoST(STModel):
             self.backbone.requires_grad_(False)
         d = self.backbone.d_model
         self.step_minutes = step_minutes or max(1, 1440 // spec.steps_per_day)
-        self.stmf = STMF(spec.num_nodes, spec.steps_per_day, d, meta_dim) if use_stmf else None
-        self.stf = STF(d, prototypes, max_lag) if (use_stf and use_stmf) else None
+        self.stmf = STMF(spec.num_nodes, spec.steps_per_day, d, meta_dim, calendar) if use_stmf else None
+        self.stf = STF(d, prototypes, max_lag, spec.num_nodes, stf_lag) if (use_stf and use_stmf) else None
+        # section III-A: shorter horizons are "direct truncation" of the full H_max prediction; off: only the
+        # ceil(H / patch) future placeholders the horizon needs (our first version, cheaper)
+        self.full_horizon = full_horizon
         self.dspa = DSPA(d, prompt_tokens, prompt_rank) if use_dspa else None
         if not 0 < memory_fraction < 1 or not 0 <= replace_ratio < 1:
             raise StcastError(f"CMR needs 0 < memory_fraction < 1 and 0 <= replace_ratio < 1; got "
@@ -351,10 +401,24 @@ class FactoST(STModel):
                               "only the bare backbone (use_stmf=False, use_dspa=False) rolls its forecasts")
 
     def _calendar(self, tod: torch.Tensor, dow: torch.Tensor, patch_idx_last: torch.Tensor):
-        """Calendar indices of each patch's last step: (B, L) -> moh, tod, dow (B, P)."""
+        """Calendar indices of each patch's last step: (B, L) -> moh, tod, dow, hod (B, P)."""
         t = tod[:, patch_idx_last]
-        moh = (t * self.step_minutes) % 60
-        return moh, t, dow[:, patch_idx_last]
+        minutes = t * self.step_minutes
+        return minutes % 60, t, dow[:, patch_idx_last], (minutes // 60) % 24
+
+    def _future_calendar(self, batch, steps: torch.Tensor):
+        """(B, L + max step) time-of-day / day-of-week: the input's, the targets' (to H), then counted on from the
+        last target step (future placeholders beyond the horizon when the full H_max is predicted)."""
+        tod_all = torch.cat([batch.tod_x, batch.tod_y], 1)  # (B, L + H)
+        dow_all = torch.cat([batch.dow_x, batch.dow_y], 1)
+        extra = int(steps.max()) + 1 - tod_all.shape[1]
+        if extra > 0:
+            spd = self.spec.steps_per_day
+            ahead = torch.arange(1, extra + 1, device=tod_all.device)
+            base_t, base_d = tod_all[:, -1:], dow_all[:, -1:]
+            tod_all = torch.cat([tod_all, (base_t + ahead) % spd], 1)
+            dow_all = torch.cat([dow_all, (base_d + (base_t + ahead) // spd) % 7], 1)
+        return tod_all, dow_all
 
     def training_windows(self, windows):
         """CMR (eq. 11): every training batch mixes windows from a replay memory of the earliest training windows."""
@@ -382,18 +446,23 @@ class FactoST(STModel):
             return Prediction(q[..., bb.median_index], quantiles=q, levels=self.quantile_levels,
                               node_index=node_index)
         xn, mean, std = instance_norm(series, smask)
-        p_ctx, p_fut = math.ceil(L / pl), math.ceil(H / pl)
+        p_ctx = math.ceil(L / pl)
+        p_fut = bb.cfg.fut_patches if self.full_horizon else math.ceil(H / pl)  # then truncated to H
         z = bb.tokens(xn, smask, p_fut)  # Z: (BNC, P_ctx + 1 + P_fut, d)
         if self.stmf is not None:
             pad = p_ctx * pl - L
             ctx_last = torch.arange(p_ctx, device=x.device) * pl + pl - 1 - pad  # last step of each patch
-            tod_all = torch.cat([batch.tod_x, batch.tod_y], 1)  # (B, L + H)
-            dow_all = torch.cat([batch.dow_x, batch.dow_y], 1)
-            fut_last = (L + torch.arange(p_fut, device=x.device) * pl + pl - 1).clamp(max=L + H - 1)
+            fut_last = L + torch.arange(p_fut, device=x.device) * pl + pl - 1
+            if not self.full_horizon:
+                fut_last = fut_last.clamp(max=L + H - 1)
             idx = torch.cat([ctx_last.clamp(min=0), fut_last])
-            ist, en, et = self.stmf(*self._calendar(tod_all, dow_all, idx), N, node_index)  # (B, N, P, d)
+            tod_all, dow_all = self._future_calendar(batch, idx)
+            moh, tod, dow, hod = self._calendar(tod_all, dow_all, idx)
+            ist, en, et = self.stmf(moh, tod, dow, N, node_index, hod=hod)  # (B, N, P, d)
             if self.stf is not None:
-                ist = self.stf(ist, en, et)
+                # each node's state per patch for the lagged affinity: its tokens Z, channels averaged
+                hist = torch.cat([z[:, :p_ctx], z[:, p_ctx + 1:]], 1).view(B, N, C, p_ctx + p_fut, -1).mean(2)
+                ist = self.stf(ist, en, et, hist, node_index)
             ist = ist.unsqueeze(2).expand(B, N, C, -1, -1).reshape(B * N * C, p_ctx + p_fut, -1)
             zero = ist.new_zeros(ist.shape[0], 1, ist.shape[-1])  # the register gets no identifier
             ist = torch.cat([ist[:, :p_ctx], zero, ist[:, p_ctx:]], 1)

@@ -23,7 +23,7 @@ import torch
 from stcast.engine.trainer import rng_state, set_rng_state
 from stcast.errors import StcastError
 from stcast.models.factost import UTPBackbone, UTPConfig
-from stcast.pretrain.corpus import PRETRAINING_DATASETS, Corpus, real_series
+from stcast.pretrain.corpus import EVALUATION_DATASETS, PRETRAINING_DATASETS, Corpus, real_series
 
 
 @dataclass
@@ -140,9 +140,10 @@ def pretrain(run: UTPRun, data_dir=None, log=print) -> Path:
     log(f"FactoST UTP pretraining: {cfg.variant} ({sum(p.numel() for p in model.parameters()):,} parameters), "
         f"context {cfg.max_context}, horizon {cfg.max_horizon}, batch {run.batch_size}, {run.steps} steps"
         + (f" or {run.minutes} min" if run.minutes else "") + (f", {world} processes" if world > 1 else ""))
-    real = real_series(run.datasets, data_dir, log=log) if run.datasets else []
+    real, sources = real_series(run.datasets, data_dir, log=log, with_sources=True) if run.datasets else ([], [])
     corpus = Corpus.build(cfg.max_context, cfg.max_horizon, run.num_synthetic, real=real,
-                          p_synthetic=run.p_synthetic, seed=run.seed)
+                          p_synthetic=run.p_synthetic, seed=run.seed, sources=sources,
+                          min_len=cfg.min_context + cfg.patch_len, log=log)
     log(f"  corpus: {int(corpus.synthetic.sum())} KernelSynth + {int((~corpus.synthetic).sum())} real series, "
         f"{int(corpus.lengths.sum()):,} points")
 
@@ -180,7 +181,8 @@ def pretrain(run: UTPRun, data_dir=None, log=print) -> Path:
     recipe = {"command": " ".join(sys.argv), "run": asdict(run), "steps_done": step,
               "minutes": round((time.time() - t0) / 60, 1), "final_loss": running,
               "corpus": {"synthetic_series": int(corpus.synthetic.sum()), "real_datasets": list(run.datasets),
-                         "excluded": ["los-loop", "metr-la", "etth1", "etth2"], "points": int(corpus.lengths.sum())},
+                         "used": corpus.used, "never_used_evaluation_datasets": list(EVALUATION_DATASETS),
+                         "points": int(corpus.lengths.sum())},
               "torch": torch.__version__, "threads": torch.get_num_threads()}
     if not is_global_zero():
         return out
