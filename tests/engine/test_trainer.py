@@ -122,3 +122,22 @@ def exp_train(data):
     from stcast.engine.splits import prepare_windows
 
     return prepare_windows(data, "forecast", 12, 12).train
+
+
+def test_plateau_schedule_matches_torch_reduce_lr_on_plateau():
+    """lr_schedule 'plateau' (ST-VLM's recipe) cuts the rate exactly where torch's ReduceLROnPlateau does, from
+    the validation history alone (so a resumed run needs no scheduler state)."""
+    import numpy as np
+
+    from stcast.engine.trainer import lr_factor
+
+    rng = np.random.default_rng(0)
+    vals = list(np.r_[np.linspace(5, 3, 8), 3 + 0.05 * rng.random(30), np.linspace(2.9, 2.5, 5), np.full(20, 2.6)])
+    cfg = TrainConfig(epochs=len(vals) + 1, lr=1.0, lr_schedule="plateau", plateau_patience=4, lr_gamma=0.5)
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.5, patience=4)
+    for epoch, v in enumerate(vals):
+        sched.step(v)
+        assert lr_factor(cfg, epoch + 1, vals[:epoch + 1]) == pytest.approx(opt.param_groups[0]["lr"]), epoch
+    assert opt.param_groups[0]["lr"] < 0.2  # the sequence does plateau several times
+    assert lr_factor(TrainConfig(lr_schedule="constant"), 40, vals) == 1.0

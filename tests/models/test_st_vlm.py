@@ -226,3 +226,19 @@ def test_plot_correlation_draws_the_three_channels(tmp_path, capsys):
     assert "--nodes '0,x'" in capsys.readouterr().err
     assert main(["plot", "correlation", "--dataset", "los-loop", "--nodes", "0,999", "--out", str(out)]) == 2
     assert "sensor indices in [0, 206]" in capsys.readouterr().err
+
+
+def test_cross_correlation_spans_every_lag_of_eq_2_by_default(splits, batch):
+    """Eq. 2: tau in [-I + 1, I - 1]. A pair whose only strong relation is at lag 6 (beyond the old +-3 cap)
+    shows it in the default image and not in the capped one."""
+    from stcast.nn.correlation import lagged_xcorr
+
+    m = build_model("st-vlm", splits.spec)
+    assert m.max_lag == splits.spec.input_len - 1
+    assert build_model("st-vlm", splits.spec, max_lag=3).max_lag == 3
+    torch.manual_seed(0)
+    x = torch.randn(1, 1, 12, 1)
+    y = torch.roll(x, 6, dims=2) + 0.01 * torch.randn_like(x)  # y lags x by 6 steps
+    pair = torch.cat([x, y], 1)
+    full, capped = lagged_xcorr(pair, 11)[0, 0, 1], lagged_xcorr(pair, 3)[0, 0, 1]
+    assert abs(float(full)) > abs(float(capped)) + 0.2

@@ -138,3 +138,28 @@ def test_smollm2_cache_is_built_atomically(tmp_path, monkeypatch):
     assert not [p for p in d.parent.iterdir() if p.name.startswith(".smollm2-")]  # no temp dir left behind
     stamp = (d / "model.safetensors").stat().st_mtime_ns
     assert gguf_cache.smollm2_dir() == d and (d / "model.safetensors").stat().st_mtime_ns == stamp  # reused
+
+
+def test_vilt_encoder_matches_transformers_vilt_model(tmp_path):
+    """ViLT's layers are pre-norm (layernorm_before / layernorm_after, as in ViT) with a final LayerNorm: our
+    ViLT stack, loaded from a ViltModel's files (random weights from its config), gives transformers' encoder
+    output on the same token embeddings."""
+    cfg = transformers.ViltConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                                  vocab_size=60, max_position_embeddings=40, image_size=32, patch_size=16)
+    torch.manual_seed(0)
+    ref = transformers.ViltModel(cfg, add_pooling_layer=False).eval()
+    with torch.no_grad():  # make the norms non-trivial, so pre- and post-norm layouts cannot agree by chance
+        for name, p in ref.named_parameters():
+            if "layernorm" in name.lower():
+                p.add_(0.3 * torch.randn_like(p))
+    ref.save_pretrained(tmp_path / "vilt")
+    bb = load_backbone(str(tmp_path / "vilt"))
+    assert not bb.stack.layers[0].post_norm
+    x = torch.randn(2, 9, 32)
+    with torch.no_grad():
+        want = ref.layernorm(ref.encoder(x).last_hidden_state)
+        got = bb(x)
+        assert torch.allclose(got, want, atol=1e-5), (got - want).abs().max()
+        for layer in bb.stack.layers:  # the BERT (post-norm) layout gives another output
+            layer.post_norm = True
+        assert not torch.allclose(bb(x), want, atol=1e-3)

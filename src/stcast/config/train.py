@@ -14,7 +14,7 @@ PRECISIONS = {"32": "32-true", "32-true": "32-true", "bf16-mixed": "bf16-mixed",
 LOGGERS = ("csv", "tensorboard")
 LOSSES = ("mae", "pinball")
 OPTIMIZERS = ("adam", "adamw")
-LR_SCHEDULES = ("constant", "multistep", "cosine")
+LR_SCHEDULES = ("constant", "multistep", "cosine", "plateau")
 
 
 def _finite(lo: float, inclusive: bool = True):
@@ -55,8 +55,11 @@ class TrainConfig:
     # adam, or adamw (decoupled weight decay, as the U-STS-LLM paper trains)
     optimizer: str = setting("adam", _one_of(OPTIMIZERS), "adam or adamw")
     # learning rate per epoch: constant; multistep (x lr_gamma at each of `milestones`, BasicTS's STID recipe
-    # [1, 50, 80] x 0.5); cosine (to 0 over `epochs`). `warmup_epochs` ramps linearly first (any schedule).
-    lr_schedule: str = setting("constant", _one_of(LR_SCHEDULES), "constant, multistep or cosine")
+    # [1, 50, 80] x 0.5); cosine (to 0 over `epochs`); plateau (x lr_gamma once validation MAE has not improved
+    # for more than `plateau_patience` epochs, as torch's ReduceLROnPlateau; ST-VLM's recipe: 10, 0.5).
+    # `warmup_epochs` ramps linearly first (any schedule).
+    lr_schedule: str = setting("constant", _one_of(LR_SCHEDULES), "constant, multistep, cosine or plateau")
+    plateau_patience: int = setting(10, lambda v: v >= 1, "an integer >= 1")
     milestones: tuple[int, ...] = setting((), lambda v: all(m >= 1 for m in v), "a list of epochs >= 1")
     lr_gamma: float = setting(0.5, lambda v: 0 < v <= 1, "a factor in (0, 1]")
     warmup_epochs: int = setting(0, lambda v: v >= 0, "an integer >= 0")

@@ -39,9 +39,25 @@ from stcast.models.base import STModel
 from stcast.task import Task
 
 
-def lr_factor(cfg: TrainConfig, epoch: int) -> float:
-    """The learning-rate multiplier of epoch `epoch` (0-based): a pure function of the epoch, so a resumed
-    run follows the same schedule with no scheduler state to save."""
+def plateau_reductions(val_maes, patience: int, threshold: float = 1e-4) -> int:
+    """How many times ReduceLROnPlateau (mode min, relative threshold) has cut the rate after these epochs'
+    validation MAEs: a cut when more than `patience` epochs in a row did not beat the best, then the count
+    restarts."""
+    best, bad, cuts = math.inf, 0, 0
+    for v in val_maes:
+        if v < best * (1 - threshold):
+            best, bad = v, 0
+        else:
+            bad += 1
+        if bad > patience:
+            cuts, bad = cuts + 1, 0
+    return cuts
+
+
+def lr_factor(cfg: TrainConfig, epoch: int, val_maes=()) -> float:
+    """The learning-rate multiplier of epoch `epoch` (0-based): a pure function of the epoch (and, for
+    "plateau", of the validation MAEs of the epochs before it, kept in the history), so a resumed run follows
+    the same schedule with no scheduler state to save."""
     if epoch < cfg.warmup_epochs:
         return (epoch + 1) / (cfg.warmup_epochs + 1)
     if cfg.lr_schedule == "multistep":
@@ -49,6 +65,8 @@ def lr_factor(cfg: TrainConfig, epoch: int) -> float:
     if cfg.lr_schedule == "cosine":
         span = max(1, cfg.epochs - cfg.warmup_epochs)
         return 0.5 * (1 + math.cos(math.pi * (epoch - cfg.warmup_epochs) / span))
+    if cfg.lr_schedule == "plateau":
+        return cfg.lr_gamma ** plateau_reductions(val_maes, cfg.plateau_patience)
     return 1.0
 
 
@@ -143,7 +161,8 @@ class Trainer:
         with Progress(self.model.name, cfg.epochs, cfg.progress and is_global_zero()) as progress:
             for epoch in range(start_epoch, cfg.epochs):
                 for group in opt.param_groups:
-                    group["lr"] = cfg.lr * lr_factor(cfg, epoch)
+                    group["lr"] = cfg.lr * lr_factor(cfg, epoch, [r["val_mae"] for r in self.history
+                                                                   if r.get("val_mae") is not None])
                 module.train()
                 te = time.time()
                 total, n = 0.0, 0

@@ -12,8 +12,11 @@ Per input window (L steps, N nodes):
   embeddings; an LSTM per node over its L steps (eq. 3), its last state mapped to the backbone width (the paper
   pads it to the input size: a linear map is our reading); M_concat = [E_t, E_p].
 - Backbone: ViLT (`backbone="vilt"`, when its files are on the machine) or, offline by default,
-  all-MiniLM-L6-v2: a bidirectional BERT encoder with ViLT's WordPiece vocabulary and the same post-LN block
-  layout ViLT inherits from BERT. The image enters ViLT-style as linear "patch" tokens, one per node row
+  all-MiniLM-L6-v2: a bidirectional BERT encoder with ViLT's WordPiece vocabulary. ViLT's layers are pre-LN
+  (transformers' ViltLayer: layernorm_before / layernorm_after, as in ViT) with a final LayerNorm, and we run
+  them so (a parity test against transformers' ViltModel: tests/nn/test_backbones.py); MiniLM's are BERT's
+  post-LN, as it was pretrained. The offline default thus differs from ViLT in layout as well as in size.
+  The image enters ViLT-style as linear "patch" tokens, one per node row
   (the row's 3N pixels -> d); modality-type embeddings mark temporal, text and image tokens.
 - Attention-based adaptive fine-tuning: in the first F layers (default 1) the attention is cross-modal: Q from
   M_concat through LoRA (eq. 4), K from the image tokens through LoRA (eq. 5), V from the image tokens (eq. 6,
@@ -23,6 +26,10 @@ Per input window (L steps, N nodes):
 - Predictor: an LSTM decoder over the H output steps (input: the node's fused token, mapped to the decoder
   width, plus a learned step embedding) and a linear map to the channels (eq. 11); the engine's masked MAE is
   eq. 12.
+- Time-lagged cross-correlation over every lag of eq. 2 (|tau| <= I - 1, `max_lag=None`); `max_lag=3` is our
+  earlier cap (cheaper images: 7 lags instead of 23 on 12 steps), measured in docs/benchmarks.md.
+- Recipe: Adam at batch 32 with the paper's plateau scheduler (`lr_schedule: plateau`, patience 10, x 0.5) is
+  what ST-VLM's configs set; the paper splits PEMS 6:2:2, the field's METR-LA / Los-loop tables use 7:1:2.
 - CPU defaults (ours; the paper trains ViLT's 12 layers on a GPU): F = 1 cross-modal layer and U = 2 LoRA
   layers of MiniLM's 6 (`lora_layers=None` keeps every layer), LSTM widths 64. Costs: docs/benchmarks.md.
 
@@ -134,7 +141,8 @@ class STVLM(STModel):
     def __init__(self, spec: ProblemSpec, backbone: str = "minilm-l6", pretrained: bool = True,
                  cross_layers: int = 1, lora_layers: int | None = 2, lora_rank: int = 8, lora_alpha: float = 16.0,
                  finetune: bool = True, use_image: bool = True, channels: tuple[str, ...] = CHANNELS,
-                 use_bias: bool = True, use_prompt: bool = True, prompt: str | None = None, max_lag: int = 3,
+                 use_bias: bool = True, use_prompt: bool = True, prompt: str | None = None,
+                 max_lag: int | None = None,
                  encoder_hidden: int = 64, decoder_hidden: int = 64, identity: bool = False,
                  image_cache_mb: float = 4096.0, dropout: float = 0.1):
         super().__init__(spec)
@@ -143,6 +151,7 @@ class STVLM(STModel):
 
         N, L, C = spec.num_nodes, spec.input_len, spec.num_channels
         channels = tuple(channels)
+        max_lag = L - 1 if max_lag is None else max_lag  # eq. 2: tau in [-I + 1, I - 1]
         if use_image and (not channels or any(c not in CHANNELS for c in channels)):
             raise StcastError(f"channels {list(channels)}: choose one or more of {', '.join(CHANNELS)}")
         if use_image and "xcorr" in channels and not 0 <= max_lag < L:
