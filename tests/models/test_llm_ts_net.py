@@ -181,3 +181,27 @@ def test_trains_on_real_data_and_beats_its_untrained_self(splits):
     Trainer(m, TrainConfig(epochs=3, lr=2e-3, progress=False)).fit(splits.train, splits.val)
     after = evaluate(m, splits.test, 64)["mae"]
     assert after < 0.7 * before, (before, after)
+
+
+def test_description_tuning_updates_only_lora_amr_c_and_lowers_the_lm_loss(splits):
+    """The paper's step 2: the small LM is tuned on the descriptions with LoRA-AMR before forecasting."""
+    torch.manual_seed(0)
+    off = build_model("llm-ts-net", splits.spec, **KW)  # the default: no tuning stage
+    off.fit_statistics(splits.train)
+    torch.manual_seed(0)
+    m = build_model("llm-ts-net", splits.spec, **KW, text_tuning_steps=15, text_tuning_lr=1e-2)
+    before = {n: p.detach().clone() for n, p in m.text.lm.named_parameters()}
+    m.fit_statistics(splits.train)  # writes the descriptions, then tunes
+    assert m.text_tuning_report["steps"] == 15
+    changed = {n for n, p in m.text.lm.named_parameters() if not torch.equal(p, before[n])}
+    assert changed and all(n.endswith("lora_C") for n in changed)  # W0, B and D frozen; only C moves
+    rows = torch.arange(m.text.ids.shape[0])
+    with torch.no_grad():  # on the same hidden tokens, the tuned LM predicts the descriptions better
+        tuned = m.text.description_loss(rows, torch.Generator().manual_seed(7))
+        untuned = off.text.description_loss(rows, torch.Generator().manual_seed(7))
+        assert tuned < untuned - 0.05, (tuned, untuned)
+        assert not torch.allclose(m.text(), off.text(), atol=1e-5)  # and it embeds them differently
+    assert off.text_tuning_report is None and all(
+        torch.count_nonzero(p) == 0 for n, p in off.text.lm.named_parameters() if n.endswith("lora_C"))
+    with pytest.raises(StcastError, match="text_tuning_steps=-1"):
+        build_model("llm-ts-net", splits.spec, **KW, text_tuning_steps=-1)

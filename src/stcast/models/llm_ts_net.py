@@ -8,7 +8,13 @@ The summary names the mechanisms, not their equations; where it is silent the ch
    statistics, and one per window kind (level x trend x volatility of the input, 51 kinds), both cached on
    disk. Written once in `fit_statistics` (training steps only), stored as token ids in the model.
 2. A small LM fine-tuned with LoRA-AMR (`nn/adapt.LoRAAMRLinear`: W0, B, D frozen, only C trains) embeds the
-   descriptions; text-level embeddings by attention pooling (P learned queries over the tokens -> P vectors
+   descriptions. Tuning happens twice, as the summary's pipeline orders it: first on the descriptions themselves
+   (`text_tuning_steps` Adam steps at `text_tuning_lr` in fit_statistics: masked-token prediction for an
+   encoder such as MiniLM, next-token for a causal LM, through the tied word embeddings), then through the
+   forecast loss while the forecaster trains. **Off by default (0) until measured**: 100 steps cost ~1 min
+   on one core for Los-loop's 258 texts, and MiniLM (a sentence encoder) ships no MLM head, so its tied-embedding
+   MLM loss starts near uniform (10.6 nats vs ln 30522 = 10.3); docs/benchmarks.md has the comparison.
+   Text-level embeddings by attention pooling (P learned queries over the tokens -> P vectors
    per text). Default small LM: all-MiniLM-L6-v2 (the paper: Llama2-7B), LoRA-AMR on q and v of the top
    `tune_layers` blocks; the frozen blocks below are run once and cached (their input never changes).
    `lm_adapter="lora"` (peft) or `"none"` (frozen) for the comparison; `pretrained=False` = random weights.
@@ -155,6 +161,68 @@ class TextEncoder(nn.Module):
             self._bottom = (h, keep)
         return self._bottom
 
+    def _lm_hidden(self, ids: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """The LM's last hidden states (T, S, d_lm) over `ids`; the frozen lower blocks run without gradient."""
+        bias, pos = self._bias(keep), torch.arange(ids.shape[1], device=ids.device)
+        with torch.no_grad():
+            h = self.lm.embeddings(ids)
+            for layer in self.lm.stack.layers[:self.split]:
+                h = layer(h, pos, bias, self.lm.stack.causal)
+        for layer in self.lm.stack.layers[self.split:]:
+            h = layer(h, pos, bias, self.lm.stack.causal)
+        return self.lm.stack.norm(h)
+
+    def description_loss(self, rows: torch.Tensor, gen: torch.Generator, mask_prob: float = 0.15) -> torch.Tensor:
+        """The small LM's language-modelling loss on the descriptions `rows`: next-token prediction for a causal
+        LM, masked-token prediction (15 % of the tokens, BERT's objective) for an encoder."""
+        ids = self.ids[rows]
+        keep = ids >= 0
+        ids, keep = ids[:, :int(keep.sum(1).max())], keep[:, :int(keep.sum(1).max())]  # no all-padding columns
+        tokens = ids.clamp(min=0)
+        if self.lm.stack.causal:
+            h = self._lm_hidden(tokens, keep)[:, :-1]
+            target, scored = tokens[:, 1:], keep[:, 1:]
+        else:
+            special = torch.zeros_like(keep)
+            special[:, 0] = True  # [CLS]
+            special |= tokens == (self.lm.tokenizer.sep_token_id or -1)
+            hide = (torch.rand(ids.shape, generator=gen) < mask_prob).to(ids.device) & keep & ~special
+            mask_id = self.lm.tokenizer.mask_token_id
+            if mask_id is None:
+                raise StcastError("the text LM's tokenizer has no mask token for masked-token tuning")
+            h = self._lm_hidden(tokens.masked_fill(hide, mask_id), keep)
+            target, scored = tokens, hide
+        if not scored.any():
+            return h.sum() * 0.0
+        # logits through the tied word embeddings (the output layer of a tied-embedding LM; MiniLM ships none,
+        # so its input table serves: our reading), at the scored positions only
+        logits = h[scored] @ self.lm.embeddings.word.weight.t()
+        return F.cross_entropy(logits, target[scored])
+
+    def tune_on_descriptions(self, steps: int, lr: float = 1e-3, batch: int = 16, seed: int = 0) -> dict:
+        """The paper's second step ("fine-tune the small LM on the descriptions using LoRA-AMR"): `steps` Adam
+        steps of the language-modelling loss over the description bank, updating only the adapter's trainable
+        weights (LoRA-AMR: C). Its own generator: the run's RNG streams are not consumed."""
+        params = [p for p in self.lm.parameters() if p.requires_grad]
+        if not params or steps < 1:
+            return {"steps": 0}
+        gen = torch.Generator().manual_seed(seed)
+        opt = torch.optim.Adam(params, lr=lr)
+        was_training = self.lm.training
+        self.lm.train()
+        losses = []
+        for _ in range(steps):
+            rows = torch.randperm(self.ids.shape[0], generator=gen)[:batch].to(self.ids.device)
+            loss = self.description_loss(rows, gen)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        self.lm.train(was_training)
+        self._bottom = None
+        head = max(1, steps // 10)
+        return {"steps": steps, "loss_first": sum(losses[:head]) / head, "loss_last": sum(losses[-head:]) / head}
+
     def forward(self, rows: torch.Tensor | None = None) -> torch.Tensor:
         """The pooled embeddings (T, pool_queries, d_out) of every text, or of `rows` only."""
         h, keep = self.bottom()
@@ -201,7 +269,8 @@ class LLMTSNet(STModel):
                  lm: str = "minilm-l6", lm_layers: int | None = None, tune_layers: int = 1,
                  lm_adapter: str = "lora-amr", lora_rank: int = 8, lora_alpha: float = 16.0, pretrained: bool = True,
                  pool_queries: int = 4, max_text_tokens: int = 64, text_sample: int | None = 32,
-                 patch_len: int = 3, identity: bool = True, dropout: float = 0.1):
+                 patch_len: int = 3, identity: bool = True, dropout: float = 0.1, text_tuning_steps: int = 0,
+                 text_tuning_lr: float = 1e-3):
         super().__init__(spec)
         N, L, C, H = spec.num_nodes, spec.input_len, spec.num_channels, spec.horizon
         if text_scope not in SCOPES:
@@ -214,6 +283,11 @@ class LLMTSNet(STModel):
             raise StcastError(f"patch_len={patch_len} must divide the input length {L}")
         if text_sample is not None and text_sample < 1:
             raise StcastError(f"text_sample={text_sample} must be >= 1 (or null: every sensor text each step)")
+        if text_tuning_steps < 0 or text_tuning_lr <= 0:
+            raise StcastError(f"text_tuning_steps={text_tuning_steps} must be >= 0 and text_tuning_lr="
+                              f"{text_tuning_lr} > 0")
+        self.text_tuning_steps, self.text_tuning_lr = text_tuning_steps, text_tuning_lr
+        self.text_tuning_report: dict | None = None
         if layers < 1 or pool_size < 0:
             raise StcastError(f"layers={layers} must be >= 1 and pool_size={pool_size} >= 0")
         if use_text and writer != "template":
@@ -270,6 +344,12 @@ class LLMTSNet(STModel):
                 print(f"llm-ts-net: {len(texts)} descriptions by {self.writer}: {rep.generated} written in "
                       f"{rep.seconds:.1f} s, {rep.cached} from the cache", file=sys.stderr)
             self.text.set_texts(texts)
+            if self.text_tuning_steps:  # the paper's step 2: tune the small LM on the descriptions (LoRA-AMR)
+                rep = self.text.tune_on_descriptions(self.text_tuning_steps, self.text_tuning_lr)
+                self.text_tuning_report = rep
+                if rep["steps"]:
+                    print(f"llm-ts-net: small LM tuned on the descriptions, {rep['steps']} steps, LM loss "
+                          f"{rep['loss_first']:.3f} -> {rep['loss_last']:.3f}", file=sys.stderr)
             self._text_cache = None
 
     def train(self, mode: bool = True):
