@@ -319,6 +319,28 @@ def test_frozen_backbone_keeps_its_weights_while_the_adapter_trains(fc, ckpt):
     assert any(k.startswith("stmf.") for k in moved) and any(k.startswith("dspa.") for k in moved)
 
 
+def test_the_trainer_trains_factost_on_replay_batches(fc, ckpt):
+    """Eq. 11 reaches training: every batch the model trains on holds floor(r b) memory windows (the earliest
+    20 % of the training windows); with use_cmr off the batches are the plain shuffled windows."""
+    memory = np.sort(fc.train.starts)[:int(0.2 * len(fc.train.starts))]
+    for use_cmr in (True, False):
+        m = build_model("factost", fc.spec, checkpoint=str(ckpt), use_cmr=use_cmr, use_dspa=False)
+        counts = []
+
+        def record(mod, args, counts=counts):
+            if mod.training:
+                counts.append((len(args[0].start), int(np.isin(args[0].start.numpy(), memory).sum())))
+
+        m.register_forward_pre_hook(record)
+        Trainer(m, TrainConfig(epochs=1, batch_size=20, max_batches_per_epoch=4, progress=False)).fit(fc.train)
+        full = [mem for size, mem in counts if size == 20]
+        assert len(full) >= 3
+        if use_cmr:
+            assert all(mem == 6 for mem in full), full  # floor(0.3 * 20)
+        else:
+            assert any(mem != 6 for mem in full), full
+
+
 def test_cmr_batches_mix_memory_and_current_in_the_stated_ratio(fc):
     rep = ReplayWindows(fc.train, memory_fraction=0.2, replace_ratio=0.3)
     starts = np.sort(fc.train.starts)

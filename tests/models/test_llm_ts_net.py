@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -205,3 +206,45 @@ def test_description_tuning_updates_only_lora_amr_c_and_lowers_the_lm_loss(split
         torch.count_nonzero(p) == 0 for n, p in off.text.lm.named_parameters() if n.endswith("lora_C"))
     with pytest.raises(StcastError, match="text_tuning_steps=-1"):
         build_model("llm-ts-net", splits.spec, **KW, text_tuning_steps=-1)
+
+
+def test_descriptions_read_the_training_steps_only(los_small):
+    """The sensor descriptions come from the training part: changing every value after it changes no text;
+    changing the training values does."""
+    from stcast.engine.splits import prepare_windows
+
+    def texts_with(factor_train, factor_rest):
+        v = np.array(los_small.values, dtype=np.float32)
+        sp = prepare_windows(los_small, "forecast", 12, 12)
+        end = sp.train.fit_steps.stop
+        v[:end] *= factor_train
+        v[end:] *= factor_rest
+        data = los_small.__class__(values=v, timestamps=los_small.timestamps, meta=los_small.meta,
+                                   mask=los_small.observed(), adjacency=los_small.adjacency,
+                                   node_ids=los_small.node_ids)
+        m = build_model("llm-ts-net", sp.spec, **KW)
+        m.fit_statistics(prepare_windows(data, "forecast", 12, 12).train)
+        return m.text.texts()[:los_small.num_nodes]
+
+    base = texts_with(1.0, 1.0)
+    assert texts_with(1.0, 3.0) == base
+    assert texts_with(1.5, 1.0) != base
+
+
+def test_the_text_content_changes_the_forecast(model, batch):
+    """What the descriptions say reaches the forecast: the same model with other texts forecasts differently,
+    and a text about one sensor moves that sensor's forecast most."""
+    model.eval()
+    texts = model.text.texts()
+    with torch.no_grad():
+        y0 = model(batch).point
+        other = list(texts)
+        other[2] = "This sensor reports a severe accident: traffic has stopped completely on every lane."
+        model.text.set_texts(other)
+        model._text_cache = None
+        y1 = model(batch).point
+        model.text.set_texts(texts)
+        model._text_cache = None
+        assert torch.allclose(model(batch).point, y0)  # restored texts, restored forecast
+    moved = (y1 - y0).abs().mean((0, 1, 3))
+    assert moved[2] > 0 and int(moved.argmax()) == 2

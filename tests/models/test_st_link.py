@@ -192,8 +192,12 @@ def test_revin_undoes_a_per_node_shift_and_scale(fc):
     m = _model(fc).eval()
     b = fc.train.gather(fc.train.starts[:2])
     y0 = m(b).point
-    b.x = b.x * 3.0 + 2.0  # RevIN: the normalised input is unchanged, the output follows the affine map
-    assert torch.allclose(m(b).point, y0 * 3.0 + 2.0, atol=1e-3)
+    N = b.x.shape[2]
+    scale = torch.linspace(0.5, 3.0, N).view(1, 1, N, 1)  # a different affine map for every node
+    shift = torch.linspace(-2.0, 4.0, N).view(1, 1, N, 1)
+    b.x = torch.where(b.x_mask.bool(), b.x * scale + shift, torch.zeros(()))
+    # RevIN per node: each node's normalised input is unchanged, its output follows its own affine map
+    assert torch.allclose(m(b).point, y0 * scale + shift, atol=1e-3)
 
 
 def test_bad_inputs_are_clear_errors(fc, los):

@@ -242,3 +242,32 @@ def test_cross_correlation_spans_every_lag_of_eq_2_by_default(splits, batch):
     pair = torch.cat([x, y], 1)
     full, capped = lagged_xcorr(pair, 11)[0, 0, 1], lagged_xcorr(pair, 3)[0, 0, 1]
     assert abs(float(full)) > abs(float(capped)) + 0.2
+
+
+def test_cross_modal_attention_follows_eqs_4_to_7(model):
+    """Eqs. 4-7 in the first layer: Q from M_concat, K and V from the image tokens, softmax((Q K^T + A_bias) /
+    sqrt(d_k)) V, written out per head here."""
+    from stcast.models.st_vlm import cross_modal_block
+
+    block = model.backbone.stack.layers[0]
+    attn, d = block.self_attn, model.d
+    nh, hd = attn.n_head, attn.head_dim
+    gen = torch.Generator().manual_seed(3)
+    hq, himg = torch.randn(2, 5, d, generator=gen), torch.randn(2, 7, d, generator=gen)
+    bias = 4 * torch.randn(2, 5, 7, generator=gen)
+    with torch.no_grad():
+        got = cross_modal_block(block, hq, himg, bias)
+        q_in, kv_in = (hq, himg) if block.post_norm else (block.norm1(hq), block.norm1(himg))
+        q = attn.q_proj(q_in).view(2, 5, nh, hd)
+        k = attn.k_proj(kv_in).view(2, 7, nh, hd)
+        v = attn.v_proj(kv_in).view(2, 7, nh, hd)
+        heads = []
+        for h in range(nh):
+            w = torch.softmax((q[:, :, h] @ k[:, :, h].transpose(1, 2) + bias) / hd ** 0.5, -1)
+            heads.append(w @ v[:, :, h])
+        out = attn.o_proj(torch.cat(heads, -1))
+        x = block.norm1(hq + out) if block.post_norm else hq + out
+        want = block.norm2(x + block.mlp(x)) if block.post_norm else x + block.mlp(block.norm2(x))
+        assert torch.allclose(got, want, atol=1e-4)
+        no_bias = cross_modal_block(block, hq, himg, bias * 0)
+        assert not torch.allclose(got, no_bias, atol=1e-3)  # the bias moves the attention

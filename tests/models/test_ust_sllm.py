@@ -279,3 +279,25 @@ def test_grouped_conv_sees_nodes_in_spatial_order(fc, los_small):
         assert not torch.allclose(file_order(batch.x, batch.tod_x, batch.dow_x), want, atol=1e-4)
     with pytest.raises(StcastError, match="node_order='random'"):
         _model(fc, node_order="random")
+
+
+def test_forecast_guidance_is_a_per_node_gru_forecast_fused_by_eq_14(fc):
+    """Eq. 7: the guidance runs a GRU over each node's own input (node j's input moves node j's guidance and no
+    other's); eq. 14: the output is (1 - lambda) LM head + lambda guidance, before s^-1."""
+    m = _model(fc).eval()
+    batch = fc.train.gather(fc.train.starts[:2])
+    guide = m.guides["forecast"]
+    moved = batch.x.clone()
+    moved[:, :, 3] = moved[:, :, 3] * -1.5 + 0.7
+    with torch.no_grad():
+        g0, g1 = guide(batch.x), guide(moved)
+        others = [n for n in range(20) if n != 3]
+        assert not torch.allclose(g0[:, :, 3], g1[:, :, 3]) and torch.allclose(g0[:, :, others], g1[:, :, others])
+        seen = {}
+        m.heads["forecast"].register_forward_hook(lambda mod, a, out: seen.update(head=out))
+        guide.register_forward_hook(lambda mod, a, out: seen.update(guide=out))
+        m.scaling.register_forward_hook(lambda mod, a, out: seen.update(s=out))
+        y = m(batch).point
+        lam = m.fusion_lambda
+        assert torch.allclose(y, ((1 - lam) * seen["head"] + lam * seen["guide"]) / seen["s"], atol=1e-5)
+        assert seen["guide"].abs().mean() > 1e-3  # the guidance is a real signal, not a zero term
