@@ -290,7 +290,7 @@ MUTATIONS: dict[str, tuple[str, list[tuple[str, str, object]]]] = {
         ("RevIN per node (no normalisation)", M + "st_link:STLINK._revin", _no_revin),
     ]),
     "factost": ("tests/models/test_factost.py", [
-        ("eq. 1 instance normalisation (none)", M + "factost:instance_norm", _no_instance_norm),
+        ("eq. 1 instance normalisation (none)", M + "factost_utp:instance_norm", _no_instance_norm),
         ("eq. 2 random sequence masking (no mask)", M + "factost:UTPBackbone.forward", _no_random_mask),
         ("eq. 4 p-RoPE (every pair rotates)", "stcast.nn.transformer:Rotary.__init__", _full_rotary),
         ("eq. 5 gated attention (no gate)", "stcast.nn.transformer:Attention.enable_gate", _no_gate),

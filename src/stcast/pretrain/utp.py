@@ -22,7 +22,7 @@ import torch
 
 from stcast.engine.trainer import rng_state, set_rng_state
 from stcast.errors import StcastError
-from stcast.models.factost import UTPBackbone, UTPConfig
+from stcast.models.factost_utp import UTPBackbone, UTPConfig
 from stcast.pretrain.corpus import EVALUATION_DATASETS, PRETRAINING_DATASETS, Corpus, real_series
 
 
