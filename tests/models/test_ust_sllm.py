@@ -91,13 +91,17 @@ def test_inverse_scaling_undoes_the_scaling():
     mask = torch.ones_like(x, dtype=torch.bool)
     cis.train()
     s = cis(x, mask)
-    assert s.shape == (4, 1, 1, 1) and torch.allclose((s * x) / s, x, atol=1e-6)
-    lo, hi = cis.center - cis.radius, cis.center + cis.radius
-    assert ((s >= lo - 1e-6) & (s <= hi + 1e-6)).all()  # s ~ U(a, b) inside [c - delta, c + delta]
+    assert s.shape == (4, 1, 1, 1)
+    with torch.no_grad():  # eq. 1 by hand: psi = mean of the last step, (da, db) = tanh(g_phi(psi))
+        psi = x[:, -1].mean((1, 2), keepdim=True).view(4, 1)
+        da, db = torch.tanh(cis.g_phi(psi)).unbind(-1)
+        a, b = cis.center + da * cis.radius, cis.center + db * cis.radius
+    lo, hi = torch.minimum(a, b).view(4, 1, 1, 1), torch.maximum(a, b).view(4, 1, 1, 1)
+    assert ((s >= lo - 1e-6) & (s <= hi + 1e-6)).all()  # s ~ U(a, b), each sample its own interval
     s.sum().backward()
     assert cis.center.grad is not None and cis.g_phi[0].weight.grad is not None  # reparameterised
     cis.eval()
-    assert torch.equal(cis(x, mask), cis(x, mask))  # the mean at inference: deterministic
+    assert torch.allclose(cis(x, mask), ((a + b) / 2).view(4, 1, 1, 1), atol=1e-6)  # the mean at inference
 
 
 def test_model_output_is_rescaled_by_s_inverse(fc):
@@ -111,6 +115,22 @@ def test_model_output_is_rescaled_by_s_inverse(fc):
         m.scaling.forward = lambda x, mask: x.new_full((x.shape[0], 1, 1, 1), 4.0)
         y4 = m(half).point
     assert torch.allclose(y4 * 2, y2, atol=1e-5)
+
+
+def test_argru_reads_both_directions():
+    """Eq. 7's ARGRU is bidirectional: a missing entry's estimate depends on the observed values after it
+    (the backward pass) as well as before it."""
+    torch.manual_seed(0)
+    gru = ARGRU(1, 8)
+    x = torch.randn(1, 10, 2, 1)
+    mask = torch.ones_like(x, dtype=torch.bool)
+    mask[:, 4] = False  # step 4 missing at both nodes
+    out = gru(x * mask, mask)
+    later, earlier = x.clone(), x.clone()
+    later[:, 8] += 3.0  # an observed value after the gap
+    earlier[:, 1] += 3.0  # and one before it
+    assert not torch.allclose(gru(later * mask, mask)[:, 4], out[:, 4])
+    assert not torch.allclose(gru(earlier * mask, mask)[:, 4], out[:, 4])
 
 
 def test_argru_keeps_observed_values_and_fills_missing():

@@ -79,4 +79,7 @@ def test_factost_calendar_banks_are_calendar_embeddings():
 
     stmf = STMF(num_nodes=4, steps_per_day=288, d=8)
     assert all(isinstance(b, CalendarEmbedding) for b in stmf.banks)
-    assert [b.num_embeddings for b in stmf.banks] == [60, 288, 7]
+    assert [b.num_embeddings for b in stmf.banks] == [60, 24, 7]  # minute, hour, weekday (the paper's)
+    steps = STMF(num_nodes=4, steps_per_day=288, d=8, calendar="steps")
+    assert all(isinstance(b, CalendarEmbedding) for b in steps.banks)
+    assert [b.num_embeddings for b in steps.banks] == [60, 288, 7]
