@@ -96,6 +96,12 @@ def test_random_masking_varies_the_effective_context_and_hides_the_prefix(utp):
     x[:, :32] = 100.0
     b, *_ = utp(x, m2, 16, mask_patches=torch.tensor([2, 2]))
     assert torch.allclose(a, b, atol=1e-5)
+    # ... and the same as the shorter context itself: the masked patches are hidden from attention, not merely
+    # zero tokens that every query still attends to
+    short, *_ = utp(x[:, 32:], m[:, 32:], 16)
+    assert torch.allclose(a, short, atol=1e-5)
+    zeroed_only, *_ = utp(x, m2, 16)  # the same prefix as zero tokens, attended to
+    assert not torch.allclose(zeroed_only, short, atol=1e-4)
 
 
 def test_forecast_quantiles_do_not_cross_and_long_horizons_roll(utp):
