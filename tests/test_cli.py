@@ -140,7 +140,8 @@ def test_describe_prints_a_sensors_facts_and_a_windows_kind_and_the_texts_a_mode
     model = tmp_path / "lt.pt"
     with pytest.warns(UserWarning):
         assert main(["train", "--model", "llm-ts-net", "--dataset", str(own_csv), "--epochs", "1",
-                     "--set", "model_kw.llm-ts-net.writer=template", "--set", "train.max_batches_per_epoch=2",
+                     "--set", "model_kw.llm-ts-net.writer=template",
+                     "--set", "model_kw.llm-ts-net.text_tuning_steps=0", "--set", "train.max_batches_per_epoch=2",
                      "--out", str(model)]) == 0
     capsys.readouterr()
     assert main(["describe", "--model-file", str(model), "--node", "2", "--kind", "22"]) == 0

@@ -17,7 +17,7 @@ from stcast.models.llm_ts_net import CrossModalFusion, PromptPool, laplace_quant
 from stcast.models.registry import build_model
 from stcast.nn.adapt import LoRAAMRLinear
 
-KW = {"writer": "template"}
+KW = {"writer": "template", "text_tuning_steps": 0}  # the tuning stage has its own test
 
 
 @pytest.fixture(scope="module")
@@ -187,10 +187,10 @@ def test_trains_on_real_data_and_beats_its_untrained_self(splits):
 def test_description_tuning_updates_only_lora_amr_c_and_lowers_the_lm_loss(splits):
     """The paper's step 2: the small LM is tuned on the descriptions with LoRA-AMR before forecasting."""
     torch.manual_seed(0)
-    off = build_model("llm-ts-net", splits.spec, **KW)  # the default: no tuning stage
+    off = build_model("llm-ts-net", splits.spec, **KW)  # no tuning stage
     off.fit_statistics(splits.train)
     torch.manual_seed(0)
-    m = build_model("llm-ts-net", splits.spec, **KW, text_tuning_steps=15, text_tuning_lr=1e-2)
+    m = build_model("llm-ts-net", splits.spec, **{**KW, "text_tuning_steps": 15}, text_tuning_lr=1e-2)
     before = {n: p.detach().clone() for n, p in m.text.lm.named_parameters()}
     m.fit_statistics(splits.train)  # writes the descriptions, then tunes
     assert m.text_tuning_report["steps"] == 15
@@ -205,7 +205,7 @@ def test_description_tuning_updates_only_lora_amr_c_and_lowers_the_lm_loss(split
     assert off.text_tuning_report is None and all(
         torch.count_nonzero(p) == 0 for n, p in off.text.lm.named_parameters() if n.endswith("lora_C"))
     with pytest.raises(StcastError, match="text_tuning_steps=-1"):
-        build_model("llm-ts-net", splits.spec, **KW, text_tuning_steps=-1)
+        build_model("llm-ts-net", splits.spec, **{**KW, "text_tuning_steps": -1})
 
 
 def test_descriptions_read_the_training_steps_only(los_small):

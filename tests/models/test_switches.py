@@ -30,9 +30,10 @@ SWITCHES = {
                      {"backbone_layers": 1}]),
     "st-vlm": ({}, [{"use_bias": False}, {"finetune": False}, {"use_image": False}, {"channels": ("dtw",)},
                     {"use_prompt": False}, {"identity": True}, {"max_lag": 3}]),
-    "llm-ts-net": ({"writer": "template"}, [{"use_text": False}, {"shuffle_text": True}, {"pool_size": 0},
-                                           {"kv_groups": 4}, {"identity": False}, {"text_scope": "node"},
-                                           {"lm_adapter": "none"}]),
+    # the description-tuning stage changes weights, not the forward: its own test (test_llm_ts_net.py)
+    "llm-ts-net": ({"writer": "template", "text_tuning_steps": 0},
+                   [{"use_text": False}, {"shuffle_text": True}, {"pool_size": 0}, {"kv_groups": 4},
+                    {"identity": False}, {"text_scope": "node"}, {"lm_adapter": "none"}]),
 }
 CASES = [(name, i) for name, (_, switches) in SWITCHES.items() for i in range(len(switches))]
 
