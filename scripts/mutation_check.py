@@ -216,8 +216,9 @@ def _bias_unscaled(orig):
                                                 bias * math.sqrt(block.self_attn.head_dim))
 
 
-def _values_from_queries(orig):
-    """cross_modal_block with V taken from the query tokens' own mean (not the image tokens, eq. 6)."""
+def _image_tokens_averaged(orig):
+    """cross_modal_block with every image token replaced by their mean: keys and values no longer tell the nodes'
+    image rows apart (eqs. 5-6)."""
     def mutant(block, h_q, h_img, bias):
         return orig(block, h_q, h_img * 0 + h_img.mean(1, keepdim=True), bias)
     return mutant
@@ -309,7 +310,7 @@ MUTATIONS: dict[str, tuple[str, list[tuple[str, str, object]]]] = {
         ("eqs. 7-8 PadConv image bias (zero)", M + "st_vlm:STVLM.attention_bias", _no_image_bias),
         ("eq. 7 bias inside the 1 / sqrt(d_k) scaling", M + "st_vlm:cross_modal_block", _bias_unscaled),
         ("eqs. 5-6 keys and values from the image tokens (their mean)", M + "st_vlm:cross_modal_block",
-         _values_from_queries),
+         _image_tokens_averaged),
     ]),
     "llm-ts-net": ("tests/models/test_llm_ts_net.py", [
         ("dynamic prompt pool top-K by additive score (first K)", M + "llm_ts_net:PromptPool.forward",

@@ -39,7 +39,7 @@ Where the summary is silent (choices a careful reader of RoPE, memory networks a
   blocks only: a frozen block's FFN is the pretrained one (PFA) and the MoE beside it is trained weights.
 - Recipe: the summary trains with batch 64 and lr 2.5e-4 on speed data (1e-4 on demand). Our short-budget
   CPU configs use lr 5e-4 at batch 32, said so in each config: on Los-loop at an 8-minute budget (2 epochs on one
-  thread) 5e-4 / 32 reached 4.049 pooled MAE against 4.174 with the summary's 2.5e-4 / 64 (docs/benchmarks.md,
+  thread) 5e-4 / 32 reached 4.050 pooled MAE against 4.174 with the summary's 2.5e-4 / 64 (docs/benchmarks.md,
   "ST-LINK: fidelity"); converged runs (patience, tens of epochs) use the summary's recipe.
 - SE-Attention placement measured in the same run: every block 4.174, adapted blocks only 4.173 (equal at
   this budget), so the default follows the component map ("all").
