@@ -130,3 +130,24 @@ def test_eval_stride_thins_validation_and_test_only_and_is_recorded(tmp_path, lo
     cfg = BenchConfig(models=["last-value"], datasets=["los-loop"], eval_stride=4, train={"epochs": 1})
     row = run_benchmark(cfg, collect=False, log=lambda *a: None).rows()[0]
     assert row["test_windows"] == len(thin.test)
+
+
+def test_context_len_per_variant_reaches_the_windows_and_the_row(los_small, monkeypatch):
+    """A variant's `context_len` makes its model read a longer lookback; the row records it; bad values name the key."""
+    import stcast.bench.runner as runner
+
+    monkeypatch.setattr(runner, "load_dataset", lambda name, data_dir=None: los_small)
+    cfg = BenchConfig.from_dict({
+        "models": ["last-value", "lv-96"], "datasets": ["los-loop"], "input_len": 12, "horizon": 12,
+        "variants": {"lv-96": {"model": "lookback-average", "context_len": 96}}, "train": {"epochs": 1}})
+    assert cfg.context_len_of("lv-96") == 96 and cfg.context_len_of("last-value") is None
+    assert cfg.model_kwargs("lv-96") == {}  # a window setting, not a hyper-parameter
+    rows = run_benchmark(cfg, collect=False, log=lambda *a: None).rows()
+    assert rows[1]["context_len"] == 96 and "context_len" not in rows[0]
+    assert rows[0]["test_windows"] == rows[1]["test_windows"]  # the same targets
+    for bad in (6, 0, 2.5, True):
+        with pytest.raises(StcastError, match="context_len"):
+            BenchConfig.from_dict({"input_len": 12, "models": ["x"], "variants": {"x": {"model": "last-value",
+                                                                                        "context_len": bad}}})
+    with pytest.raises(StcastError, match="context_len"):
+        BenchConfig.from_dict({"input_len": 12, "context_len": 6})

@@ -447,3 +447,21 @@ def test_shipped_checkpoint_is_small_recorded_and_better_than_random(fc):
     random = build_model("factost", fc.spec, pretrained=False, **zero)
     m_shipped, m_random = evaluate(shipped, fc.val, 64)["mae"], evaluate(random, fc.val, 64)["mae"]
     assert m_shipped < m_random, (m_shipped, m_random)  # 2.59 vs 2.74 with the shipped 14-minute pretraining
+
+
+def test_a_lookback_longer_than_the_backbone_context_reads_its_last_l_max_steps(los):
+    """context_len beyond L_max: the forecast is the one from the last L_max steps (what pretraining showed)."""
+    bare = {"use_stmf": False, "use_stf": False, "use_dspa": False, "use_cmr": False}
+    long = prepare_windows(los, "forecast", 12, 12, context_len=400)
+    torch.manual_seed(0)
+    m_long = build_model("factost", long.spec, **bare).eval()
+    cap = m_long.backbone.cfg.max_context
+    assert cap < 400
+    capped = prepare_windows(los, "forecast", 12, 12, context_len=cap)
+    m_cap = build_model("factost", capped.spec, **bare).eval()
+    b_long, b_cap = long.test.gather(long.test.starts[:2]), capped.test.gather(capped.test.starts[:2])
+    with torch.no_grad():
+        p_long, p_cap = m_long(b_long).point, m_cap(b_cap).point
+        b_long.x[:, :400 - cap] += 3.0  # steps before the last L_max are not read
+        assert torch.equal(m_long(b_long).point, p_long)
+    assert torch.allclose(p_long, p_cap, atol=1e-5)

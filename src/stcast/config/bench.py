@@ -43,6 +43,8 @@ class BenchConfig:
     missing: str = setting("point", lambda v: v in ("point", "block"), "point or block")
     missing_kw: dict = setting(factory=dict, asks="a mapping of the missingness pattern's settings")
     few_shot: float | None = setting(None, lambda v: 0 < v <= 1, "a fraction in (0, 1], or null")
+    # a longer lookback than input_len, scored on the same targets (engine/splits.py); variants may set their own
+    context_len: int | None = setting(None, _ge(1), "an integer >= input_len, or null")
     # every k-th validation/test window (ablations within a method; 1 = the protocol)
     eval_stride: int = setting(1, _ge(1), "an integer >= 1")
     steps: list[int] = setting(factory=lambda: [3, 6, 12], check=lambda v: all(s >= 1 for s in v),
@@ -92,6 +94,9 @@ class BenchConfig:
             if not isinstance(over, dict):
                 raise StcastError(f"{source}: model_train.{name} must be a mapping of training settings")
             TrainConfig.from_dict({**cfg.train, **over}, f"{source}: model_train.{name}")
+        if cfg.context_len is not None and cfg.input_len is not None and cfg.context_len < cfg.input_len:
+            raise StcastError(f"{source}: context_len={cfg.context_len} is shorter than input_len={cfg.input_len}: "
+                              "it is the longer lookback read before the same targets")
         for label, v in cfg.variants.items():
             if not isinstance(v, dict) or "model" not in v:
                 raise StcastError(f"{source}: variant {label!r} needs a 'model' key naming a registered model")
@@ -100,7 +105,11 @@ class BenchConfig:
             if fs is not None and (isinstance(fs, bool) or not isinstance(fs, int | float) or not 0 < fs <= 1):
                 raise StcastError(f"{source}: variants.{label}.few_shot={fs!r} is invalid: expected a fraction in "
                                   "(0, 1], or null (every row is checked before the first one runs)")
-            check_model_kw(v["model"], {k: x for k, x in v.items() if k not in ("model", "few_shot")},
+            cl = v.get("context_len")
+            if cl is not None and (isinstance(cl, bool) or not isinstance(cl, int) or cl < (cfg.input_len or 1)):
+                raise StcastError(f"{source}: variants.{label}.context_len={cl!r} is invalid: expected an integer >= "
+                                  f"input_len ({cfg.input_len}), or null")
+            check_model_kw(v["model"], {k: x for k, x in v.items() if k not in WINDOW_KEYS},
                            f"{source}: variants.{label}")
         for key, kw in cfg.model_kw.items():  # keyed by model name or variant label; every value checked now
             if key in cfg.variants:
@@ -143,9 +152,14 @@ class BenchConfig:
         """A variant's own few-shot fraction (`few_shot: 0.1`, or null for full-shot), else the config's."""
         return self.variants[label].get("few_shot", self.few_shot) if label in self.variants else self.few_shot
 
+    def context_len_of(self, label: str) -> int | None:
+        """A variant's own lookback (`context_len: 288`), else the config's."""
+        return self.variants[label].get("context_len", self.context_len) if label in self.variants \
+            else self.context_len
+
     def model_kwargs(self, label: str) -> dict:
         """The base model's model_kw, then the variant's settings, then model_kw under the label itself."""
-        own = {k: v for k, v in self.variants.get(label, {}).items() if k not in ("model", "few_shot")}
+        own = {k: v for k, v in self.variants.get(label, {}).items() if k not in WINDOW_KEYS}
         return {**self.model_kw.get(self.base_model(label), {}), **own, **self.model_kw.get(label, {})} \
             if label in self.variants else dict(self.model_kw.get(label, {}))
 
@@ -155,4 +169,6 @@ class BenchConfig:
         return TrainConfig(**{**self.train, **over})
 
 
+# a variant's keys that set its windows, not its model's hyper-parameters
+WINDOW_KEYS = ("model", "few_shot", "context_len")
 CONFIG_KEYS = tuple(f.name for f in fields(BenchConfig) if f.name != "source")

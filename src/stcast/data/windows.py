@@ -126,7 +126,10 @@ class WindowSet:
             end = int(self.starts.max()) + input_len + (horizon if task is Task.FORECAST else 0) if len(starts) else 0
             fit_steps = slice(0, end)
         self.fit_steps = fit_steps  # the steps whose values statistics may be fitted on (scaler, HA, ...)
-        self.tod, self.dow = data.calendar()
+        # a window may start before the series (a lookback longer than the protocol's, `context_len`): those steps
+        # are padded as missing, never dropped, and their calendar runs on backwards on the dataset's grid
+        self.pad = max(0, -int(self.starts.min())) if len(self.starts) else 0
+        self.tod, self.dow = _calendar_with_past(data, self.pad)
         self.node_ids = torch.arange(data.num_nodes)
 
     def __len__(self) -> int:
@@ -169,8 +172,15 @@ class WindowSet:
     def gather(self, starts: np.ndarray, gen: torch.Generator | None = None) -> Batch:
         L = self.input_len
         idx_x = starts[:, None] + np.arange(L)  # (B, L)
+        before = idx_x < 0  # steps before the series (a longer lookback): padded as missing
+        if before.any():
+            idx_x = np.maximum(idx_x, 0)
         raw_x = torch.from_numpy(np.asarray(self.data.values[idx_x], dtype=np.float32))  # (B, L, N, C)
         mask_x = torch.from_numpy(np.asarray(self.data.observed(idx_x)))
+        if before.any():
+            raw_x[torch.from_numpy(before)] = 0.0
+            mask_x = mask_x & torch.from_numpy(~before)[:, :, None, None]
+        cal_x = starts[:, None] + np.arange(L) + self.pad  # the calendar of padded steps too
         scaled = self.scaler.transform(raw_x)
         if self.task is Task.FORECAST:
             idx_y = starts[:, None] + L + np.arange(self.horizon)  # (B, H)
@@ -195,10 +205,24 @@ class WindowSet:
             mask_x = mask_x & ~hidden
         x = torch.where(mask_x, scaled, torch.zeros(()))
         t = torch.from_numpy
-        return Batch(x=x, x_mask=mask_x, y=y, y_mask=y_mask, tod_x=t(self.tod[idx_x]), dow_x=t(self.dow[idx_x]),
-                     tod_y=t(self.tod[idx_y]), dow_y=t(self.dow[idx_y]), start=t(starts.copy()),
+        cal_y = cal_x if self.task is not Task.FORECAST else idx_y + self.pad
+        return Batch(x=x, x_mask=mask_x, y=y, y_mask=y_mask, tod_x=t(self.tod[cal_x]), dow_x=t(self.dow[cal_x]),
+                     tod_y=t(self.tod[cal_y]), dow_y=t(self.dow[cal_y]), start=t(starts.copy()),
                      node_ids=self.node_ids, eval_mask=eval_mask, x_target=x_target, x_shown=x_shown,
                      x_shown_mask=shown_mask)
+
+
+def _calendar_with_past(data: SpatioTemporalData, pad: int) -> tuple[np.ndarray, np.ndarray]:
+    """The time-of-day and day-of-week per step, with `pad` steps before the first one prepended (index + pad)."""
+    tod, dow = data.calendar()
+    if pad:
+        from stcast.data.core import calendar_of
+
+        first = data.timestamps[0].astype("datetime64[m]")
+        past = first - np.arange(pad, 0, -1) * np.timedelta64(data.meta.step_minutes, "m")
+        ptod, pdow = calendar_of(past, data.meta)
+        tod, dow = np.concatenate([ptod, tod]), np.concatenate([pdow, dow])
+    return tod, dow
 
 
 def inference_batch(data: SpatioTemporalData, input_len: int, horizon: int, scaler: StandardScaler,

@@ -43,6 +43,7 @@ class ExperimentResult:
     passes: float = 0.0  # training windows seen / training windows: what an equal-time budget bought
     test_windows: int = 0  # the windows scored (fewer than the split's with eval_stride > 1)
     head_params: int = 0  # the added interval head (nn/quantile.py), trained beside the model
+    context_len: int | None = None  # the lookback read, when longer than the protocol's input window
 
     def row(self) -> dict:
         keep = {k: v for k, v in self.metrics.items() if not isinstance(v, torch.Tensor)}
@@ -53,7 +54,8 @@ class ExperimentResult:
                 "epochs": self.epochs if self.trainable_params else None,
                 "passes": round(self.passes, 3) if self.trainable_params else None, "test_windows": self.test_windows,
                 "s_per_epoch": round(self.seconds_per_epoch, 2), "train_s": round(self.train_seconds, 1),
-                "infer_ms_per_batch": round(self.infer_ms_per_batch, 1)}
+                "infer_ms_per_batch": round(self.infer_ms_per_batch, 1),
+                **({"context_len": self.context_len} if self.context_len else {})}
 
 
 class Experiment:
@@ -61,10 +63,11 @@ class Experiment:
                  input_len: int | None = None, horizon: int | None = None, split=None, protocol=None,
                  missing: str = "point", missing_kw: dict | None = None, few_shot_fraction=None,
                  model_kw: dict | None = None, train: TrainConfig | None = None, data_dir=None, quantiles=(),
-                 eval_stride: int = 1, init_state: dict | None = None, scaler=None):
+                 eval_stride: int = 1, init_state: dict | None = None, scaler=None, context_len: int | None = None):
         """`init_state` (a saved model's state dict) warm-starts training: the model is built, given these weights,
         then trained on this data (an operator fine-tuning on new readings); `scaler` keeps the saved model's
-        scaling instead of fitting one on this data's training part (the weights learned in that space)."""
+        scaling instead of fitting one on this data's training part (the weights learned in that space).
+        `context_len` reads a longer lookback scored on the protocol's targets (engine/splits.py)."""
         self.data = load_dataset(dataset, data_dir) if isinstance(dataset, str) else dataset
         from stcast.data.registry import _REGISTRY
 
@@ -77,11 +80,12 @@ class Experiment:
         self.model_name, self.task, self.model_kw = model, Task.parse(task), model_kw or {}
         self.train_cfg = train or TrainConfig()
         self.missing_kw = dict(missing_kw or {})
-        self.eval_stride = eval_stride
+        self.eval_stride, self.context_len = eval_stride, context_len
         self.splits = prepare_windows(self.data, task, self.input_len, self.horizon, self.split,
                                       missing=missing, missing_kw=missing_kw,
                                       few_shot_fraction=few_shot_fraction, protocol=protocol,
-                                      quantiles=tuple(quantiles or ()), eval_stride=eval_stride)
+                                      quantiles=tuple(quantiles or ()), eval_stride=eval_stride,
+                                      context_len=context_len)
         self.init_state = init_state
         if scaler is not None:
             self.splits.scaler = scaler
@@ -94,6 +98,7 @@ class Experiment:
         split = self.split if isinstance(self.split, str) else ":".join(f"{v:g}" for v in self.split)
         return {"split": split, "protocol": self.protocol, "missing": self.missing, "missing_kw": self.missing_kw,
                 "few_shot": self.few_shot_fraction, "source": source or self.data.meta.name,
+                "protocol_input_len": self.input_len,
                 "node_ids": list(self.data.node_ids) if self.data.node_ids else None}
 
     def run(self, collect: bool = False, steps=(3, 6, 12)) -> ExperimentResult:
@@ -117,7 +122,7 @@ class Experiment:
         preds = {}
         if collect:
             preds = {"pred": metrics.pop("pred"), "truth": metrics.pop("truth"), "mask": metrics.pop("mask"),
-                     "starts": self.splits.test.starts, "input_len": self.input_len}
+                     "starts": self.splits.test.starts, "input_len": self.splits.spec.input_len}
             if "band" in metrics:
                 preds["band"], preds["band_levels"] = metrics.pop("band"), metrics.pop("band_levels")
         trainable, total, head = _param_counts(model)
@@ -126,7 +131,7 @@ class Experiment:
         self.result = ExperimentResult(self.model_name, self.data.meta.name, self.task, metrics, trainable, total,
                                        train_s, spe, len(trainer.history), infer, preds,
                                        trainer.windows_seen / max(len(self.splits.train), 1), len(self.splits.test),
-                                       head)
+                                       head, self.context_len)
         return self.result
 
     def evaluate_zero_shot(self, target: SpatioTemporalData, steps=(3, 6, 12)) -> ExperimentResult:
@@ -146,7 +151,8 @@ class Experiment:
             raise StcastError(f"zero-shot from {self.data.meta.name} ({src.steps_per_day} steps a day) to "
                               f"{target.meta.name} ({target.meta.steps_per_day} steps a day): calendar embeddings "
                               "need the same time step; resample one of them first")
-        record = {"task": self.task, "split": self.split, "eval_stride": self.eval_stride}
+        record = {"task": self.task, "split": self.split, "eval_stride": self.eval_stride,
+                  "protocol_input_len": self.input_len}
         model = self.model
         metrics, seconds, n_test = score_saved(model, None, target, record, steps, self.train_cfg.eval_batch_size,
                                                self.trainer.device, fabric=self.trainer.fabric,
@@ -157,4 +163,4 @@ class Experiment:
         return ExperimentResult(self.model_name, f"{self.data.meta.name}->{target.meta.name}", self.task, metrics,
                                 trainable, total, src_run.train_seconds, src_run.seconds_per_epoch, src_run.epochs,
                                 seconds / n_batches * 1000, passes=src_run.passes, test_windows=n_test,
-                                head_params=head)
+                                head_params=head, context_len=self.context_len)

@@ -155,9 +155,15 @@ def saved_test_windows(model: STModel, scaler: StandardScaler | None, data: Spat
     the model attached to `data` (and a statistical model refitted on the training part when asked)."""
     task = Task.parse(record.get("task", "forecast"))
     spec = model.spec
-    splits = prepare_windows(data, task, spec.input_len, spec.horizon, record.get("split") or "7:1:2",
+    # a model that reads a longer lookback than its protocol's window (`context_len`) is scored on the protocol's
+    # targets: the record keeps the protocol's input length (absent in older model files: the same as the model's)
+    protocol_len = record.get("protocol_input_len") or spec.input_len
+    context = spec.input_len if spec.input_len > protocol_len and task is not Task.IMPUTE else None
+    splits = prepare_windows(data, task, protocol_len if context else spec.input_len, spec.horizon,
+                             record.get("split") or "7:1:2",
                              protocol=record.get("protocol"), missing=record.get("missing") or "point",
-                             missing_kw=record.get("missing_kw"), eval_stride=record.get("eval_stride", 1))
+                             missing_kw=record.get("missing_kw"), eval_stride=record.get("eval_stride", 1),
+                             context_len=context)
     test = splits.test
     if scaler is not None:
         test.scaler = scaler

@@ -28,11 +28,14 @@ class Splits:
 def prepare_windows(data: SpatioTemporalData, task: str = "forecast", input_len: int = 12, horizon: int = 12,
                     split="7:1:2", missing: str = "point", missing_kw: dict | None = None,
                     few_shot_fraction: float | None = None, protocol: str | None = None,
-                    quantiles=(), eval_stride: int = 1) -> Splits:
+                    quantiles=(), eval_stride: int = 1, context_len: int | None = None) -> Splits:
     """Windows for train/val/test. Imputation windows have length `input_len` and hide entries with the
     chosen pattern (seeded); protocol='aqi36' uses the GRIN split and scores the simulated failures.
     `eval_stride` k > 1 keeps every k-th validation and test window (training is untouched): a cheaper,
-    still evenly spread evaluation for ablations compared within one method; the published protocol is k = 1."""
+    still evenly spread evaluation for ablations compared within one method; the published protocol is k = 1.
+    `context_len` C > input_len (forecasting): every window reads C steps of lookback ending where the protocol's
+    `input_len` window ends, so the targets (and the scored set) are exactly the protocol's; steps before the
+    series are padded as missing, never dropped. The model is built for C input steps."""
     task = Task.parse(task)
     if isinstance(eval_stride, bool) or not isinstance(eval_stride, int | np.integer) or eval_stride < 1:
         raise StcastError(f"eval_stride must be an integer >= 1 (1 = every validation/test window); got "
@@ -45,6 +48,13 @@ def prepare_windows(data: SpatioTemporalData, task: str = "forecast", input_len:
     for name, v in checks:
         if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
             raise StcastError(f"{name} must be an integer >= 1; got {v!r}")
+    if context_len is not None:
+        if isinstance(context_len, bool) or not isinstance(context_len, int | np.integer) or context_len < input_len:
+            raise StcastError(f"context_len must be an integer >= input_len ({input_len}), or null; got "
+                              f"{context_len!r}")
+        if task.scored is Task.IMPUTE or protocol is not None:
+            raise StcastError("context_len (a longer lookback) is for forecasting under a chronological split; "
+                              f"this run is {task.value}{' with protocol ' + protocol if protocol else ''}")
     window_task = task.scored
     horizon_eff = 0 if window_task is Task.IMPUTE else horizon
     if protocol == "aqi36":
@@ -61,14 +71,18 @@ def prepare_windows(data: SpatioTemporalData, task: str = "forecast", input_len:
         starts["train"] = few_shot(starts["train"], few_shot_fraction)
     if eval_stride > 1:
         starts["val"], starts["test"] = starts["val"][::eval_stride], starts["test"][::eval_stride]
+    read_len = input_len
+    if context_len is not None and context_len > input_len:  # same targets, a longer lookback
+        starts = {k: v - (context_len - input_len) for k, v in starts.items()}
+        read_len = context_len
     scaler = StandardScaler().fit(data, steps=fit_steps)
     warn_unobserved_nodes(data, fit_steps)
     hide = make_missing(missing, **(missing_kw or {})) if task.hides_inputs else None
-    sets = {k: WindowSet(data, v, input_len, horizon, scaler, window_task, hide=hide,
+    sets = {k: WindowSet(data, v, read_len, horizon, scaler, window_task, hide=hide,
                          protocol_eval=(protocol == "aqi36" and k == "test" and window_task is Task.IMPUTE),
                          fit_steps=fit_steps)
             for k, v in starts.items()}
-    spec = ProblemSpec(num_nodes=data.num_nodes, num_channels=data.num_channels, input_len=input_len,
+    spec = ProblemSpec(num_nodes=data.num_nodes, num_channels=data.num_channels, input_len=read_len,
                        horizon=input_len if window_task is Task.IMPUTE else horizon,
                        steps_per_day=data.meta.steps_per_day, task=task, quantiles=tuple(quantiles),
                        adjacency=data.adjacency)

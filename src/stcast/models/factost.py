@@ -31,6 +31,8 @@ Choices where the paper is silent (written down, not hidden):
   step from a true zero. The register is a learnable d-vector; future placeholders are empty patches.
 - Random masking zeroes the first l_mask patches (eq. 2) and also hides them from attention (key mask), so a
   masked prefix is the same as a shorter context: downstream inputs shorter than L_max need no padding.
+  A lookback longer than L_max (`context_len`, issue 31) is cut to its last L_max steps: the backbone was never
+  shown more, and the paper's backbone, too, reads at most L_max.
 - p-RoPE: in the half-split layout pair j has frequency theta^(-2j/d_h); the first half of the pairs (the
   high frequencies) rotate, the second half keep angle 0 (eq. 4). `use_prope=False` rotates every pair.
 - STF's E_n and E_t are the spatial and temporal slices of W_meta applied to their banks (so they live in
@@ -57,6 +59,7 @@ Choices where the paper is silent (written down, not hidden):
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import torch
 from torch import nn
@@ -273,8 +276,12 @@ class FactoST(STModel):
         return ReplayWindows(windows, *self.replay)
 
     def forward(self, batch) -> Prediction:
+        self.check_window(batch.x)
+        cap = self.backbone.cfg.max_context
+        if batch.x.shape[1] > cap:  # a lookback longer than the backbone's L_max (`context_len`): its last L_max steps
+            batch = replace(batch, x=batch.x[:, -cap:], x_mask=batch.x_mask[:, -cap:], tod_x=batch.tod_x[:, -cap:],
+                            dow_x=batch.dow_x[:, -cap:])
         x, mask = batch.x, batch.x_mask.bool()
-        self.check_window(x)
         B, L, N, C = x.shape
         s = self.spec
         node_index = None

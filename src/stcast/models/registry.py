@@ -16,6 +16,8 @@ MODELS: dict[str, str] = {
     "last-value": "stcast.models.baselines.naive:LastValue",
     "seasonal-naive": "stcast.models.baselines.naive:SeasonalNaive",
     "ha": "stcast.models.baselines.naive:HistoricalAverage",
+    "lookback-average": "stcast.models.baselines.lookback:LookbackAverage",
+    "statsforecast": "stcast.models.baselines.lookback:StatsForecastModel",
     "mean-impute": "stcast.models.baselines.naive:MeanImputer",
     "interpolate": "stcast.models.baselines.naive:LinearInterpolation",
     "dlinear": "stcast.models.baselines.dlinear:DLinear",
