@@ -9,14 +9,22 @@ import torch
 
 from stcast.errors import StcastError
 from stcast.models.factost import UTPBackbone
-from stcast.pretrain.corpus import EVALUATION_DATASETS, PRETRAINING_DATASETS, Corpus, real_series
+from stcast.pretrain.corpus import (
+    EVALUATION_DATASETS,
+    PRETRAINING_DATASETS,
+    Corpus,
+    augment,
+    cached_kernelsynth,
+    real_series,
+)
 from stcast.pretrain.kernelsynth import kernelsynth
-from stcast.pretrain.utp import UTPRun, pretrain, wsd_lr
+from stcast.pretrain.utp import UTPRun, portable_command, pretrain, wsd_lr
 
 
 def test_corpus_never_contains_an_evaluation_dataset():
     assert not set(PRETRAINING_DATASETS) & set(EVALUATION_DATASETS)
-    assert {"los-loop", "etth2"} <= set(EVALUATION_DATASETS)
+    # every dataset a zero-shot figure is reported on (issue 31)
+    assert {"los-loop", "metr-la", "etth2", "hangzhou-metro", "aqi36"} <= set(EVALUATION_DATASETS)
     with pytest.raises(StcastError, match="evaluation datasets"):
         real_series(("chickenpox", "los-loop"), log=lambda *a: None)
 
@@ -77,6 +85,8 @@ def test_pretrain_runs_resumes_and_writes_a_checkpoint_with_its_recipe(tmp_path)
     assert model.extra["steps_done"] == 6 == recipe["steps_done"]
     assert recipe["corpus"]["real_datasets"] == ["chickenpox"]
     assert recipe["corpus"]["used"]["chickenpox"]["series"] == 20  # computed from the data actually sampled
+    assert recipe["command"].startswith("stcast ") and not recipe["run"]["out"].startswith("/")
+    assert recipe["hours"] >= 0 and recipe["run"]["augment"] is True
     first = {k: v.clone() for k, v in model.state_dict().items()}
     run.steps, run.resume = 9, True
     pretrain(run, log=lambda *a: None)
@@ -86,3 +96,42 @@ def test_pretrain_runs_resumes_and_writes_a_checkpoint_with_its_recipe(tmp_path)
     with pytest.raises(StcastError, match="different recipe"):
         pretrain(UTPRun(out=str(out), steps=9, batch_size=16, num_synthetic=20, datasets=("chickenpox",),
                         resume=True, model=small), log=lambda *a: None)
+
+
+def test_tsmixup_mixes_level_normalised_windows_convexly_and_keeps_missing_steps_missing():
+    rng = np.random.default_rng(0)
+    w = np.stack([np.full(40, 10.0), np.full(40, 1000.0), np.linspace(1, 2, 40)]).astype(np.float32)
+    w[2, :5] = np.nan  # a shorter context
+    out = augment(np.repeat(w, 50, 0), 30, rng, p_mix=1.0, scale=1.0)
+    # every mixed window is a convex mix of windows of mean |context| 1: constants stay in [min, max] of the parts
+    finite = out[np.isfinite(out).all(1)]
+    assert len(finite) and np.all(finite > 0.4) and np.all(finite < 1.6)
+    unit_consts = out[:50]  # window 0 (constant 10) mixed with others: its own part is 1 in unit scale
+    assert not np.allclose(unit_consts, 10.0)  # mixed, and no longer in its own units
+    with_short = np.isnan(out[:, :5]).any(1)
+    assert with_short[100:].all()  # a mix containing the short window keeps its missing prefix
+    same = augment(w, 30, np.random.default_rng(1), p_mix=0.0, scale=1.0)
+    np.testing.assert_array_equal(same, w)  # off: untouched
+    scaled = augment(w[:2], 30, np.random.default_rng(2), p_mix=0.0, scale=10.0)
+    ratio = scaled / w[:2]
+    assert np.allclose(ratio, ratio[:, :1]) and np.all((ratio > 0.1 - 1e-6) & (ratio < 10 + 1e-6))
+    assert not np.allclose(ratio[:, 0], 1.0)
+
+
+def test_kernelsynth_chunks_are_cached_as_drawn_and_reused(tmp_path):
+    said = []
+    a = cached_kernelsynth(700, 64, 3, tmp_path, log=said.append)
+    assert a.shape == (700, 64) and len(said) == 2  # two chunks drawn, each reported
+    np.testing.assert_array_equal(a[:500], kernelsynth(500, 64, seed=3)[0])
+    (tmp_path / "kernelsynth-L64-seed3-chunk1.npy").write_bytes(b"cut short")  # a chunk killed midway
+    said.clear()
+    b = cached_kernelsynth(700, 64, 3, tmp_path, log=said.append)
+    np.testing.assert_array_equal(a, b)
+    assert len(said) == 1  # only the broken chunk drawn again
+
+
+def test_the_recorded_command_holds_no_machine_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cmd = portable_command(["/opt/venv/bin/stcast", "pretrain", "factost", "--out", str(tmp_path / "r" / "u.pt"),
+                            "--data-dir", "/srv/data/shared"])
+    assert cmd == "stcast pretrain factost --out r/u.pt --data-dir <...>/shared"

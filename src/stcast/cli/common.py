@@ -58,6 +58,17 @@ def positive_float(text: str) -> float:
     return v
 
 
+def unit_fraction(text: str) -> float:
+    """A share in [0, 1] (e.g. --p-mix)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0 <= v <= 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return v
+
+
 def bundled_config(name: str) -> Path:
     path = Path(str(resources.files("stcast") / "configs" / f"{name}.yaml"))
     if not path.is_file():

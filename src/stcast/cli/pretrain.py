@@ -12,6 +12,7 @@ from stcast.cli.common import (
     placement_args,
     positive_float,
     positive_int,
+    unit_fraction,
 )
 
 
@@ -26,6 +27,7 @@ def cmd_pretrain(args) -> int:
     run = UTPRun(out=args.out, steps=args.steps, minutes=args.minutes, batch_size=args.batch_size, lr=args.lr,
                  seed=args.seed, num_synthetic=args.synthetic, random_mask=not args.no_random_mask,
                  quantile_loss=not args.no_quantile_loss, resume=args.resume, model=model,
+                 augment=not args.no_augment, p_mix=args.p_mix, synthetic_len=args.synthetic_len,
                  **{k: getattr(args, k) for k in PLACEMENT_FLAGS[:-1] if getattr(args, k) is not None})
     pretrain(run, args.data_dir)
     return 0
@@ -46,6 +48,10 @@ def register(sub) -> None:
                     help="L_min in steps: the shortest context pretraining shows (12 for 12-step downstream inputs)")
     sp.add_argument("--horizon", type=positive_int, default=96, help="H_max in steps")
     sp.add_argument("--synthetic", type=non_negative_int, default=1000, help="KernelSynth series in the corpus")
+    sp.add_argument("--synthetic-len", type=positive_int, default=None,
+                    help="KernelSynth series length (default: context + horizon); drawn once, cached beside --out")
+    sp.add_argument("--p-mix", type=unit_fraction, default=0.5, help="share of TSMixup windows per batch")
+    sp.add_argument("--no-augment", action="store_true", help="no TSMixup and no random scaling (the first recipe)")
     sp.add_argument("--resume", action="store_true", help="continue from <out>.state.pt")
     for flag in ("no-prope", "no-gate", "no-random-mask", "no-quantile-loss"):
         sp.add_argument(f"--{flag}", action="store_true", help="UTP ablation (Table X)")

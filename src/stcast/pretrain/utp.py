@@ -23,7 +23,14 @@ import torch
 from stcast.engine.trainer import rng_state, set_rng_state
 from stcast.errors import StcastError
 from stcast.models.factost_utp import UTPBackbone, UTPConfig
-from stcast.pretrain.corpus import EVALUATION_DATASETS, PRETRAINING_DATASETS, Corpus, real_series
+from stcast.pretrain.corpus import (
+    EVALUATION_DATASETS,
+    PRETRAINING_DATASETS,
+    Corpus,
+    augment,
+    cached_kernelsynth,
+    real_series,
+)
 
 
 @dataclass
@@ -41,6 +48,12 @@ class UTPRun:
     quantile_loss: bool = True
     save_every: int = 200
     resume: bool = False
+    # issue 31: TSMixup + random scaling (pretrain/corpus.py `augment`); KernelSynth series length (None: the
+    # window) and where its chunks are cached (None: beside `out`)
+    augment: bool = True
+    p_mix: float = 0.5
+    scale_aug: float = 10.0
+    synthetic_len: int | None = None
     model: dict = field(default_factory=dict)  # UTPConfig fields (variant, max_context, use_prope, ...)
     # where it runs (Lightning Fabric, as `stcast train`); batch_size is the global batch over processes
     accelerator: str = "cpu"
@@ -51,11 +64,27 @@ class UTPRun:
 
     def recipe_key(self) -> str:
         """What a resumed run must share with the run it continues (the budget and placement may change)."""
-        keep = {k: v for k, v in asdict(self).items() if k not in _PLACEMENT}
+        keep = {k: v for k, v in asdict(self).items() if k not in _PLACEMENT and k != "out"}
         return json.dumps(keep | {"resume": False, "steps": 0, "minutes": None}, default=list)
 
 
 _PLACEMENT = ("accelerator", "devices", "num_nodes", "strategy", "precision")
+
+
+def portable_path(arg: str) -> str:
+    """A path as a record may keep it: relative to the working directory when inside it, else its file name."""
+    p = Path(arg)
+    if not p.is_absolute():
+        return arg
+    try:
+        return str(p.relative_to(Path.cwd()))
+    except ValueError:
+        return f"<...>/{p.name}"
+
+
+def portable_command(argv) -> str:
+    """The command line as `stcast ...`, with no machine path in it (the program's and absolute arguments')."""
+    return " ".join(["stcast"] + [portable_path(a) if a.startswith("/") else a for a in argv[1:]])
 
 
 def wsd_lr(step: int, total: int, base: float) -> float:
@@ -119,7 +148,7 @@ def pretrain(run: UTPRun, data_dir=None, log=print) -> Path:
     rng = np.random.default_rng(run.seed if world == 1 else [run.seed, rank])
     model = UTPBackbone(cfg)
     opt = torch.optim.Adam(model.parameters(), lr=run.lr)
-    step = 0
+    step, prior_minutes = 0, 0.0  # the minutes of the runs this one continues (the recipe's total)
     if run.resume:
         if not state_path.is_file():
             raise StcastError(f"nothing to resume: {state_path} does not exist")
@@ -129,6 +158,7 @@ def pretrain(run: UTPRun, data_dir=None, log=print) -> Path:
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["optimizer"])
         step = st["step"]
+        prior_minutes = float(st.get("minutes", 0.0))
         if world == 1:
             rng.bit_generator.state = json.loads(st["rng"])
             if "torch_rng" in st:  # dropout and init draws continue exactly (states written since the reliability fix)
@@ -141,9 +171,12 @@ def pretrain(run: UTPRun, data_dir=None, log=print) -> Path:
         f"context {cfg.max_context}, horizon {cfg.max_horizon}, batch {run.batch_size}, {run.steps} steps"
         + (f" or {run.minutes} min" if run.minutes else "") + (f", {world} processes" if world > 1 else ""))
     real, sources = real_series(run.datasets, data_dir, log=log, with_sources=True) if run.datasets else ([], [])
+    synth_len = run.synthetic_len or cfg.max_context + cfg.max_horizon
+    synth = cached_kernelsynth(run.num_synthetic, synth_len, run.seed, out.parent / "kernelsynth-cache", log) \
+        if run.num_synthetic else None
     corpus = Corpus.build(cfg.max_context, cfg.max_horizon, run.num_synthetic, real=real,
                           p_synthetic=run.p_synthetic, seed=run.seed, sources=sources,
-                          min_len=cfg.min_context + cfg.patch_len, log=log)
+                          min_len=cfg.min_context + cfg.patch_len, log=log, synthetic=synth)
     log(f"  corpus: {int(corpus.synthetic.sum())} KernelSynth + {int((~corpus.synthetic).sum())} real series, "
         f"{int(corpus.lengths.sum()):,} points")
 
@@ -152,6 +185,7 @@ def pretrain(run: UTPRun, data_dir=None, log=print) -> Path:
         if is_global_zero():
             state_path.parent.mkdir(parents=True, exist_ok=True)
         fabric.save(tmp, {"model": model, "optimizer": opt, "step": step,
+                          "minutes": prior_minutes + (time.time() - t0) / 60,
                           "rng": json.dumps(rng.bit_generator.state), "torch_rng": rng_state(),
                           "run": run.recipe_key()})
         fabric.barrier()
@@ -163,7 +197,10 @@ def pretrain(run: UTPRun, data_dir=None, log=print) -> Path:
     while step < run.steps and (run.minutes is None or time.time() - t0 < run.minutes * 60):
         for g in opt.param_groups:
             g["lr"] = wsd_lr(step, run.steps, run.lr)
-        w = torch.from_numpy(corpus.sample(run.batch_size // world, cfg.min_context, cfg.max_horizon, rng))
+        w = corpus.sample(run.batch_size // world, cfg.min_context, cfg.max_horizon, rng)
+        if run.augment:
+            w = augment(w, cfg.max_context, rng, run.p_mix, scale=run.scale_aug)
+        w = torch.from_numpy(w)
         loss = utp_loss(model, w.to(fabric.device), rng, run.random_mask, run.quantile_loss)
         if not torch.isfinite(loss):
             raise StcastError(f"UTP loss became {loss.item()} at step {step}; lower the learning rate")
@@ -178,8 +215,10 @@ def pretrain(run: UTPRun, data_dir=None, log=print) -> Path:
         if step % run.save_every == 0:
             save_state()
     save_state()
-    recipe = {"command": " ".join(sys.argv), "run": asdict(run), "steps_done": step,
-              "minutes": round((time.time() - t0) / 60, 1), "final_loss": running,
+    minutes = prior_minutes + (time.time() - t0) / 60
+    recipe = {"command": portable_command(sys.argv), "run": {**asdict(run), "out": portable_path(run.out)},
+              "steps_done": step, "minutes": round(minutes, 1), "hours": round(minutes / 60, 2),
+              "final_loss": running,
               "corpus": {"synthetic_series": int(corpus.synthetic.sum()), "real_datasets": list(run.datasets),
                          "used": corpus.used, "never_used_evaluation_datasets": list(EVALUATION_DATASETS),
                          "points": int(corpus.lengths.sum())},
