@@ -193,3 +193,26 @@ def test_a_resumed_run_keeps_its_wall_clock_budget(tmp_path, los_small):
     again = Trainer(build_model("dlinear", splits.spec), TrainConfig(epochs=6, max_minutes=1, resume=True, **cfg))
     again.fit(splits.train, splits.val)
     assert len(again.history) == 2  # one more epoch, then the (already spent) budget ends it
+
+
+def test_resume_refuses_a_changed_setting_but_not_one_added_to_stcast_since_at_its_default(tmp_path):
+    import json
+
+    from stcast.bench.resume import RunState
+    from stcast.config import BenchConfig
+    from stcast.errors import StcastError
+
+    csv_path = tmp_path / "t.csv"
+    cfg = BenchConfig(models=["last-value"], datasets=["los-loop"], train={"epochs": 1})
+    RunState(csv_path, cfg, resume=False).finish("los-loop", "last-value", {"mae": 1.0},
+                                                 cfg.train_config("last-value"))
+    state = json.loads(csv_path.with_name("t.state.json").read_text())
+    del state["config"]["context_len"]  # a run started before stcast had the setting
+    csv_path.with_name("t.state.json").write_text(json.dumps(state))
+    assert RunState(csv_path, cfg, resume=True).finished("los-loop", "last-value") == {"mae": 1.0}
+    with pytest.raises(StcastError, match="context_len: '<unset>' -> 96"):
+        RunState(csv_path, BenchConfig(models=["last-value"], datasets=["los-loop"], train={"epochs": 1},
+                                       input_len=12, context_len=96), resume=True)
+    with pytest.raises(StcastError, match="eval_stride"):
+        RunState(csv_path, BenchConfig(models=["last-value"], datasets=["los-loop"], train={"epochs": 1},
+                                       eval_stride=4), resume=True)

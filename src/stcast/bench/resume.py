@@ -71,6 +71,9 @@ class RunState:
         except (ValueError, KeyError, TypeError) as e:
             raise StcastError(f"--resume: {self.path} is not a run state written by stcast ({e})") from e
         new, unset = self.config, "<unset>"
+        # a setting stcast gained after the run started is unchanged when this run leaves it at its default
+        default = fingerprint(BenchConfig())
+        old = {**{k: v for k, v in default.items() if k not in old and new.get(k, unset) == v}, **old}
         changed = sorted(k for k in set(old) | set(new) if old.get(k, unset) != new.get(k, unset))
         if changed:
             shown = "; ".join(f"{k}: {old.get(k, unset)!r} -> {new.get(k, unset)!r}" for k in changed[:6])
