@@ -172,12 +172,12 @@ class WindowSet:
     def gather(self, starts: np.ndarray, gen: torch.Generator | None = None) -> Batch:
         L = self.input_len
         idx_x = starts[:, None] + np.arange(L)  # (B, L)
-        before = idx_x < 0  # steps before the series (a longer lookback): padded as missing
-        if before.any():
+        before = idx_x < 0 if self.pad else None  # steps before the series (a longer lookback): padded as missing
+        if before is not None:
             idx_x = np.maximum(idx_x, 0)
         raw_x = torch.from_numpy(np.asarray(self.data.values[idx_x], dtype=np.float32))  # (B, L, N, C)
         mask_x = torch.from_numpy(np.asarray(self.data.observed(idx_x)))
-        if before.any():
+        if before is not None:
             raw_x[torch.from_numpy(before)] = 0.0
             mask_x = mask_x & torch.from_numpy(~before)[:, :, None, None]
         cal_x = starts[:, None] + np.arange(L) + self.pad  # the calendar of padded steps too

@@ -68,3 +68,23 @@ def test_statsforecast_method_and_season_are_checked(two_days):
         build_model("statsforecast", two_days.spec, method="arima")
     with pytest.raises(StcastError, match="season"):
         build_model("statsforecast", two_days.spec, season=0)
+
+
+def test_statsforecast_says_when_a_fit_fails_and_repeats_the_last_value(two_days, monkeypatch):
+    pytest.importorskip("statsforecast")
+    s = two_days
+    m = build_model("statsforecast", replace(s.spec, num_nodes=2, adjacency=None), method="auto-ets")
+    b = s.test.gather(s.test.starts[:1])
+    b.x, b.x_mask = b.x[:, :, :2].clone(), b.x_mask[:, :, :2].clone()
+    real = m._model
+
+    class Broken:
+        def forecast(self, y, h, level):
+            if y[0] == b.x[0, 0, 1, 0].item():
+                raise ValueError("cannot fit")
+            return real(len(y)).forecast(y=y, h=h, level=level)
+
+    monkeypatch.setattr(m, "_model", lambda length: Broken())
+    with pytest.warns(UserWarning, match="1 of 2 fits failed"):
+        out = m(b).point
+    assert torch.allclose(out[0, :, 1, 0], b.x[0, -1, 1, 0].expand(12))

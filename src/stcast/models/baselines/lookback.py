@@ -8,6 +8,8 @@ Give them a long lookback with `context_len` (engine/splits.py): the scored targ
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -95,15 +97,18 @@ class StatsForecastModel(_Statistical):
         seen = batch.x_mask.permute(0, 2, 3, 1).reshape(-1, L).any(1).cpu().numpy()
         out = np.zeros((len(series), H, 3))
         model = self._model(L)
+        failed = np.zeros(len(series), bool)
         for i in np.flatnonzero(seen):  # one fit per series: the method itself (nothing is shared across series)
-            y = series[i]
             try:
-                f = model.forecast(y=y, h=H, level=[80])
+                f = model.forecast(y=series[i], h=H, level=[80])
                 out[i] = np.stack([f["lo-80"], f["mean"], f["hi-80"]], -1)
             except (ValueError, ZeroDivisionError, np.linalg.LinAlgError, FloatingPointError):
-                out[i] = y[-1]  # a degenerate lookback (e.g. constant) the model cannot fit: the last value
-        bad = ~np.isfinite(out).all(axis=(1, 2))  # a fit that returned NaN / inf: the last value, not a number
-        out[bad] = series[bad, -1:, None]
+                failed[i] = True  # a degenerate lookback (e.g. constant) the model cannot fit
+        failed |= ~np.isfinite(out).all(axis=(1, 2))  # or a fit that returned NaN / inf
+        if failed.any():  # those series get the last value, and the user is told how many
+            out[failed] = series[failed, -1:, None]
+            warnings.warn(f"statsforecast {self.method}: {int(failed.sum())} of {int(seen.sum())} fits failed or "
+                          "returned non-finite values; those series repeat their last value", stacklevel=2)
         q = torch.from_numpy(out).float().view(B, N, C, H, 3).permute(0, 3, 1, 2, 4).sort(-1).values
         return Prediction(q[..., 1].contiguous().to(batch.x.device), quantiles=q.to(batch.x.device),
                           levels=self.quantile_levels)
