@@ -151,3 +151,36 @@ def test_context_len_per_variant_reaches_the_windows_and_the_row(los_small, monk
                                                                                         "context_len": bad}}})
     with pytest.raises(StcastError, match="context_len"):
         BenchConfig.from_dict({"input_len": 12, "context_len": 6})
+
+
+def test_val_stride_thins_validation_only_per_variant_and_the_row_says_so(los_small, monkeypatch):
+    """val_stride k: every k-th validation window for early stopping; the test set stays the protocol's."""
+    import numpy as np
+
+    import stcast.bench.runner as runner
+    from stcast.engine.splits import prepare_windows
+
+    full = prepare_windows(los_small, "forecast", 12, 12)
+    thin = prepare_windows(los_small, "forecast", 12, 12, val_stride=4)
+    np.testing.assert_array_equal(thin.train.starts, full.train.starts)
+    np.testing.assert_array_equal(thin.val.starts, full.val.starts[::4])
+    np.testing.assert_array_equal(thin.test.starts, full.test.starts)
+    both = prepare_windows(los_small, "forecast", 12, 12, eval_stride=2, val_stride=8)
+    np.testing.assert_array_equal(both.val.starts, full.val.starts[::8])
+    np.testing.assert_array_equal(both.test.starts, full.test.starts[::2])
+    for bad in (0, -1, 2.5, True, "4"):
+        with pytest.raises(StcastError, match="val_stride"):
+            prepare_windows(los_small, "forecast", 12, 12, val_stride=bad)
+        with pytest.raises(StcastError, match="val_stride"):
+            BenchConfig.from_dict({"val_stride": bad})
+        with pytest.raises(StcastError, match="val_stride"):
+            BenchConfig.from_dict({"models": ["x"], "variants": {"x": {"model": "stid", "val_stride": bad}}})
+    monkeypatch.setattr(runner, "load_dataset", lambda name, data_dir=None: los_small)
+    cfg = BenchConfig.from_dict({
+        "models": ["dlinear", "dl-thin"], "datasets": ["los-loop"], "input_len": 12, "horizon": 12,
+        "variants": {"dl-thin": {"model": "dlinear", "val_stride": 4}}, "train": {"epochs": 1}})
+    assert cfg.val_stride_of("dl-thin") == 4 and cfg.val_stride_of("dlinear") is None
+    assert cfg.model_kwargs("dl-thin") == {}  # a window setting, not a hyper-parameter
+    rows = run_benchmark(cfg, collect=False, log=lambda *a: None).rows()
+    assert "val_windows" not in rows[0] and rows[1]["val_windows"] == len(thin.val)
+    assert rows[0]["test_windows"] == rows[1]["test_windows"] == len(full.test)

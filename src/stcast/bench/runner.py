@@ -81,7 +81,7 @@ def run_benchmark(cfg: BenchConfig, data_dir=None, collect: bool = True, log=pri
                              protocol=cfg.protocol, missing=cfg.missing, missing_kw=cfg.missing_kw,
                              few_shot_fraction=cfg.few_shot_of(m), model_kw=cfg.model_kwargs(m),
                              train=train, quantiles=cfg.quantiles, eval_stride=cfg.eval_stride,
-                             context_len=cfg.context_len_of(m))
+                             context_len=cfg.context_len_of(m), val_stride=cfg.val_stride_of(m))
             res = exp.run(collect=collect and target is None, steps=tuple(cfg.steps))
             if target is not None:
                 res = exp.evaluate_zero_shot(target, steps=tuple(cfg.steps))

@@ -47,6 +47,8 @@ class BenchConfig:
     context_len: int | None = setting(None, _ge(1), "an integer >= input_len, or null")
     # every k-th validation/test window (ablations within a method; 1 = the protocol)
     eval_stride: int = setting(1, _ge(1), "an integer >= 1")
+    # every k-th validation window only (early stopping of dear models; the test set is untouched); variants too
+    val_stride: int | None = setting(None, _ge(1), "an integer >= 1, or null (= eval_stride)")
     steps: list[int] = setting(factory=lambda: [3, 6, 12], check=lambda v: all(s >= 1 for s in v),
                                asks="a list of horizon steps >= 1")
     # a quantile head for every model (nn/quantile.py)
@@ -109,6 +111,10 @@ class BenchConfig:
             if cl is not None and (isinstance(cl, bool) or not isinstance(cl, int) or cl < (cfg.input_len or 1)):
                 raise StcastError(f"{source}: variants.{label}.context_len={cl!r} is invalid: expected an integer >= "
                                   f"input_len ({cfg.input_len}), or null")
+            vs = v.get("val_stride")
+            if vs is not None and (isinstance(vs, bool) or not isinstance(vs, int) or vs < 1):
+                raise StcastError(f"{source}: variants.{label}.val_stride={vs!r} is invalid: expected an integer >= 1, "
+                                  "or null")
             check_model_kw(v["model"], {k: x for k, x in v.items() if k not in WINDOW_KEYS},
                            f"{source}: variants.{label}")
         for key, kw in cfg.model_kw.items():  # keyed by model name or variant label; every value checked now
@@ -157,6 +163,11 @@ class BenchConfig:
         return self.variants[label].get("context_len", self.context_len) if label in self.variants \
             else self.context_len
 
+    def val_stride_of(self, label: str) -> int | None:
+        """A variant's own validation stride (`val_stride: 4`), else the config's."""
+        return self.variants[label].get("val_stride", self.val_stride) if label in self.variants \
+            else self.val_stride
+
     def model_kwargs(self, label: str) -> dict:
         """The base model's model_kw, then the variant's settings, then model_kw under the label itself."""
         own = {k: v for k, v in self.variants.get(label, {}).items() if k not in WINDOW_KEYS}
@@ -170,5 +181,5 @@ class BenchConfig:
 
 
 # a variant's keys that set its windows, not its model's hyper-parameters
-WINDOW_KEYS = ("model", "few_shot", "context_len")
+WINDOW_KEYS = ("model", "few_shot", "context_len", "val_stride")
 CONFIG_KEYS = tuple(f.name for f in fields(BenchConfig) if f.name != "source")

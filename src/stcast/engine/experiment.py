@@ -44,6 +44,7 @@ class ExperimentResult:
     test_windows: int = 0  # the windows scored (fewer than the split's with eval_stride > 1)
     head_params: int = 0  # the added interval head (nn/quantile.py), trained beside the model
     context_len: int | None = None  # the lookback read, when longer than the protocol's input window
+    val_windows: int | None = None  # the validation windows early stopping read, when val_stride thinned them
 
     def row(self) -> dict:
         keep = {k: v for k, v in self.metrics.items() if not isinstance(v, torch.Tensor)}
@@ -55,7 +56,8 @@ class ExperimentResult:
                 "passes": round(self.passes, 3) if self.trainable_params else None, "test_windows": self.test_windows,
                 "s_per_epoch": round(self.seconds_per_epoch, 2), "train_s": round(self.train_seconds, 1),
                 "infer_ms_per_batch": round(self.infer_ms_per_batch, 1),
-                **({"context_len": self.context_len} if self.context_len else {})}
+                **({"context_len": self.context_len} if self.context_len else {}),
+                **({"val_windows": self.val_windows} if self.val_windows is not None else {})}
 
 
 class Experiment:
@@ -63,11 +65,13 @@ class Experiment:
                  input_len: int | None = None, horizon: int | None = None, split=None, protocol=None,
                  missing: str = "point", missing_kw: dict | None = None, few_shot_fraction=None,
                  model_kw: dict | None = None, train: TrainConfig | None = None, data_dir=None, quantiles=(),
-                 eval_stride: int = 1, init_state: dict | None = None, scaler=None, context_len: int | None = None):
+                 eval_stride: int = 1, init_state: dict | None = None, scaler=None, context_len: int | None = None,
+                 val_stride: int | None = None):
         """`init_state` (a saved model's state dict) warm-starts training: the model is built, given these weights,
         then trained on this data (an operator fine-tuning on new readings); `scaler` keeps the saved model's
         scaling instead of fitting one on this data's training part (the weights learned in that space).
-        `context_len` reads a longer lookback scored on the protocol's targets (engine/splits.py)."""
+        `context_len` reads a longer lookback scored on the protocol's targets; `val_stride` thins the validation
+        windows only (engine/splits.py)."""
         self.data = load_dataset(dataset, data_dir) if isinstance(dataset, str) else dataset
         from stcast.data.registry import _REGISTRY
 
@@ -80,12 +84,12 @@ class Experiment:
         self.model_name, self.task, self.model_kw = model, Task.parse(task), model_kw or {}
         self.train_cfg = train or TrainConfig()
         self.missing_kw = dict(missing_kw or {})
-        self.eval_stride, self.context_len = eval_stride, context_len
+        self.eval_stride, self.context_len, self.val_stride = eval_stride, context_len, val_stride
         self.splits = prepare_windows(self.data, task, self.input_len, self.horizon, self.split,
                                       missing=missing, missing_kw=missing_kw,
                                       few_shot_fraction=few_shot_fraction, protocol=protocol,
                                       quantiles=tuple(quantiles or ()), eval_stride=eval_stride,
-                                      context_len=context_len)
+                                      context_len=context_len, val_stride=val_stride)
         self.init_state = init_state
         if scaler is not None:
             self.splits.scaler = scaler
@@ -131,7 +135,8 @@ class Experiment:
         self.result = ExperimentResult(self.model_name, self.data.meta.name, self.task, metrics, trainable, total,
                                        train_s, spe, len(trainer.history), infer, preds,
                                        trainer.windows_seen / max(len(self.splits.train), 1), len(self.splits.test),
-                                       head, self.context_len)
+                                       head, self.context_len,
+                                       len(self.splits.val) if self.val_stride is not None else None)
         return self.result
 
     def evaluate_zero_shot(self, target: SpatioTemporalData, steps=(3, 6, 12)) -> ExperimentResult:

@@ -28,11 +28,15 @@ class Splits:
 def prepare_windows(data: SpatioTemporalData, task: str = "forecast", input_len: int = 12, horizon: int = 12,
                     split="7:1:2", missing: str = "point", missing_kw: dict | None = None,
                     few_shot_fraction: float | None = None, protocol: str | None = None,
-                    quantiles=(), eval_stride: int = 1, context_len: int | None = None) -> Splits:
+                    quantiles=(), eval_stride: int = 1, context_len: int | None = None,
+                    val_stride: int | None = None) -> Splits:
     """Windows for train/val/test. Imputation windows have length `input_len` and hide entries with the
     chosen pattern (seeded); protocol='aqi36' uses the GRIN split and scores the simulated failures.
     `eval_stride` k > 1 keeps every k-th validation and test window (training is untouched): a cheaper,
     still evenly spread evaluation for ablations compared within one method; the published protocol is k = 1.
+    `val_stride` k (default: eval_stride) keeps every k-th validation window only; the test set is untouched. It
+    makes early stopping affordable for models whose scoring is dear (issue 28: "validation may score every 4th
+    window, test scores all"); the scored figures stay the protocol's.
     `context_len` C > input_len (forecasting): every window reads C steps of lookback ending where the protocol's
     `input_len` window ends, so the targets (and the scored set) are exactly the protocol's; steps before the
     series are padded as missing, never dropped. The model is built for C input steps."""
@@ -40,6 +44,10 @@ def prepare_windows(data: SpatioTemporalData, task: str = "forecast", input_len:
     if isinstance(eval_stride, bool) or not isinstance(eval_stride, int | np.integer) or eval_stride < 1:
         raise StcastError(f"eval_stride must be an integer >= 1 (1 = every validation/test window); got "
                           f"{eval_stride!r}")
+    if val_stride is not None and (isinstance(val_stride, bool) or not isinstance(val_stride, int | np.integer)
+                                   or val_stride < 1):
+        raise StcastError(f"val_stride must be an integer >= 1 (1 = every validation window), or null; got "
+                          f"{val_stride!r}")
     if quantiles:
         from stcast.nn.quantile import check_levels
 
@@ -69,8 +77,8 @@ def prepare_windows(data: SpatioTemporalData, task: str = "forecast", input_len:
         raise StcastError(f"unknown protocol {protocol!r}; known: aqi36")
     if few_shot_fraction is not None:
         starts["train"] = few_shot(starts["train"], few_shot_fraction)
-    if eval_stride > 1:
-        starts["val"], starts["test"] = starts["val"][::eval_stride], starts["test"][::eval_stride]
+    starts["val"] = starts["val"][::eval_stride if val_stride is None else val_stride]
+    starts["test"] = starts["test"][::eval_stride]
     read_len = input_len
     if context_len is not None and context_len > input_len:  # same targets, a longer lookback
         starts = {k: v - (context_len - input_len) for k, v in starts.items()}
