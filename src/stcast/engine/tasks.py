@@ -42,6 +42,9 @@ def task_loss(pred: Prediction, batch: Batch, scaler, task: str, alpha: float = 
     task = Task.parse(task)
     if loss not in ("mae", "pinball"):
         raise StcastError(f"unknown loss {loss!r}; use 'mae' or 'pinball'")
+    if pred.own_loss is not None:  # the library's objective, as its own fit() would train (models/baselines)
+        aux = list(pred.aux_losses.values())
+        return pred.own_loss + sum(aux) if aux else pred.own_loss
     y, mask = target_and_mask(batch, task.scored)
     if pred.node_index is not None:  # a model trained on a node subset this step: score those nodes only
         y, mask = y[:, :, pred.node_index], mask[:, :, pred.node_index]

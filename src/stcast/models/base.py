@@ -43,6 +43,9 @@ class Prediction:
     # a Laplace scale b per output (B, H, N, C), scaled units (U-LLM-TS Net): the loss becomes the
     # uncertainty-weighted negative log-likelihood |y - point| / b + log b instead of the MAE
     scale: torch.Tensor | None = None
+    # a library model's own training objective (PyPOTS: SAITS's ORT + MIT, CSDI's denoising loss), computed on
+    # stcast's hidden entries: training minimises it instead of the task loss; scoring is unchanged
+    own_loss: torch.Tensor | None = None
 
 
 class STModel(nn.Module):

@@ -26,6 +26,11 @@ MODELS: dict[str, str] = {
     "gwnet": "stcast.models.baselines.gwnet:GraphWaveNet",
     "staeformer": "stcast.models.baselines.staeformer:STAEformer",
     "brits": "stcast.models.baselines.brits:BRITS",
+    # the field's imputers from PyPOTS (optional extra stcast[peers]; models/baselines/pypots_imputers.py)
+    "saits": "stcast.models.baselines.pypots_imputers:SAITS",
+    "imputeformer": "stcast.models.baselines.pypots_imputers:ImputeFormer",
+    "csdi": "stcast.models.baselines.pypots_imputers:CSDI",
+    "pypots-brits": "stcast.models.baselines.pypots_imputers:PyPOTSBRITS",
     # the language-model methods
     "ust-sllm": "stcast.models.ust_sllm:USTSLLM",
     "st-link": "stcast.models.st_link:STLINK",
