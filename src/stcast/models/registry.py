@@ -26,6 +26,7 @@ MODELS: dict[str, str] = {
     "gwnet": "stcast.models.baselines.gwnet:GraphWaveNet",
     "staeformer": "stcast.models.baselines.staeformer:STAEformer",
     "brits": "stcast.models.baselines.brits:BRITS",
+    "grin": "stcast.models.baselines.grin:GRIN",
     # the field's imputers from PyPOTS (optional extra stcast[peers]; models/baselines/pypots_imputers.py)
     "saits": "stcast.models.baselines.pypots_imputers:SAITS",
     "imputeformer": "stcast.models.baselines.pypots_imputers:ImputeFormer",

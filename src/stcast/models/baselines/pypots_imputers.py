@@ -30,8 +30,9 @@ from __future__ import annotations
 import torch
 
 from stcast.errors import StcastError
-from stcast.models.base import Prediction, ProblemSpec, STModel
+from stcast.models.base import Prediction, ProblemSpec
 from stcast.models.baselines.brits import _deltas
+from stcast.models.baselines.scaled_targets import ScaledTargetsImputer
 
 
 def _pypots():
@@ -52,22 +53,12 @@ def _pypots():
     return MAE
 
 
-class _PyPOTSImputer(STModel):
+class _PyPOTSImputer(ScaledTargetsImputer):
     """Shared plumbing: the scaled window in, the library's core in the middle, stcast's Prediction out."""
-
-    tasks = ("impute",)
 
     def __init__(self, spec: ProblemSpec):
         super().__init__(spec)
         self.n_features = spec.num_nodes * spec.num_channels
-        # the training split's scaler (fit_statistics): the library's targets X_ori live in the scaled space
-        self.register_buffer("x_mean", torch.zeros(spec.num_nodes, spec.num_channels))
-        self.register_buffer("x_std", torch.ones(spec.num_nodes, spec.num_channels))
-
-    def fit_statistics(self, train_windows) -> None:
-        s = train_windows.scaler
-        self.x_mean.copy_(torch.as_tensor(s.mean, dtype=torch.float32).expand_as(self.x_mean))
-        self.x_std.copy_(torch.as_tensor(s.std, dtype=torch.float32).expand_as(self.x_std))
 
     def _flat(self, batch):
         """X (B, L, D) scaled, missing and hidden 0; missing_mask (B, L, D); X_ori the scaled window with its hidden
@@ -79,7 +70,7 @@ class _PyPOTSImputer(STModel):
         out = {"X": x.reshape(B, L, N * C), "missing_mask": m.reshape(B, L, N * C)}
         if batch.eval_mask is not None and self.training:
             hid = batch.eval_mask.float()
-            y = torch.nan_to_num((batch.y - self.x_mean) / self.x_std) * torch.maximum(m, hid)
+            y = self.scaled_truth(batch)
             out["X_ori"] = torch.where(hid.bool(), y, x).reshape(B, L, N * C)
             out["indicating_mask"] = hid.reshape(B, L, N * C)
         return out
