@@ -213,3 +213,32 @@ def test_sub_minute_or_fractional_steps_are_refused_by_name(tmp_path, freq):
     pd.DataFrame({"timestamp": ts, "a": range(20), "b": range(20)}).to_csv(path, index=False)
     with pytest.raises(StcastError, match=r"fast.csv: the time step is .*whole-minute steps"):
         load_user_table(path)
+
+
+def test_station_adjacency_is_grins_distance_kernel():
+    import numpy as np
+
+    from stcast.data.graphs import station_adjacency
+
+    # three stations on a meridian: 0, ~11 km and ~111 km north
+    ll = np.array([[40.0, 116.0], [40.1, 116.0], [41.0, 116.0]])
+    a = station_adjacency(ll)
+    d = np.array([[0, 11.12, 111.19], [11.12, 0, 100.08], [111.19, 100.08, 0]])
+    want = np.exp(-np.square(d / d.std()))
+    want[want < 0.1] = 0
+    np.fill_diagonal(want, 0)
+    np.testing.assert_allclose(a, want, atol=2e-3)
+    assert a[0, 1] > 0 and a[0, 2] == 0 and np.allclose(a, a.T) and not np.diag(a).any()
+
+
+def test_aqi36_carries_the_station_graph_and_refuses_a_bad_station_file(shared, tmp_path):
+    from stcast.data.loaders import load_aqi36
+    from stcast.data.registry import load_dataset
+
+    d = load_dataset("aqi36")
+    assert d.adjacency.shape == (36, 36) and (d.adjacency > 0).any()
+    src = shared / "aqi36"
+    bad = tmp_path / "latlng.txt"
+    bad.write_text("sensor_id,latitude,longitude\n001001,40.0,116.0\n")
+    with pytest.raises(StcastError, match="latlng.txt"):
+        load_aqi36(src / "pm25_ground.txt", src / "pm25_missing.txt", bad)

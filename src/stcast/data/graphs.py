@@ -49,6 +49,21 @@ def gaussian_kernel_adjacency(src, dst, dist, num_nodes: int, threshold: float =
     return adj.astype(np.float32)
 
 
+def station_adjacency(latlng: np.ndarray, threshold: float = 0.1) -> np.ndarray:
+    """GRIN's AQI-36 graph (Cini et al. 2022, its `get_similarity`): haversine distances between stations (km),
+    W_ij = exp(-(d_ij / theta)^2) with theta the std of all pairwise distances, entries below `threshold`
+    zeroed, no self-loops."""
+    lat, lon = np.radians(np.asarray(latlng, dtype=np.float64)).T
+    dlat, dlon = lat[:, None] - lat[None], lon[:, None] - lon[None]
+    h = np.sin(dlat / 2) ** 2 + np.cos(lat[:, None]) * np.cos(lat[None]) * np.sin(dlon / 2) ** 2
+    d = 2 * 6371.0088 * np.arcsin(np.sqrt(np.clip(h, 0, 1)))
+    theta = d.std()
+    adj = np.exp(-np.square(d / (theta if theta > 0 else 1.0)))
+    adj[adj < threshold] = 0.0
+    np.fill_diagonal(adj, 0.0)
+    return adj.astype(np.float32)
+
+
 def binary_adjacency(src, dst, num_nodes: int, symmetric: bool = True, self_loops: bool = False) -> np.ndarray:
     _check_edges(src, dst, num_nodes)
     adj = np.zeros((num_nodes, num_nodes), dtype=np.float32)

@@ -15,7 +15,7 @@ import pandas as pd
 
 from stcast.data.core import DatasetMeta, SpatioTemporalData, check_adjacency
 from stcast.data.files import need_file, read_csv
-from stcast.data.graphs import binary_adjacency, gaussian_kernel_adjacency, read_edge_list
+from stcast.data.graphs import binary_adjacency, gaussian_kernel_adjacency, read_edge_list, station_adjacency
 from stcast.data.safe_pickle import restricted_load
 from stcast.errors import StcastError
 
@@ -237,13 +237,19 @@ def load_aqi36(ground_txt, missing_txt, latlng_txt=None) -> SpatioTemporalData:
         raise StcastError(f"{ground_txt} and {missing_txt} differ in shape or time index")
     g = ground.to_numpy(np.float32)
     eval_mask = ~np.isnan(g) & np.isnan(missing.to_numpy(np.float32))
-    coords = None
-    if latlng_txt is not None:
+    coords = adj = None
+    if latlng_txt is not None:  # the stations' places: GRIN's distance graph
         ll = read_csv(latlng_txt, dtype={"sensor_id": str})
+        if len(ll) != g.shape[1] or not {"latitude", "longitude"} <= set(ll.columns):
+            raise StcastError(f"{latlng_txt}: expected latitude and longitude for each of the {g.shape[1]} stations; "
+                              f"got {len(ll)} rows with columns {list(ll.columns)}")
         coords = ll[["latitude", "longitude"]].to_numpy(np.float32)
+        if not np.isfinite(coords).all():
+            raise StcastError(f"{latlng_txt}: a station's latitude or longitude is missing or not a number")
+        adj = station_adjacency(coords)
     meta = DatasetMeta("aqi36", 60, 24, ("pm25",), "ug/m3")
     return SpatioTemporalData.from_array(g, ground.index.to_numpy("datetime64[ns]"), meta, coords=coords,
-                                         node_ids=[str(c) for c in ground.columns],
+                                         adjacency=adj, node_ids=[str(c) for c in ground.columns],
                                          eval_mask=eval_mask[:, :, None])
 
 
