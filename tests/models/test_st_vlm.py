@@ -181,6 +181,37 @@ def test_models_with_the_same_image_settings_share_drawn_images_and_others_do_no
     assert twin.train_cache.misses == drawn + len(batch.x) and model.train_cache.hits >= len(batch.x)
 
 
+def test_images_on_disk_are_drawn_once_across_models_and_processes_and_bounded(splits, batch, tmp_path,
+                                                                                monkeypatch):
+    """image_cache_dir: a second model (another row or process: a fresh in-memory cache) reads the first one's
+    images from disk instead of drawing them; they are the very images drawn; a file cut short is drawn again;
+    past the size bound nothing more is written."""
+    import stcast.models.st_vlm as st_vlm
+
+    drawn = []
+    real = st_vlm.correlation_image
+    monkeypatch.setattr(st_vlm, "correlation_image", lambda *a, **k: drawn.append(len(a[0])) or real(*a, **k))
+    first = build_model("st-vlm", splits.spec, pretrained=False, image_cache_dir=str(tmp_path)).train()
+    a = first.image(batch)
+    assert sum(drawn) == len(batch.x) and len(list(tmp_path.rglob("*.npy"))) == len(batch.x)
+    st_vlm.ImageCache._shared.clear()  # a new process: nothing in memory
+    second = build_model("st-vlm", splits.spec, pretrained=False, image_cache_dir=str(tmp_path)).train()
+    assert torch.equal(second.image(batch), a) and sum(drawn) == len(batch.x)  # read, not drawn
+    assert second.train_cache.disk_hits == len(batch.x)
+    victim = sorted(tmp_path.rglob("*.npy"))[0]
+    victim.write_bytes(victim.read_bytes()[:40])  # a crash elsewhere left half a file
+    st_vlm.ImageCache._shared.clear()
+    third = build_model("st-vlm", splits.spec, pretrained=False, image_cache_dir=str(tmp_path)).train()
+    assert torch.equal(third.image(batch), a) and sum(drawn) == len(batch.x) + 1
+    small = tmp_path / "small"
+    tiny = build_model("st-vlm", splits.spec, pretrained=False, image_cache_dir=str(small),
+                       image_disk_mb=1.5 * a[0].numel() * 2 / 2 ** 20).train()
+    tiny.image(batch)
+    assert len(list(small.rglob("*.npy"))) == 1  # one image fits the bound, the rest are not written
+    other = build_model("st-vlm", splits.spec, pretrained=False, channels=["dtw"], image_cache_dir=str(tmp_path))
+    assert other.cache.disk.dir != first.cache.disk.dir  # other settings, other folder
+
+
 @pytest.mark.parametrize("kw", [{"use_image": False}, {"use_bias": False}, {"channels": ["xcorr"]},
                                 {"use_prompt": False}, {"pretrained": False}, {"identity": True},
                                 {"cross_layers": 2, "lora_layers": 1},

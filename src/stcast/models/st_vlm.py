@@ -6,7 +6,8 @@ Per input window (L steps, N nodes):
   correlation and FFT-amplitude Pearson between every node pair -> a 3 x N x N image, each channel standardised;
   the multi-dimensional channel fusion layer is a learned 1 x 1 convolution over the channels (identity at
   init). Images are cached by window (start index + a fingerprint of its values), so later epochs reuse them;
-  `image_cache_mb` bounds each of the two caches (this model's training images, the process's eval images).
+  `image_cache_mb` bounds each of the two caches (this model's training images, the process's eval images);
+  `image_cache_dir` (off by default) also keeps them on disk, shared by rows and processes (`DiskImages`).
 - Task prompt and temporal encoder: the paper's prompt ("This is a spatial-temporal prediction task, forecast
   the next H steps in N nodes; ...") tokenised and embedded by the backbone's own tokenizer and (frozen) word
   embeddings; an LSTM per node over its L steps (eq. 3), its last state mapped to the backbone width (the paper
@@ -71,18 +72,19 @@ class ImageCache:
     _shared: dict[tuple, ImageCache] = {}
 
     @classmethod
-    def shared(cls, limit_mb: float, *settings) -> ImageCache:
+    def shared(cls, limit_mb: float, *settings, disk: DiskImages | None = None) -> ImageCache:
         """The process's cache for images drawn with these settings (channels, max_lag, window shape)."""
-        key = (float(limit_mb), *settings)
+        key = (float(limit_mb), *settings, disk.root if disk is not None else None)
         if key not in cls._shared:
-            cls._shared[key] = cls(limit_mb)
+            cls._shared[key] = cls(limit_mb, disk)
         return cls._shared[key]
 
-    def __init__(self, limit_mb: float):
+    def __init__(self, limit_mb: float, disk: DiskImages | None = None):
         self.limit = int(limit_mb * 2 ** 20)
         self.store: dict[tuple[int, float], torch.Tensor] = {}
         self.bytes = 0
-        self.hits = self.misses = 0
+        self.hits = self.misses = self.disk_hits = 0
+        self.disk = disk
 
     @staticmethod
     def keys(start: torch.Tensor, x: torch.Tensor) -> list[tuple[int, float]]:
@@ -92,23 +94,86 @@ class ImageCache:
 
     def get_or_make(self, start, x, make) -> torch.Tensor:
         """Images are rounded to float16 whether cached or not: a window's image is the same in every epoch."""
-        if self.limit <= 0:
+        if self.limit <= 0 and self.disk is None:
             return make(torch.arange(x.shape[0], device=x.device)).half().float()
         keys = self.keys(start, x)
         missing = [i for i, k in enumerate(keys) if k not in self.store]
         self.hits += len(keys) - len(missing)
         self.misses += len(missing)
+        fresh = {}
+        if missing and self.disk is not None:  # drawn before, by this run or another process
+            for i in missing:
+                img = self.disk.get(keys[i])
+                if img is not None:
+                    fresh[i] = img.to(x.device, torch.float32)
+            self.disk_hits += len(fresh)
+            missing = [i for i in missing if i not in fresh]
         if missing:
             made = make(torch.tensor(missing, device=x.device)).half().float()
-            for i, img in zip(missing, made):
-                if self.bytes + img.numel() * 2 <= self.limit:
-                    self.store[keys[i]] = img.to("cpu", torch.float16)  # exact: already float16 values
-                    self.bytes += img.numel() * 2
-            fresh = dict(zip(missing, made))
-        else:
-            fresh = {}
+            fresh.update(zip(missing, made))
+            if self.disk is not None:
+                for i, img in zip(missing, made):
+                    self.disk.put(keys[i], img)
+        for i, img in fresh.items():
+            if self.bytes + img.numel() * 2 <= self.limit:
+                self.store[keys[i]] = img.to("cpu", torch.float16)  # exact: already float16 values
+                self.bytes += img.numel() * 2
         return torch.stack([fresh[i] if i in fresh else self.store[k].to(x.device, torch.float32)
                             for i, k in enumerate(keys)])
+
+
+class DiskImages:
+    """Correlation images kept on disk, float16, one .npy per window (start, fingerprint of its values), under
+    `root/<settings>/`: shared by epochs, rows and processes (issue 28: ST-VLM draws each image once per dataset
+    and window, not once per run). Written atomically (a temporary file renamed), read without pickle. Bounded:
+    past `limit_mb` on disk nothing more is written (images are then drawn as before). Off by default
+    (`image_cache_dir`): a row under a wall-clock budget must pay for its own training images."""
+
+    def __init__(self, root, settings: tuple, limit_mb: float):
+        import hashlib
+        from pathlib import Path
+
+        tag = hashlib.sha256(repr(settings).encode()).hexdigest()[:16]
+        self.root = str(Path(root))
+        self.dir = Path(root) / tag
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StcastError(f"image_cache_dir {root}: cannot create it ({e})") from e
+        self.limit = int(limit_mb * 2 ** 20)
+        self.bytes = sum(f.stat().st_size for f in self.dir.glob("*.npy"))
+
+    def _path(self, key):
+        import struct
+
+        start, fp = key
+        return self.dir / f"{start}_{struct.pack('>d', fp).hex()}.npy"
+
+    def get(self, key) -> torch.Tensor | None:
+        import numpy as np
+
+        path = self._path(key)
+        if not path.is_file():
+            return None
+        try:
+            return torch.from_numpy(np.load(path, allow_pickle=False))
+        except (OSError, ValueError):  # a file cut short by a crash elsewhere: drawn again and rewritten
+            return None
+
+    def put(self, key, img: torch.Tensor) -> None:
+        import os
+
+        import numpy as np
+
+        arr = img.detach().to("cpu", torch.float16).numpy()
+        if self.bytes + arr.nbytes > self.limit:
+            return
+        path = self._path(key)
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            np.save(f, arr, allow_pickle=False)
+        os.replace(tmp, path)
+        self.bytes += arr.nbytes
 
 
 def cross_modal_block(block: nn.Module, h_q: torch.Tensor, h_img: torch.Tensor,
@@ -144,7 +209,8 @@ class STVLM(STModel):
                  use_bias: bool = True, use_prompt: bool = True, prompt: str | None = None,
                  max_lag: int | None = None,
                  encoder_hidden: int = 64, decoder_hidden: int = 64, identity: bool = False,
-                 image_cache_mb: float = 4096.0, dropout: float = 0.1):
+                 image_cache_mb: float = 4096.0, image_cache_dir: str | None = None,
+                 image_disk_mb: float = 16384.0, dropout: float = 0.1):
         super().__init__(spec)
         from stcast.nn.adapt import AdaptPolicy, adapt
         from stcast.nn.backbones import load_backbone, reinitialize
@@ -200,8 +266,10 @@ class STVLM(STModel):
             self.pad_conv = nn.Conv1d(k, 1, 3, padding=1) if use_bias else None  # eq. 8
             self.bias_gain = nn.Parameter(torch.ones(())) if use_bias else None
             self.cross = cross_layers if use_bias else 0  # the first F backbone layers run cross-modally
-            self.cache = ImageCache.shared(image_cache_mb, channels, max_lag, (L, N, C))  # eval images
-            self.train_cache = ImageCache(image_cache_mb)  # this model's own: budgets stay equal across rows
+            settings = (channels, max_lag, (L, N, C))
+            disk = DiskImages(image_cache_dir, settings, image_disk_mb) if image_cache_dir else None
+            self.cache = ImageCache.shared(image_cache_mb, *settings, disk=disk)  # eval images
+            self.train_cache = ImageCache(image_cache_mb, disk)  # this model's own: budgets stay equal across rows
         self.drop = nn.Dropout(dropout)
         self.dec_in = nn.Linear(d, decoder_hidden)  # the fused token, narrowed before the recurrence
         self.step = nn.Parameter(torch.zeros(spec.horizon, decoder_hidden))
