@@ -266,6 +266,15 @@ def _mha(orig):
 
 
 M = "stcast.models."
+def _grin_self_loops(self):
+    self.neighbours = self.supports  # the decoder's messages include the node itself
+
+
+def _grin_no_graph(self):
+    self.supports.zero_()
+    self.neighbours.zero_()
+
+
 MUTATIONS: dict[str, tuple[str, list[tuple[str, str, object]]]] = {
     "ust-sllm": ("tests/models/test_ust_sllm.py", [
         ("eq. 1 conditional input scaling (s = 1)", M + "ust_sllm:ConditionalInputScaling.forward", _ones_scale),
@@ -311,6 +320,12 @@ MUTATIONS: dict[str, tuple[str, list[tuple[str, str, object]]]] = {
         ("eq. 7 bias inside the 1 / sqrt(d_k) scaling", M + "st_vlm:cross_modal_block", _bias_unscaled),
         ("eqs. 5-6 keys and values from the image tokens (their mean)", M + "st_vlm:cross_modal_block",
          _image_tokens_averaged),
+    ]),
+    "grin": ("tests/models/baselines/test_grin.py", [
+        ("spatial decoder over the neighbours only (self-loops kept)", M + "baselines.grin:GRIN.__init__",
+         _after_init(_grin_self_loops)),
+        ("MPGRU graph convolutions (no graph)", M + "baselines.grin:GRIN.__init__", _after_init(_grin_no_graph)),
+        ("bidirectional (forward only)", M + "baselines.grin:GRIN.__init__", _with_kw(bidirectional=False)),
     ]),
     "llm-ts-net": ("tests/models/test_llm_ts_net.py", [
         ("dynamic prompt pool top-K by additive score (first K)", M + "llm_ts_net:PromptPool.forward",
