@@ -52,3 +52,46 @@ def test_aqi36_protocol(shared):
     idx = splits.test.starts[:4, None] + np.arange(36)
     assert torch.equal(b.eval_mask, torch.from_numpy(d.eval_mask[idx] & d.observed(idx)))
     assert not (b.x_mask & b.eval_mask).any()
+
+
+def test_grin_masks_are_seeded_dataset_level_draws_of_observed_entries(los):
+    from stcast.data.missing import grin_eval_mask
+
+    obs = np.asarray(los.observed())
+    point = grin_eval_mask(obs, "grin-point")
+    assert point.shape == obs.shape and not (point & ~obs).any()  # only observed entries are hidden
+    assert abs(point.sum() / obs.sum() - 0.25) < 0.01
+    assert np.array_equal(point, grin_eval_mask(obs, "grin-point"))  # fixed: every run scores the same entries
+    block = grin_eval_mask(np.ones_like(obs), "grin-block")[:, :, 0]
+    # runs of >= 12 steps (1-4 hours of 5 minutes) exist beside the 5 % point noise
+    pad = np.zeros((1, block.shape[1]))
+    runs = np.diff(np.concatenate([pad, block, pad]).astype(int), axis=0)
+    lengths = np.flatnonzero(runs.T.ravel() == -1) - np.flatnonzero(runs.T.ravel() == 1)
+    assert lengths.max() >= 12 and 0.06 < block.mean() < 0.2
+    with pytest.raises(StcastError, match="unknown protocol"):
+        grin_eval_mask(obs, "grin-stripes")
+
+
+def test_grin_protocol_scores_the_fixed_mask_and_training_never_sees_it(los):
+    import torch
+
+    from stcast.data.missing import grin_eval_mask
+
+    s = prepare_windows(los, "impute", 24, 0, protocol="grin-point", missing_kw={"r_min": 0.05, "r_max": 0.05})
+    hidden = torch.from_numpy(grin_eval_mask(np.asarray(los.observed()), "grin-point"))
+    assert (np.diff(s.test.starts) == 24).all()  # non-overlapping: each hidden entry is scored once
+    b = s.test.gather(s.test.starts[:5])
+    idx = s.test.starts[:5, None] + np.arange(24)
+    assert torch.equal(b.eval_mask, hidden[idx])  # the scored entries are exactly the protocol's
+    assert not (b.x_mask & b.eval_mask).any() and (b.x[b.eval_mask] == 0).all()
+    tb = s.train.gather(s.train.starts[:64])
+    tidx = s.train.starts[:64, None] + np.arange(24)
+    withheld = hidden[tidx]
+    assert withheld.any()
+    assert not (tb.x_mask & withheld).any() and not (tb.eval_mask & withheld).any()  # neither input nor target
+    assert not (tb.y_mask & withheld).any() and (tb.y[withheld] == 0).all()  # the truth is not even in the batch
+    assert tb.eval_mask.any()  # training still hides (and learns from) other entries
+    with pytest.raises(StcastError, match="imputation protocol"):
+        prepare_windows(los, "forecast", 12, 12, protocol="grin-block")
+    with pytest.raises(StcastError, match="unknown protocol"):
+        prepare_windows(los, "impute", 24, 0, protocol="grin")

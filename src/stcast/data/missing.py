@@ -54,6 +54,36 @@ def make_missing(kind: str, **kw):
     raise StcastError(f"unknown missingness {kind!r}; use 'point' or 'block'")
 
 
+# GRIN's METR-LA / PEMS-BAY imputation masks (Cini et al. 2022, section 5 and its `sample_mask`): drawn once over
+# the whole series, fixed for every run. point: 25 % of the entries at random; block: a failure starts at each
+# (step, sensor) with probability 0.15 % and lasts 1-4 hours (one length per sensor, as the reference draws it),
+# plus 5 % of the entries at random.
+GRIN_PROTOCOLS = {"grin-point": {"p_fault": 0.0, "p_noise": 0.25, "min_len": 1, "max_len": 1},
+                  "grin-block": {"p_fault": 0.0015, "p_noise": 0.05, "min_len": 12, "max_len": 48}}
+GRIN_SEED = 9101112  # ours: the reference's draw is not reproduced bit for bit, only its distribution
+
+
+def grin_eval_mask(observed: np.ndarray, protocol: str, steps_per_hour: int = 12, seed: int = GRIN_SEED) -> np.ndarray:
+    """observed (T, N, C) bool -> the entries the protocol hides and scores (observed ones only), seeded."""
+    if protocol not in GRIN_PROTOCOLS:
+        raise StcastError(f"unknown protocol {protocol!r}; known: aqi36, {', '.join(GRIN_PROTOCOLS)}")
+    cfg = GRIN_PROTOCOLS[protocol]
+    rng = np.random.default_rng(seed)
+    T, N = observed.shape[:2]
+    hit = rng.random((T, N)) < cfg["p_fault"]
+    if cfg["max_len"] > 1:  # extend each failure start over its sensor's fault length (difference array, no loops)
+        scale = steps_per_hour / 12  # the lengths are 1-4 hours; 12-48 steps at GRIN's 5-minute data
+        lo, hi = max(1, round(cfg["min_len"] * scale)), max(1, round(cfg["max_len"] * scale))
+        length = lo + rng.integers(0, hi - lo + 1, size=N) if hi > lo else np.full(N, lo)
+        diff = np.zeros((T + 1, N), dtype=np.int64)
+        t, n = np.nonzero(hit)
+        np.add.at(diff, (t, n), 1)
+        np.add.at(diff, (np.minimum(t + length[n], T), n), -1)
+        hit = np.cumsum(diff[:T], axis=0) > 0
+    hit = hit | (rng.random((T, N)) < cfg["p_noise"])
+    return hit[:, :, None] & np.asarray(observed, dtype=bool)
+
+
 def aqi36_split(data: SpatioTemporalData, window: int = 36) -> dict[str, np.ndarray]:
     """GRIN/CSDI protocol: test months 3, 6, 9, 12 (non-overlapping windows); validation = the last 10%
     of the month before each test month; training = every other step."""

@@ -105,12 +105,13 @@ class WindowSet:
     """The windows of one split: a dataset, the start indices, the lengths and the scaler.
 
     `hide` (imputation) is a callable (mask (B, L, N, C) bool, generator) -> bool tensor of entries to
-    hide from the input; `protocol_eval` hides and scores the dataset's own `eval_mask` instead.
+    hide from the input; `protocol_eval` hides and scores the dataset's own `eval_mask` instead; `withheld`
+    treats the `eval_mask` entries as never observed (training windows of the GRIN protocols).
     """
 
     def __init__(self, data: SpatioTemporalData, starts: np.ndarray, input_len: int, horizon: int,
                  scaler: StandardScaler, task: Task | str = Task.FORECAST, hide=None, protocol_eval: bool = False,
-                 fit_steps: slice | np.ndarray | None = None):
+                 fit_steps: slice | np.ndarray | None = None, withheld: bool = False):
         task = Task.parse(task)
         if task is Task.MULTITASK:  # multi-task windows are forecast windows that also hide inputs (`hide`)
             raise StcastError("windows are cut for 'forecast' or 'impute'; multi-task uses forecast windows with hide")
@@ -121,6 +122,11 @@ class WindowSet:
         self.data, self.starts, self.scaler = data, np.asarray(starts, dtype=np.int64), scaler
         self.input_len, self.horizon, self.task = input_len, horizon, task
         self.hide, self.protocol_eval = hide, protocol_eval
+        if withheld and data.eval_mask is None:
+            raise StcastError(f"{data.meta.name} has no protocol evaluation mask to withhold")
+        # the protocol's scored entries are treated as never observed (GRIN's training windows): neither an input
+        # nor a target of training, whatever `hide` draws
+        self.withheld = withheld
         self.show_unhidden = True  # multi-task batches carry the unhidden input too (Batch.x_shown)
         if fit_steps is None:  # the prefix of the series that the windows cover (chronological splits)
             end = int(self.starts.max()) + input_len + (horizon if task is Task.FORECAST else 0) if len(starts) else 0
@@ -177,6 +183,9 @@ class WindowSet:
             idx_x = np.maximum(idx_x, 0)
         raw_x = torch.from_numpy(np.asarray(self.data.values[idx_x], dtype=np.float32))  # (B, L, N, C)
         mask_x = torch.from_numpy(np.asarray(self.data.observed(idx_x)))
+        if self.withheld:
+            mask_x = mask_x & ~torch.from_numpy(np.asarray(self.data.eval_mask[idx_x]))
+            raw_x = torch.where(mask_x, raw_x, torch.zeros(()))
         if before is not None:
             raw_x[torch.from_numpy(before)] = 0.0
             mask_x = mask_x & torch.from_numpy(~before)[:, :, None, None]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from stcast.data.core import SpatioTemporalData
-from stcast.data.missing import aqi36_labels, aqi36_split, make_missing
+from stcast.data.missing import GRIN_PROTOCOLS, aqi36_labels, aqi36_split, grin_eval_mask, make_missing
 from stcast.data.scaler import StandardScaler
 from stcast.data.windows import WindowSet, few_shot, split_starts
 from stcast.errors import StcastError
@@ -70,11 +71,22 @@ def prepare_windows(data: SpatioTemporalData, task: str = "forecast", input_len:
             raise StcastError("protocol 'aqi36' needs the AQI-36 dataset (its simulated-failure mask)")
         starts = aqi36_split(data, input_len + horizon_eff)
         fit_steps = np.flatnonzero(aqi36_labels(data) == 0)  # the training months only (GRIN/CSDI)
+    elif protocol in GRIN_PROTOCOLS:
+        if window_task is not Task.IMPUTE:
+            raise StcastError(f"protocol {protocol!r} is an imputation protocol; this run is {task.value}")
+        if data.eval_mask is not None:
+            raise StcastError(f"{data.meta.name} has its own evaluation mask; protocol {protocol!r} draws one "
+                              "(use the dataset's own protocol, or a dataset without one)")
+        data = dataclasses.replace(data, eval_mask=grin_eval_mask(
+            data.observed(slice(None)), protocol, max(1, round(60 / data.meta.step_minutes))))
+        starts = split_starts(data.num_steps, input_len, 0, split)
+        starts["test"] = starts["test"][::input_len]  # each hidden entry scored once (non-overlapping windows)
+        fit_steps = slice(0, int(starts["train"].max()) + input_len)
     elif protocol is None:
         starts = split_starts(data.num_steps, input_len, horizon_eff, split)
         fit_steps = slice(0, int(starts["train"].max()) + input_len + horizon_eff)
     else:
-        raise StcastError(f"unknown protocol {protocol!r}; known: aqi36")
+        raise StcastError(f"unknown protocol {protocol!r}; known: aqi36, {', '.join(GRIN_PROTOCOLS)}")
     if few_shot_fraction is not None:
         starts["train"] = few_shot(starts["train"], few_shot_fraction)
     starts["val"] = starts["val"][::eval_stride if val_stride is None else val_stride]
@@ -87,8 +99,9 @@ def prepare_windows(data: SpatioTemporalData, task: str = "forecast", input_len:
     warn_unobserved_nodes(data, fit_steps)
     hide = make_missing(missing, **(missing_kw or {})) if task.hides_inputs else None
     sets = {k: WindowSet(data, v, read_len, horizon, scaler, window_task, hide=hide,
-                         protocol_eval=(protocol == "aqi36" and k == "test" and window_task is Task.IMPUTE),
-                         fit_steps=fit_steps)
+                         protocol_eval=window_task is Task.IMPUTE and (
+                             (protocol == "aqi36" and k == "test") or (protocol in GRIN_PROTOCOLS and k != "train")),
+                         withheld=protocol in GRIN_PROTOCOLS and k == "train", fit_steps=fit_steps)
             for k, v in starts.items()}
     spec = ProblemSpec(num_nodes=data.num_nodes, num_channels=data.num_channels, input_len=read_len,
                        horizon=input_len if window_task is Task.IMPUTE else horizon,
