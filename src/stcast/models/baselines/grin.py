@@ -25,6 +25,8 @@ Differences from the paper / the reference code, with the reason:
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from torch import nn
@@ -43,14 +45,33 @@ class _GraphConv(nn.Module):
         self.order, self.include_self = order, include_self
         self.lin = nn.Linear(c_in * (int(include_self) + num_supports * order), c_out)
 
-    def forward(self, x, supports):
+    def forward(self, x, receive):
+        """receive: per support, R = P^T (node m receives sum_n P[n, m] x[n]), dense or sparse CSR."""
         out = [x] if self.include_self else []
-        for a in supports:  # a (N, N) row-normalised: node m receives sum_n a[n, m] x[n]
+        B, N, F = x.shape
+        for r in receive:
             h = x
             for _ in range(self.order):
-                h = torch.matmul(a.T, h)
+                if r.layout == torch.sparse_csr:  # sparse road graphs: (N, N) @ (N, B F)
+                    h = (r @ h.transpose(0, 1).reshape(N, -1)).reshape(N, B, -1).transpose(0, 1)
+                else:
+                    h = torch.matmul(r, h)
                 out.append(h)
         return self.lin(torch.cat(out, -1))
+
+
+def _receivers(supports: torch.Tensor) -> list[torch.Tensor]:
+    """P^T for each support; sparse CSR when under 20 % of the pairs are edges (METR-LA: 4 %), which costs a
+    third of the dense product there (the same values: tests compare the two)."""
+    out = []
+    for a in supports:
+        r = a.T.contiguous()
+        if (r != 0).float().mean() < 0.2:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+                r = r.to_sparse_csr()
+        out.append(r)
+    return out
 
 
 class _GRIL(nn.Module):
@@ -116,10 +137,11 @@ class GRIN(ScaledTargetsImputer):
         self.check_window(batch.x)
         m = batch.x_mask.float()
         x = batch.x * m
-        y1f, y2f, rf = self.fwd(x, m, self.supports, self.neighbours, self.use_spatial_decoder)
+        supports, neighbours = _receivers(self.supports), _receivers(self.neighbours)
+        y1f, y2f, rf = self.fwd(x, m, supports, neighbours, self.use_spatial_decoder)
         stages, reps = [y1f, y2f], [rf]
         if self.bwd is not None:
-            y1b, y2b, rb = self.bwd(x.flip(1), m.flip(1), self.supports, self.neighbours, self.use_spatial_decoder)
+            y1b, y2b, rb = self.bwd(x.flip(1), m.flip(1), supports, neighbours, self.use_spatial_decoder)
             stages += [y1b.flip(1), y2b.flip(1)]
             reps.append(rb.flip(1))
         y = self.out(torch.cat(reps, -1))
