@@ -184,3 +184,4 @@ def test_val_stride_thins_validation_only_per_variant_and_the_row_says_so(los_sm
     rows = run_benchmark(cfg, collect=False, log=lambda *a: None).rows()
     assert "val_windows" not in rows[0] and rows[1]["val_windows"] == len(thin.val)
     assert rows[0]["test_windows"] == rows[1]["test_windows"] == len(full.test)
+    assert rows[0]["best_epoch"] == rows[1]["best_epoch"] == 1  # one epoch: the kept weights are epoch 1's

@@ -23,6 +23,8 @@ def test_early_stopping_restores_the_best_epoch(splits, tmp_path):
     assert evaluate(model, splits.val, 64)["mae"] == pytest.approx(min(vals), rel=1e-5)
     rows = list(csv.DictReader(open(tmp_path / "log.csv")))
     assert len(rows) == len(vals) and float(rows[0]["val_mae"]) == pytest.approx(vals[0])
+    # the reported best epoch is the one whose weights were restored (a converged table reports it per row)
+    assert tr.best_epoch == vals.index(min(vals)) + 1 and tr.best_epoch < len(vals)
 
 
 def test_resume_continues_where_it_stopped(splits, tmp_path):

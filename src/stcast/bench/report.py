@@ -25,7 +25,7 @@ from stcast.errors import StcastError
 SETTINGS = ("full", "few-shot", "zero-shot", "imputation")
 BACKBONES = ("pretrained", "random", "removed")
 _NUMERIC = ("mae", "rmse", "mape", "mae@3", "mae@6", "mae@12", "crps", "coverage80", "train_s", "passes", "epochs",
-            "mae_std", "seeds", "threads", "seed", "trainable_params")
+            "best_epoch", "mae_std", "seeds", "threads", "seed", "trainable_params")
 
 
 @dataclass

@@ -20,7 +20,7 @@ def table_columns(rows: list[dict], steps) -> list[str]:
     # quantile models (FactoST): CRPS and the empirical coverage of the central 80 % / 98 % intervals
     cols += [c for c in ("crps", "crps_norm", "coverage80", "coverage98") if any(c in r for r in rows)]
     cols += ["trainable_params"] + (["head_params"] if any(r.get("head_params") for r in rows) else [])
-    cols += ["total_params", "epochs"]
+    cols += ["total_params", "epochs"] + (["best_epoch"] if any(r.get("best_epoch") for r in rows) else [])
     cols += ["passes"] if any("passes" in r for r in rows) else []  # windows seen / training windows
     cols += ["s_per_epoch", "infer_ms_per_batch"]
     return cols

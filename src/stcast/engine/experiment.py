@@ -45,6 +45,7 @@ class ExperimentResult:
     head_params: int = 0  # the added interval head (nn/quantile.py), trained beside the model
     context_len: int | None = None  # the lookback read, when longer than the protocol's input window
     val_windows: int | None = None  # the validation windows early stopping read, when val_stride thinned them
+    best_epoch: int | None = None  # the epoch whose weights were kept (early stopping's best validation MAE)
 
     def row(self) -> dict:
         keep = {k: v for k, v in self.metrics.items() if not isinstance(v, torch.Tensor)}
@@ -53,6 +54,7 @@ class ExperimentResult:
                 "total_params": self.total_params,
                 # a model that learns nothing of its own (HA, last value) made no epochs, whatever its head did
                 "epochs": self.epochs if self.trainable_params else None,
+                "best_epoch": self.best_epoch if self.trainable_params else None,
                 "passes": round(self.passes, 3) if self.trainable_params else None, "test_windows": self.test_windows,
                 "s_per_epoch": round(self.seconds_per_epoch, 2), "train_s": round(self.train_seconds, 1),
                 "infer_ms_per_batch": round(self.infer_ms_per_batch, 1),
@@ -136,7 +138,8 @@ class Experiment:
                                        train_s, spe, len(trainer.history), infer, preds,
                                        trainer.windows_seen / max(len(self.splits.train), 1), len(self.splits.test),
                                        head, self.context_len,
-                                       len(self.splits.val) if self.val_stride is not None else None)
+                                       len(self.splits.val) if self.val_stride is not None else None,
+                                       trainer.best_epoch)
         return self.result
 
     def evaluate_zero_shot(self, target: SpatioTemporalData, steps=(3, 6, 12)) -> ExperimentResult:

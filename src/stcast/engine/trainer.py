@@ -253,6 +253,17 @@ class Trainer:
         frozen = {n for n, p in self.model.named_parameters() if not p.requires_grad}
         return set(self.model.state_dict()) - frozen
 
+    @property
+    def best_epoch(self) -> int | None:
+        """The epoch (1-based) whose weights `fit` restored: the first best validation MAE, by early stopping's
+        own rule (better by more than 1e-6); None before any epoch."""
+        best, epoch = math.inf, None
+        for row in self.history:
+            v = row.get("val_mae")
+            if v is not None and v < best - 1e-6:
+                best, epoch = v, row["epoch"]
+        return epoch
+
     def _learned_state(self) -> dict:
         """A copy of the model's state to restore later (the best epoch): only what training changes when slim."""
         state = self.fabric.strategy.get_module_state_dict(self.model)
