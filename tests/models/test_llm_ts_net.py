@@ -248,3 +248,36 @@ def test_the_text_content_changes_the_forecast(model, batch):
         assert torch.allclose(model(batch).point, y0)  # restored texts, restored forecast
     moved = (y1 - y0).abs().mean((0, 1, 3))
     assert moved[2] > 0 and int(moved.argmax()) == 2
+
+
+@pytest.mark.parametrize("kw", [{}, {"text_sample": None}, {"text_scope": "window"}])
+def test_embedding_only_the_window_texts_a_batch_reads_changes_no_loss_and_no_gradient(splits, batch, kw):
+    """Issue 28's cost cut: a training step embeds only the window kinds its batch reads (and trims the padding
+    every text shares). Against embedding all 51 kinds at full width, the loss and every gradient are the same."""
+    torch.manual_seed(0)
+    m = build_model("llm-ts-net", splits.spec, dropout=0.0, **KW, **kw)
+    m.fit_statistics(splits.train)
+    m.train()
+    used = D.window_kinds(batch.x[..., 0], batch.x_mask[..., 0], m.node_mean, m.node_std)[:, m.text_of].unique()
+    assert 0 < len(used) < D.NUM_KINDS  # the test would say nothing if the batch read every kind
+
+    def loss_and_grads(all_kinds: bool):
+        if all_kinds:
+            full = m.text_embeddings
+            m.text_embeddings = lambda kinds=None: full(None)  # the old step: every window text, every position
+        torch.manual_seed(1)
+        loss = task_loss(m(batch), batch, splits.scaler, "forecast")
+        m.zero_grad()
+        loss.backward()
+        if all_kinds:
+            del m.text_embeddings
+        return loss.item(), {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}
+
+    m._stale = None
+    cut, cut_g = loss_and_grads(False)
+    m._stale = None
+    whole, whole_g = loss_and_grads(True)
+    assert cut == pytest.approx(whole, rel=1e-6)
+    assert cut_g.keys() == whole_g.keys() and any("text" in n for n in cut_g)  # the LM adapter learns in both
+    for n in cut_g:
+        torch.testing.assert_close(cut_g[n], whole_g[n], rtol=1e-4, atol=1e-6)

@@ -229,6 +229,8 @@ class TextEncoder(nn.Module):
         h, keep = self.bottom()
         if rows is not None:
             h, keep = h[rows], keep[rows]
+        width = int(keep.sum(1).max())  # positions that are padding in every text: masked, so dropped (no change)
+        h, keep = h[:, :width], keep[:, :width]
         bias, pos = self._bias(keep), torch.arange(h.shape[1], device=h.device)
         for layer in self.lm.stack.layers[self.split:]:
             h = layer(h, pos, bias, self.lm.stack.causal)
@@ -361,24 +363,30 @@ class LLMTSNet(STModel):
         super()._load_from_state_dict(*args, **kwargs)
         self._text_cache = self._stale = None
 
-    def text_embeddings(self) -> torch.Tensor:
+    def text_embeddings(self, kinds: torch.Tensor | None = None) -> torch.Tensor:
         """(N + kinds, P, d). Evaluating: every text once, reused across batches (weights fixed). Training with
-        `text_sample` k (ours, for CPU cost): each step embeds k random sensor texts and every window text with
+        `text_sample` k (ours, for CPU cost): each step embeds k random sensor texts and the window texts with
         gradient; the other sensor texts keep their last embedding (detached), so the LM's adapter learns from
-        k sensors per step and every text is refreshed every ~N/k steps."""
+        k sensors per step and every text is refreshed every ~N/k steps. `kinds` (the window kinds this batch
+        reads): only those window texts are embedded; the others cannot reach this step's loss, so leaving them
+        out changes no output and no gradient (issue 28: ~40 of 51 kinds occur in a METR-LA batch of 32)."""
         N = self.spec.num_nodes
         if not (self.training or torch.is_grad_enabled()):
             if self._text_cache is None:
                 self._text_cache = self.text()
             return self._text_cache
-        if self.text_sample is None or self.text_sample >= N or self.text_scope == "window":
-            return self.text()
         if self._stale is None:
             with torch.no_grad():
                 self._stale = self.text()
         device = self._stale.device
-        rows = torch.cat([torch.randperm(N)[:self.text_sample].to(device), torch.arange(N, N + D.NUM_KINDS,
-                                                                                          device=device)])
+        window = torch.arange(N, N + D.NUM_KINDS, device=device) if kinds is None else N + kinds.to(device)
+        if self.text_scope == "window":
+            sensors = torch.zeros(0, dtype=torch.long, device=device)
+        elif self.text_sample is None or self.text_sample >= N:
+            sensors = torch.arange(N, device=device)
+        else:
+            sensors = torch.randperm(N)[:self.text_sample].to(device)
+        rows = torch.cat([sensors, window if self.text_scope != "node" else window[:0]])
         fresh = self.text(rows)
         self._stale[rows] = fresh.detach()
         return self._stale.index_put((rows,), fresh)
@@ -386,14 +394,16 @@ class LLMTSNet(STModel):
     def text_tokens(self, batch) -> torch.Tensor:
         """Each node's text embeddings (B, N, T, d): its sensor text and/or its window's text."""
         B, N = batch.x.shape[0], batch.x.shape[2]
-        emb = self.text_embeddings()
         src = self.text_of  # shuffle_text: node n reads node src[n]'s texts
+        kinds = None
+        if self.text_scope in ("window", "both"):
+            kinds = D.window_kinds(batch.x[..., 0], batch.x_mask[..., 0], self.node_mean, self.node_std)[:, src]
+        emb = self.text_embeddings(None if kinds is None else kinds.unique())
         parts = []
         if self.text_scope in ("node", "both"):
             parts.append((emb[src] + self.text_type[0])[None].expand(B, -1, -1, -1))
-        if self.text_scope in ("window", "both"):
-            kinds = D.window_kinds(batch.x[..., 0], batch.x_mask[..., 0], self.node_mean, self.node_std)
-            parts.append(emb[N + kinds[:, src]] + self.text_type[1])
+        if kinds is not None:
+            parts.append(emb[N + kinds] + self.text_type[1])
         return torch.cat(parts, 2)
 
     # ------------------------------------------------------------------------------------------ forward
