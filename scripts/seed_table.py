@@ -2,7 +2,10 @@
 gap between two rows in units of their pooled seed standard deviation.
 
     .venv/bin/python scripts/seed_table.py results/lm-ablation/metr-la-ust-sllm-lm-epochs-seed*.csv \
-        --compare ust-sllm,ust-sllm-random
+        --compare ust-sllm,ust-sllm-random [--compare a,b ...] [--reference stid]
+
+`--reference M` adds each row's MAE as a multiple of M's (mean over seeds); the epochs, best-epoch (the epoch whose
+weights were kept, where the rows record it) and train-hours columns are per seed.
 """
 
 from __future__ import annotations
@@ -22,24 +25,48 @@ def _passes(rows) -> str:
     return " / ".join(f"{v:.2f}" for v in rows["passes"])
 
 
+def _per_seed(rows, col: str, fmt: str) -> str:
+    if col not in rows or rows[col].isna().all():
+        return "-"
+    return " / ".join("-" if pd.isna(v) else format(v, fmt) for v in rows[col])
+
+
+def _hours(rows) -> str:
+    return " / ".join(f"{v / 3600:.2f}" for v in rows["train_s"])
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("csv", nargs="+")
-    ap.add_argument("--compare", default=None, help="A,B: how far A is below B, in seed standard deviations")
+    ap.add_argument("--compare", action="append", default=[],
+                    help="A,B: how far A is below B, in seed standard deviations (repeatable)")
+    ap.add_argument("--reference", default=None, help="a model: every row's MAE as a multiple of its MAE")
     args = ap.parse_args()
     frames = [pd.read_csv(p).assign(run=p) for p in args.csv]
     df = pd.concat(frames)
     g = df.groupby("model", sort=False)
     print(f"{len(frames)} runs: {', '.join(args.csv)}\n")
-    print("| model | seeds | " + " | ".join(COLUMNS) + " | epochs | passes | train s |")
-    print("|---|---|" + "---|" * (len(COLUMNS) + 3))
+    ref = None
+    if args.reference:
+        if args.reference not in g.groups:
+            print(f"stcast: error: --reference {args.reference}: no such model in the CSVs", file=sys.stderr)
+            return 2
+        ref = g.get_group(args.reference)["mae"].mean()
+    extra = [f"x {args.reference}"] if ref else []
+    print("| model | seeds | " + " | ".join(COLUMNS + extra) + " | epochs | best epoch | passes | train h |")
+    print("|---|---|" + "---|" * (len(COLUMNS) + len(extra) + 4))
     for model, rows in g:
         cells = [f"{rows[c].mean():.3f} +- {rows[c].std(ddof=1):.3f}" if len(rows) > 1 else f"{rows[c].mean():.3f}"
                  for c in COLUMNS]
-        print(f"| {model} | {len(rows)} | " + " | ".join(cells) +
-              f" | {rows['epochs'].mean():.1f} | {_passes(rows)} | {rows['train_s'].mean():.0f} |")
-    if args.compare:
-        a, b = args.compare.split(",")
+        cells += [f"{rows['mae'].mean() / ref:.3f}"] if ref else []
+        print(f"| {model} | {len(rows)} | " + " | ".join(cells) + f" | {_per_seed(rows, 'epochs', '.0f')} | "
+              f"{_per_seed(rows, 'best_epoch', '.0f')} | {_passes(rows)} | "
+              f"{_hours(rows)} |")
+    for pair in args.compare:
+        a, b = pair.split(",")
+        if a not in g.groups or b not in g.groups:
+            print(f"\n{a} vs {b}: not both in the CSVs yet")
+            continue
         ra, rb = g.get_group(a)["mae"], g.get_group(b)["mae"]
         sd = ((ra.var(ddof=1) + rb.var(ddof=1)) / 2) ** 0.5
         gap = rb.mean() - ra.mean()
