@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import pandas as pd
 
@@ -42,8 +43,13 @@ def main() -> int:
                     help="A,B: how far A is below B, in seed standard deviations (repeatable)")
     ap.add_argument("--reference", default=None, help="a model: every row's MAE as a multiple of its MAE")
     args = ap.parse_args()
+    missing = [p for p in args.csv if not Path(p).is_file()]
+    if missing:
+        print(f"stcast: error: no such result CSV: {', '.join(missing)}", file=sys.stderr)
+        return 2
     frames = [pd.read_csv(p).assign(run=p) for p in args.csv]
     df = pd.concat(frames)
+    columns = [c for c in COLUMNS if c in df]  # imputation rows have no per-step columns
     g = df.groupby("model", sort=False)
     print(f"{len(frames)} runs: {', '.join(args.csv)}\n")
     ref = None
@@ -53,11 +59,11 @@ def main() -> int:
             return 2
         ref = g.get_group(args.reference)["mae"].mean()
     extra = [f"x {args.reference}"] if ref else []
-    print("| model | seeds | " + " | ".join(COLUMNS + extra) + " | epochs | best epoch | passes | train h |")
-    print("|---|---|" + "---|" * (len(COLUMNS) + len(extra) + 4))
+    print("| model | seeds | " + " | ".join(columns + extra) + " | epochs | best epoch | passes | train h |")
+    print("|---|---|" + "---|" * (len(columns) + len(extra) + 4))
     for model, rows in g:
         cells = [f"{rows[c].mean():.3f} +- {rows[c].std(ddof=1):.3f}" if len(rows) > 1 else f"{rows[c].mean():.3f}"
-                 for c in COLUMNS]
+                 for c in columns]
         cells += [f"{rows['mae'].mean() / ref:.3f}"] if ref else []
         print(f"| {model} | {len(rows)} | " + " | ".join(cells) + f" | {_per_seed(rows, 'epochs', '.0f')} | "
               f"{_per_seed(rows, 'best_epoch', '.0f')} | {_passes(rows)} | "
