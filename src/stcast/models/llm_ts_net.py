@@ -229,7 +229,7 @@ class TextEncoder(nn.Module):
         h, keep = self.bottom()
         if rows is not None:
             h, keep = h[rows], keep[rows]
-        width = int(keep.sum(1).max())  # positions that are padding in every text: masked, so dropped (no change)
+        width = int(keep.sum(1).max())  # positions that are padding in every text are masked: dropped, no change
         h, keep = h[:, :width], keep[:, :width]
         bias, pos = self._bias(keep), torch.arange(h.shape[1], device=h.device)
         for layer in self.lm.stack.layers[self.split:]:
@@ -364,12 +364,10 @@ class LLMTSNet(STModel):
         self._text_cache = self._stale = None
 
     def text_embeddings(self, kinds: torch.Tensor | None = None) -> torch.Tensor:
-        """(N + kinds, P, d). Evaluating: every text once, reused across batches (weights fixed). Training with
-        `text_sample` k (ours, for CPU cost): each step embeds k random sensor texts and the window texts with
-        gradient; the other sensor texts keep their last embedding (detached), so the LM's adapter learns from
-        k sensors per step and every text is refreshed every ~N/k steps. `kinds` (the window kinds this batch
-        reads): only those window texts are embedded; the others cannot reach this step's loss, so leaving them
-        out changes no output and no gradient (issue 28: ~40 of 51 kinds occur in a METR-LA batch of 32)."""
+        """(N + kinds, P, d). Evaluating: every text once, reused (weights fixed). Training with `text_sample` k
+        (ours, CPU cost): a step embeds k random sensor texts and the window texts `kinds` its batch reads (the
+        others cannot reach its loss: same outputs and gradients) with gradient; the rest keep their last
+        embedding (detached), so every text is refreshed every ~N/k steps."""
         N = self.spec.num_nodes
         if not (self.training or torch.is_grad_enabled()):
             if self._text_cache is None:
@@ -380,12 +378,8 @@ class LLMTSNet(STModel):
                 self._stale = self.text()
         device = self._stale.device
         window = torch.arange(N, N + D.NUM_KINDS, device=device) if kinds is None else N + kinds.to(device)
-        if self.text_scope == "window":
-            sensors = torch.zeros(0, dtype=torch.long, device=device)
-        elif self.text_sample is None or self.text_sample >= N:
-            sensors = torch.arange(N, device=device)
-        else:
-            sensors = torch.randperm(N)[:self.text_sample].to(device)
+        k = 0 if self.text_scope == "window" else N if self.text_sample is None else min(self.text_sample, N)
+        sensors = torch.arange(N, device=device)[:k] if k in (0, N) else torch.randperm(N)[:k].to(device)
         rows = torch.cat([sensors, window if self.text_scope != "node" else window[:0]])
         fresh = self.text(rows)
         self._stale[rows] = fresh.detach()
@@ -406,13 +400,9 @@ class LLMTSNet(STModel):
             parts.append(emb[N + kinds] + self.text_type[1])
         return torch.cat(parts, 2)
 
-    # ------------------------------------------------------------------------------------------ forward
-
     def encode(self, batch) -> torch.Tensor:
         """The fused node tokens (B, N, d)."""
-        x, mask = batch.x, batch.x_mask
-        B, L, N, C = x.shape
-        P = self.patch_len
+        (x, mask), (B, L, N, C), P = (batch.x, batch.x_mask), batch.x.shape, self.patch_len
         inp = torch.cat([x, mask.to(x.dtype)], -1).permute(0, 2, 1, 3).reshape(B, N, L // P, P * 2 * C)
         tok = self.embed(inp) + self.step_pos  # (B, N, L / P, d)
         if self.identity is not None:
