@@ -35,11 +35,13 @@ def test_resume_continues_where_it_stopped(splits, tmp_path):
     torch.manual_seed(0)
     part = build_model("dlinear", splits.spec)
     Trainer(part, TrainConfig(epochs=2, patience=99, progress=False, checkpoint=ck)).fit(splits.train, splits.val)
+    before = torch.load(ck, weights_only=True)["train_seconds"]
     torch.manual_seed(0)
     resumed = build_model("dlinear", splits.spec)
     tr = Trainer(resumed, TrainConfig(epochs=4, patience=99, progress=False, checkpoint=ck, resume=True))
     tr.fit(splits.train, splits.val)
     assert [r["epoch"] for r in tr.history] == [1, 2, 3, 4]
+    assert before > 0 and tr.resumed_seconds == before  # a resumed row's train_s counts the time before the stop
     for a, b in zip(full.state_dict().values(), resumed.state_dict().values()):
         assert torch.allclose(a, b, atol=1e-5)
     state = torch.load(ck, weights_only=True)  # the checkpoint loads without unpickling objects

@@ -119,7 +119,7 @@ class Experiment:
         trainer = Trainer(model, self.train_cfg, task=self.task)
         t0 = time.time()
         trainer.fit(self.splits.train, self.splits.val)
-        train_s = time.time() - t0
+        train_s = time.time() - t0 + trainer.resumed_seconds  # a resumed row: the time before the stop counts
         metrics, seconds = score_test(model, self.splits.test, self.task, self.train_cfg.eval_batch_size,
                                       trainer.device, steps=steps, collect=collect, fabric=trainer.fabric,
                                       module=trainer.module)

@@ -113,6 +113,7 @@ class Trainer:
         self.history: list[dict] = []
         self.epoch_seconds: list[float] = []
         self.windows_seen = 0  # training windows the optimiser steps saw (all ranks; kept across resume)
+        self.resumed_seconds = 0.0  # training seconds spent before a resume (a row reports the whole)
         self.loggers = _extra_loggers(self.cfg, model.name) if is_global_zero() else []
 
     def _params(self):
@@ -147,7 +148,7 @@ class Trainer:
             best_state = state["best_model"]
             self.history = [dict(zip(state["history_keys"], row, strict=False)) for row in state["history"]]
             self.windows_seen = int(state.get("windows_seen", 0))  # older checkpoints: counted from here
-            spent = float(state.get("train_seconds", 0.0))
+            spent = self.resumed_seconds = float(state.get("train_seconds", 0.0))
             set_rng_state(state["rng"])  # dropout and every other draw continue exactly where they were
             if state.get("stopped"):  # it had already stopped early: resuming must not train further
                 start_epoch = cfg.epochs
