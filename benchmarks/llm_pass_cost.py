@@ -123,6 +123,8 @@ def main() -> None:
                     help="also time each model with the stcast package in SRC (another checkout's src folder)")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: time one model, print JSON (the --before child)
     args = ap.parse_args()
+    if args.before and args.eval:
+        raise SystemExit("stcast: error: --before times training steps; it does not combine with --eval")
     if args.before and not os.path.isdir(os.path.join(args.before, "stcast")):
         raise SystemExit(f"stcast: error: --before {args.before}: no stcast package there (give a checkout's src)")
     torch.set_num_threads(args.threads)

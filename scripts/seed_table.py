@@ -19,21 +19,11 @@ import pandas as pd
 COLUMNS = ["mae@3", "mae@6", "mae@12", "mae", "rmse"]
 
 
-def _passes(rows) -> str:
-    """Training windows seen / training windows, per seed (rows written before the column existed: '-')."""
-    if "passes" not in rows or rows["passes"].isna().all():
-        return "-"
-    return " / ".join(f"{v:.2f}" for v in rows["passes"])
-
-
 def _per_seed(rows, col: str, fmt: str) -> str:
+    """One value per seed ('-' where a run did not record the column, e.g. rows written before it existed)."""
     if col not in rows or rows[col].isna().all():
         return "-"
     return " / ".join("-" if pd.isna(v) else format(v, fmt) for v in rows[col])
-
-
-def _hours(rows) -> str:
-    return " / ".join(f"{v / 3600:.2f}" for v in rows["train_s"])
 
 
 def main() -> int:
@@ -43,6 +33,10 @@ def main() -> int:
                     help="A,B: how far A is below B, in seed standard deviations (repeatable)")
     ap.add_argument("--reference", default=None, help="a model: every row's MAE as a multiple of its MAE")
     args = ap.parse_args()
+    bad = [c for c in args.compare if len(c.split(",")) != 2]
+    if bad:
+        print(f"stcast: error: --compare {bad[0]!r}: give two models as A,B", file=sys.stderr)
+        return 2
     missing = [p for p in args.csv if not Path(p).is_file()]
     if missing:
         print(f"stcast: error: no such result CSV: {', '.join(missing)}", file=sys.stderr)
@@ -66,8 +60,8 @@ def main() -> int:
                  for c in columns]
         cells += [f"{rows['mae'].mean() / ref:.3f}"] if ref else []
         print(f"| {model} | {len(rows)} | " + " | ".join(cells) + f" | {_per_seed(rows, 'epochs', '.0f')} | "
-              f"{_per_seed(rows, 'best_epoch', '.0f')} | {_passes(rows)} | "
-              f"{_hours(rows)} |")
+              f"{_per_seed(rows, 'best_epoch', '.0f')} | {_per_seed(rows, 'passes', '.2f')} | "
+              f"{_per_seed(rows.assign(hours=rows['train_s'] / 3600), 'hours', '.2f')} |")
     for pair in args.compare:
         a, b = pair.split(",")
         if a not in g.groups or b not in g.groups:

@@ -34,9 +34,9 @@ The summary names the mechanisms, not their equations; where it is silent the ch
    and 80 % / 98 % coverage) follow from the Laplace distribution.
 
 CPU choices (ours): the series enter as patches of `patch_len` steps (12 steps -> 4 tokens, plus K prompts);
-while training, each step re-embeds `text_sample` random sensor texts and every window text with gradient, the
-other sensor texts keep their last embedding (every text is fresh at evaluation); descriptions read the first
-channel of multi-channel data.
+while training, each step re-embeds `text_sample` random sensor texts and the window texts its batch reads with
+gradient, the other texts keep their last embedding (every text is fresh at evaluation); descriptions read the
+first channel of multi-channel data.
 
 Switches for the ablations: `use_text=False` (w/o text), `shuffle_text=True` (each node reads another node's
 texts under a fixed permutation: does the text carry more than an id?), `writer`, `pool_size=0` (w/o prompt
