@@ -216,3 +216,25 @@ def test_resume_refuses_a_changed_setting_but_not_one_added_to_stcast_since_at_i
     with pytest.raises(StcastError, match="eval_stride"):
         RunState(csv_path, BenchConfig(models=["last-value"], datasets=["los-loop"], train={"epochs": 1},
                                        eval_stride=4), resume=True)
+
+
+def test_resume_takes_rows_added_to_the_list_but_refuses_one_that_drops_a_finished_row(tmp_path):
+    from stcast.bench.resume import RunState
+    from stcast.config import BenchConfig
+    from stcast.errors import StcastError
+
+    csv_path = tmp_path / "t.csv"
+    cfg = BenchConfig(models=["last-value", "ha"], datasets=["los-loop"], train={"epochs": 1})
+    RunState(csv_path, cfg, resume=False).finish("los-loop", "last-value", {"mae": 1.0},
+                                                 cfg.train_config("last-value"))
+    grown = BenchConfig(models=["stid", "last-value", "dlinear"], datasets=["los-loop"], train={"epochs": 1})
+    state = RunState(csv_path, grown, resume=True)
+    assert state.finished("los-loop", "last-value") == {"mae": 1.0} and state.finished("los-loop", "stid") is None
+    with pytest.raises(StcastError, match="finished rows are not in this run's models and datasets"
+                                          r" \(los-loop last-value\)"):
+        RunState(csv_path, BenchConfig(models=["ha"], datasets=["los-loop"], train={"epochs": 1}), resume=True)
+    with pytest.raises(StcastError, match="los-loop last-value"):
+        RunState(csv_path, BenchConfig(models=["last-value"], datasets=["metr-la"], train={"epochs": 1}), resume=True)
+    with pytest.raises(StcastError, match="train.epochs: 1 -> 2"):  # a grown list still refuses a changed setting
+        RunState(csv_path, BenchConfig(models=["last-value", "stid"], datasets=["los-loop"], train={"epochs": 2}),
+                 resume=True)

@@ -4,7 +4,9 @@ Beside `<out-dir>/<name>.csv` a run keeps `<name>.state.json` (the config it run
 row as it was written) and `<name>.ckpt/` (the epoch checkpoint of the row in progress). Rerun with `--resume`
 (same config, same out-dir): finished rows are kept and not re-run, the row that was running continues from its
 last epoch checkpoint (bit-identical to an uninterrupted run, as `train --resume` is), and a changed config is
-refused with a message naming each changed setting. A row's checkpoint is deleted once the row is written.
+refused with a message naming each changed setting. The list of rows may grow (`--models` with rows added, e.g. a
+seed's run extended by more rows) as long as every finished row stays in it. A row's checkpoint is deleted once
+the row is written.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from stcast.errors import StcastError
 
 # settings that do not change what a row computes: a resumed run may differ in them
 _FREE = {"train.progress", "train.logger", "train.tb_dir"}
+_ROW_LISTS = ("models", "datasets")  # checked row by row: see RunState._load
 
 
 def _flatten(value, prefix: str = "") -> dict:
@@ -74,12 +77,20 @@ class RunState:
         # a setting stcast gained after the run started is unchanged when this run leaves it at its default
         default = fingerprint(BenchConfig())
         old = {**{k: v for k, v in default.items() if k not in old and new.get(k, unset) == v}, **old}
-        changed = sorted(k for k in set(old) | set(new) if old.get(k, unset) != new.get(k, unset))
+        # the row list may grow or be reordered (add seeds' rows, split a table over processes); a finished row must
+        # stay in it, so the table written at the end still holds it
+        changed = sorted(k for k in set(old) | set(new)
+                         if k not in _ROW_LISTS and old.get(k, unset) != new.get(k, unset))
         if changed:
             shown = "; ".join(f"{k}: {old.get(k, unset)!r} -> {new.get(k, unset)!r}" for k in changed[:6])
             more = f" (+{len(changed) - 6} more)" if len(changed) > 6 else ""
             raise StcastError(f"--resume: the config differs from the run being resumed ({shown}{more}); resume with "
                               "the same config, or start a new run under another name (--set name=...)")
+        wanted = {self.key(d, m) for d in new.get("datasets") or [] for m in new.get("models") or []}
+        dropped = [k.replace("\t", " ") for k in rows if k not in wanted]
+        if dropped:
+            raise StcastError(f"--resume: finished rows are not in this run's models and datasets ({', '.join(dropped)}"
+                              "); keep them in the list (--models), or start a new run under another name")
         self.rows = rows
 
     @staticmethod
