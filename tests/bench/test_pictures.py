@@ -129,3 +129,18 @@ def test_pareto_front_and_bad_result_files(tmp_path):
     _write(tmp_path / "odd.csv", [dict(dataset="x", model="m", mae=1.0, setting="half-shot")])
     with pytest.raises(StcastError, match="line 2: setting 'half-shot'"):
         report.read_results([tmp_path / "odd.csv"])
+
+
+def test_the_results_page_names_the_files_it_was_made_from_as_typed(tmp_path):
+    for folder in ("a", "b", "runs"):
+        (tmp_path / folder).mkdir()
+        for i in range(2):
+            (tmp_path / folder / f"t{i}.csv").write_text("dataset,model,mae\n")
+    whole = [tmp_path / f / f"t{i}.csv" for f in ("a", "b") for i in range(2)]
+    assert report.files_as_glob(whole) == f"{tmp_path}/{{a,b}}/*.csv"  # the raw runs folder not among them
+    assert report.files_as_glob(whole[:2] + [tmp_path / "b" / "t0.csv", tmp_path / "runs" / "t0.csv"]) == \
+        " ".join(str(p) for p in whole[:2] + [tmp_path / "b" / "t0.csv", tmp_path / "runs" / "t0.csv"])
+    assert report.files_as_glob(whole[:2]) == " ".join(map(str, whole[:2]))  # three or fewer: as given
+    (tmp_path / "a" / "t2.csv").write_text("dataset,model,mae\n")
+    (tmp_path / "a" / "t3.csv").write_text("dataset,model,mae\n")
+    assert report.files_as_glob(sorted((tmp_path / "a").glob("*.csv"))) == f"{tmp_path}/a/*.csv"

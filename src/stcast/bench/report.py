@@ -89,6 +89,22 @@ def read_results(paths) -> list[Entry]:
     return [_entry(key, rows) for key, rows in groups.items()]
 
 
+def files_as_glob(paths) -> str:
+    """The result files as a user would type them: `dir/*.csv` for a folder given whole, `root/{a,b}/*.csv` for
+    several whole folders under one root, file names otherwise (the page's header says how it was made)."""
+    paths = [Path(p) for p in paths]
+    folders = list(dict.fromkeys(p.parent for p in paths))
+    whole = all({p for p in paths if p.parent == f} == set(f.glob("*.csv")) for f in folders)
+    if len(paths) <= 3 or not whole:
+        return " ".join(map(str, paths))
+    if len(folders) == 1:
+        return str(folders[0] / "*.csv")
+    roots = {f.parent for f in folders}
+    if len(roots) == 1 and all(f.name for f in folders):
+        return f"{roots.pop() / ('{' + ','.join(f.name for f in folders) + '}')}/*.csv"
+    return " ".join(f"{f}/*.csv" for f in folders)
+
+
 def _entry(key, rows: list[dict]) -> Entry:
     dataset, table, model = key
     maes = [_number(r["mae"]) for r in rows]

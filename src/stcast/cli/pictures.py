@@ -112,8 +112,8 @@ def cmd_report(args) -> int:
             figures[name] = draw(entries, figures_dir / f"results-{file}.png")
         except StcastError as e:  # a picture the rows do not allow: said, the page still written
             print(f"stcast: note: no {name} picture: {e}")
-    files = " ".join(args.files) if len(args.files) <= 3 else "results/*/*.csv"
-    path = report.write_report(entries, args.out, figures, f"stcast report {files} --out {args.out}")
+    path = report.write_report(entries, args.out, figures,
+                               f"stcast report {report.files_as_glob(args.files)} --out {args.out}")
     print(f"wrote {path} ({len(entries)} rows in {len(report.tables(entries))} tables) and "
           f"{len(figures)} pictures in {figures_dir}")
     return 0

@@ -1,0 +1,79 @@
+"""Benchmark runs of one table over several seeds (one CSV per seed or per part) as one curated CSV that
+`stcast report` reads for docs/results.md: one row per model variant with the mean and std over the seeds run so
+far, the table's name, setting, budget and source. The raw run CSVs stay where the runs wrote them (their own
+directories, outside the report's glob).
+
+    .venv/bin/python scripts/seed_rows.py                      # the converged METR-LA 10 % table (issue 28 §3a)
+    .venv/bin/python scripts/seed_rows.py results/imputation/aqi36-peers*.csv --out results/aqi36/peers.csv \
+        --table "the field's imputers, GRIN protocol" --setting imputation --budget "<= 30 epochs, <= 6 min" \
+        --source "docs/benchmarks.md: The field's imputers on AQI-36"
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+CONVERGED = "few-shot 10 % trained to convergence (patience 5, at most 50 passes), 1 thread"
+SOURCE = "docs/benchmarks.md: Full METR-LA 10 % few-shot, trained to convergence"
+BACKBONE = {"random": "random", "no-lm": "removed", "no-backbone": "removed"}
+SETTINGS = ("full", "few-shot", "zero-shot", "imputation")  # as stcast report reads them
+MEANS = ("mae@3", "mae@6", "mae@12", "rmse", "passes", "epochs", "best_epoch", "train_s")
+
+
+def variant(name: str) -> tuple[str, str, str]:
+    """'ust-sllm-10%-random' -> ('ust-sllm (random)', 'ust-sllm', 'random'); plain rows keep their name."""
+    base, _, tail = name.partition("-10%")
+    kind = BACKBONE.get(tail.lstrip("-"), "")
+    return (f"{base} ({kind})" if kind else base), (base if kind else ""), kind
+
+
+def curate(df: pd.DataFrame, table: str, setting: str, budget: str, source: str) -> pd.DataFrame:
+    rows = []
+    for (dataset, name), g in df.groupby(["dataset", "model"], sort=False):
+        model, method, backbone = variant(name)
+        rows.append({"dataset": dataset, "table": table, "setting": setting, "model": model, "method": method,
+                     "backbone": backbone, "mae": round(g["mae"].mean(), 4),
+                     "mae_std": round(g["mae"].std(ddof=1), 4) if len(g) > 1 else None, "seeds": len(g),
+                     **{c: round(g[c].mean(), 4) for c in MEANS if c in g and g[c].notna().all()},
+                     "threads": 1, "budget": budget, "source": source})
+    return pd.DataFrame(rows)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("csv", nargs="*", help="default: results/converged/metr-la-few-shot-converged*.csv")
+    ap.add_argument("--out", default="results/metr-la/few-shot-converged.csv")
+    ap.add_argument("--table", default=CONVERGED)
+    ap.add_argument("--setting", default="few-shot", choices=SETTINGS)
+    ap.add_argument("--budget", default="converged, val_stride 4")
+    ap.add_argument("--source", default=SOURCE)
+    args = ap.parse_args()
+    paths = args.csv or sorted(glob.glob("results/converged/metr-la-few-shot-converged*.csv"))
+    missing = [p for p in paths if not Path(p).is_file()]
+    if not paths or missing:
+        print(f"stcast: error: no result CSV ({', '.join(missing) or 'none found'})", file=sys.stderr)
+        return 2
+    try:
+        df = pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
+    except (OSError, ValueError) as e:
+        print(f"stcast: error: a result CSV could not be read ({e})", file=sys.stderr)
+        return 2
+    lacking = [c for c in ("dataset", "model", "mae") if c not in df]
+    if lacking:
+        print(f"stcast: error: the CSVs lack the column(s) {', '.join(lacking)} (stcast benchmark writes them)",
+              file=sys.stderr)
+        return 2
+    out = curate(df, args.table, args.setting, args.budget, args.source)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    out.to_csv(args.out, index=False)
+    print(f"{len(out)} rows from {len(paths)} runs -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
