@@ -68,6 +68,13 @@ def main() -> int:
         print(f"stcast: error: the CSVs lack the column(s) {', '.join(lacking)} (stcast benchmark writes them)",
               file=sys.stderr)
         return 2
+    for col in ("mae", *MEANS):
+        if col in df:
+            bad = df[col].notna() & pd.to_numeric(df[col], errors="coerce").isna()
+            if bad.any():
+                print(f"stcast: error: column {col}: {df[col][bad].iloc[0]!r} is not a number (model "
+                      f"{df['model'][bad].iloc[0]})", file=sys.stderr)
+                return 2
     out = curate(df, args.table, args.setting, args.budget, args.source)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(args.out, index=False)

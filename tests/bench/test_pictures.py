@@ -129,6 +129,11 @@ def test_pareto_front_and_bad_result_files(tmp_path):
     _write(tmp_path / "odd.csv", [dict(dataset="x", model="m", mae=1.0, setting="half-shot")])
     with pytest.raises(StcastError, match="line 2: setting 'half-shot'"):
         report.read_results([tmp_path / "odd.csv"])
+    (tmp_path / "vals.csv").write_text("dataset,model,mae\nx,a,1.5\nx,b,nan\nx,c,\nx,d,inf\n")
+    assert [e.model for e in report.read_results([tmp_path / "vals.csv"])] == ["a"]  # unscored rows: not ranked
+    (tmp_path / "vals.csv").write_text("dataset,model,mae\nx,a,1.5\nx,b,3.2 MAE\n")
+    with pytest.raises(StcastError, match="line 3: mae .3.2 MAE. is not a number"):  # text, not a blank
+        report.read_results([tmp_path / "vals.csv"])
 
 
 def test_the_results_page_names_the_files_it_was_made_from_as_typed(tmp_path):

@@ -84,9 +84,17 @@ def read_results(paths) -> list[Entry]:
             if row.get("backbone") and row["backbone"] not in BACKBONES:
                 raise StcastError(f"{path} line {i}: backbone {row['backbone']!r}; use one of {', '.join(BACKBONES)}")
             if _number(row["mae"]) is None:
-                continue  # a row that scored nothing: not ranked
+                if _unscored(row["mae"]):
+                    continue  # a row that scored nothing: not ranked
+                raise StcastError(f"{path} line {i}: mae {row['mae']!r} is not a number (a row that scored nothing "
+                                  "leaves it empty or nan)")
             groups.setdefault((row["dataset"], row["table"], row["model"]), []).append(row)
     return [_entry(key, rows) for key, rows in groups.items()]
+
+
+def _unscored(text) -> bool:
+    """An empty, nan or inf cell: a metric the row did not score, or a run that diverged: not ranked."""
+    return text is None or str(text).strip().lower().lstrip("+-") in ("", "nan", "inf", "infinity")
 
 
 def files_as_glob(paths) -> str:
