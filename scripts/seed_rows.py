@@ -41,6 +41,10 @@ def curate(df: pd.DataFrame, table: str, setting: str, budget: str, source: str)
                      "mae_std": round(g["mae"].std(ddof=1), 4) if len(g) > 1 else None, "seeds": len(g),
                      **{c: round(g[c].mean(), 4) for c in MEANS if c in g and g[c].notna().all()},
                      "threads": 1, "budget": budget, "source": source})
+    ablated = {(r["dataset"], r["method"]) for r in rows if r["method"]}
+    for r in rows:  # the plain row of an ablated method is its pretrained row
+        if not r["method"] and (r["dataset"], r["model"]) in ablated:
+            r["method"], r["backbone"] = r["model"], "pretrained"
     return pd.DataFrame(rows)
 
 

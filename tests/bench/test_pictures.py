@@ -149,3 +149,21 @@ def test_the_results_page_names_the_files_it_was_made_from_as_typed(tmp_path):
     (tmp_path / "a" / "t2.csv").write_text("dataset,model,mae\n")
     (tmp_path / "a" / "t3.csv").write_text("dataset,model,mae\n")
     assert report.files_as_glob(sorted((tmp_path / "a").glob("*.csv"))) == f"{tmp_path}/a/*.csv"
+
+
+def test_the_language_model_picture_never_sets_rows_of_two_tables_side_by_side(tmp_path):
+    rows = [dict(dataset="metr-la", table="2 passes", model=f"ust-sllm ({k})", method="ust-sllm", backbone=k, mae=m)
+            for k, m in (("pretrained", 3.39), ("random", 3.40))]
+    rows += [dict(dataset="metr-la", table="converged", model=f"ust-sllm ({k})", method="ust-sllm", backbone=k,
+                  mae=m) for k, m in (("random", 3.66), ("removed", 3.66))]
+    rows.append(dict(dataset="metr-la", table="converged", model="st-link (random)", method="st-link",
+                     backbone="random", mae=3.8))  # alone in its table: nothing to compare it with
+    _write(tmp_path / "lm.csv", rows)
+    groups = report.backbone_groups(report.read_results([tmp_path / "lm.csv"]))
+    assert {k: sorted(v) for k, v in groups.items()} == {("ust-sllm", "2 passes"): ["pretrained", "random"],
+                                                          ("ust-sllm", "converged"): ["random", "removed"]}
+    assert groups[("ust-sllm", "converged")]["random"].mae == 3.66  # not the 2-pass row of the same name
+    _looks_drawn(report.plot_backbones(report.read_results([tmp_path / "lm.csv"]), tmp_path / "b.png"), 300, 250)
+    _write(tmp_path / "one.csv", rows[-1:])
+    with pytest.raises(StcastError, match="nothing to draw of what the language model adds"):
+        report.plot_backbones(report.read_results([tmp_path / "one.csv"]), tmp_path / "c.png")

@@ -19,18 +19,25 @@ def _run(*args):
 
 def test_seeds_fold_into_one_row_per_variant_that_the_report_ranks(tmp_path):
     for seed, (a, b) in enumerate([(3.0, 3.6), (3.2, 3.4)]):
-        pd.DataFrame({"dataset": ["metr-la"] * 2, "model": ["stid-10%", "ust-sllm-10%-random"], "mae": [a, b],
-                      "epochs": [10, 8], "passes": [10, 8], "train_s": [60, 600]}).to_csv(tmp_path / f"s{seed}.csv",
-                                                                                           index=False)
+        frame = pd.DataFrame({"dataset": "metr-la", "model": ["stid-10%", "ust-sllm-10%-random"], "mae": [a, b],
+                              "epochs": [10, 8], "passes": [10, 8], "train_s": [60, 600]})
+        if seed == 0:  # the pretrained row in one run only: it still joins its method's ablation
+            frame = pd.concat([frame, frame.iloc[[1]].assign(model="ust-sllm-10%", mae=3.3)])
+        frame.to_csv(tmp_path / f"s{seed}.csv", index=False)
     out = tmp_path / "cur.csv"
     done = _run(tmp_path / "s0.csv", tmp_path / "s1.csv", "--out", out)
     assert done.returncode == 0, done.stderr
     rows = pd.read_csv(out).set_index("model")
-    assert rows.loc["stid", "mae"] == 3.1 and rows.loc["stid", "seeds"] == 2
+    assert rows.loc["stid", "mae"] == 3.1 and rows.loc["stid", "seeds"] == 2 and pd.isna(rows.loc["stid", "backbone"])
     random = rows.loc["ust-sllm (random)"]
     assert random["method"] == "ust-sllm" and random["backbone"] == "random" and random["mae"] == 3.5
+    pretrained = rows.loc["ust-sllm"]
+    assert pretrained["method"] == "ust-sllm" and pretrained["backbone"] == "pretrained" and pretrained["seeds"] == 1
     entries = {e.model: e for e in report.read_results([out])}
     assert abs(entries["stid"].mae_std - 0.1414) < 1e-3 and entries["stid"].seeds == 2  # the report keeps the seed std
+    groups = report.backbone_groups(list(entries.values()))
+    assert set(groups) == {("ust-sllm", "few-shot 10 % trained to convergence (patience 5, at most 50 passes), 1 "
+                                        "thread")} and set(groups[next(iter(groups))]) == {"pretrained", "random"}
 
 
 def test_a_value_that_is_not_a_number_or_a_missing_file_is_named(tmp_path):

@@ -212,30 +212,50 @@ def plot_cost(entries: list[Entry], path) -> Path:
     return save_figure(fig, path)
 
 
+def backbone_groups(entries: list[Entry]) -> dict[tuple[str, str], dict[str, Entry]]:
+    """(method, table) -> {backbone kind: entry}: the language-model ablation of one method within one table (the
+    same windows, budget and seeds), for every pair that has at least two of the kinds. Rows of different tables are
+    never set side by side: a pretrained row at two passes beside a random-init row trained to convergence would
+    say nothing about the language model."""
+    groups: dict[tuple[str, str], dict[str, Entry]] = {}
+    for e in entries:
+        if e.get("backbone") and e.get("method"):
+            groups.setdefault((e.get("method"), e.table), {}).setdefault(e.get("backbone"), e)
+    return {k: v for k, v in groups.items() if len(v) >= 2}
+
+
+def _short(text: str, width: int = 24, lines: int = 3) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width)[:lines])
+
+
 def plot_backbones(entries: list[Entry], path) -> Path:
-    """Per language-model method: pretrained / random-init / removed backbone, with seed error bars."""
-    ablated = [e for e in entries if e.get("backbone") and e.get("method")]
-    if not ablated:
-        raise StcastError("no row has backbone and method columns: nothing to draw of what the language model adds")
-    methods = list(dict.fromkeys(e.get("method") for e in ablated))
+    """Per language-model method and table: pretrained / random-init / removed backbone, with seed error bars."""
+    groups = backbone_groups(entries)
+    if not groups:
+        raise StcastError("no table has a method with two or more of the pretrained / random / removed rows "
+                          "(backbone and method columns): nothing to draw of what the language model adds")
+    keys = sorted(groups, key=lambda k: k[0])  # a method's tables side by side, in the order the CSVs give them
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(methods), 4.5))
+    fig, ax = plt.subplots(figsize=(2.0 + 1.7 * len(keys), 5.0))
     width = 0.26
     for j, kind in enumerate(BACKBONES):
         xs, ys, es = [], [], []
-        for i, m in enumerate(methods):
-            hit = [e for e in ablated if e.get("method") == m and e.get("backbone") == kind]
-            if hit:
+        for i, key in enumerate(keys):
+            if kind in groups[key]:
                 xs.append(i + (j - 1) * width)
-                ys.append(hit[0].mae)
-                es.append(hit[0].mae_std)
+                ys.append(groups[key][kind].mae)
+                es.append(groups[key][kind].mae_std)
         ax.bar(xs, ys, width, yerr=es, capsize=3, label=kind)
-    lo = min(e.mae - e.mae_std for e in ablated)
-    hi = max(e.mae + e.mae_std for e in ablated)
+    shown = [e for g in groups.values() for e in g.values()]
+    lo = min(e.mae - e.mae_std for e in shown)
+    hi = max(e.mae + e.mae_std for e in shown)
     ax.set_ylim(lo - 0.15 * (hi - lo) - 0.01, hi + 0.1 * (hi - lo) + 0.01)
-    ax.set_xticks(range(len(methods)), methods, fontsize=8)
+    ax.set_xticks(range(len(keys)), [f"{m}\n{_short(t)}" for m, t in keys], fontsize=7)
     ax.set_ylabel("test MAE (mean +- seed std)")
-    ax.set_title(f"what the language model adds ({ablated[0].dataset})", fontsize=10)
+    datasets = ", ".join(dict.fromkeys(e.dataset for e in shown))
+    ax.set_title(f"what the language model adds ({datasets}; bars compared only within one table)", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y")
     return save_figure(fig, path)
