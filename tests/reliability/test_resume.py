@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -210,7 +211,8 @@ def test_resume_refuses_a_changed_setting_but_not_one_added_to_stcast_since_at_i
     del state["config"]["context_len"]  # a run started before stcast had the setting
     csv_path.with_name("t.state.json").write_text(json.dumps(state))
     assert RunState(csv_path, cfg, resume=True).finished("los-loop", "last-value") == {"mae": 1.0}
-    with pytest.raises(StcastError, match="context_len: '<unset>' -> 96"):
+    # the accepted resume recorded the config as it runs now (context_len spelled out at its default, None)
+    with pytest.raises(StcastError, match="context_len: None -> 96"):
         RunState(csv_path, BenchConfig(models=["last-value"], datasets=["los-loop"], train={"epochs": 1},
                                        input_len=12, context_len=96), resume=True)
     with pytest.raises(StcastError, match="eval_stride"):
@@ -238,3 +240,24 @@ def test_resume_takes_rows_added_to_the_list_but_refuses_one_that_drops_a_finish
     with pytest.raises(StcastError, match="train.epochs: 1 -> 2"):  # a grown list still refuses a changed setting
         RunState(csv_path, BenchConfig(models=["last-value", "stid"], datasets=["los-loop"], train={"epochs": 2}),
                  resume=True)
+
+
+def test_a_run_stopped_inside_its_first_row_resumes_and_a_resume_with_nothing_to_resume_starts(tmp_path):
+    from stcast.bench.resume import RunState
+    from stcast.config import BenchConfig
+    from stcast.errors import StcastError
+
+    csv_path = tmp_path / "t.csv"
+    cfg = BenchConfig(models=["stid", "ha"], datasets=["los-loop"], train={"epochs": 1})
+    fresh = RunState(csv_path, cfg, resume=True)  # nothing there yet: started, and said so
+    assert "no earlier run of 't'" in fresh.note and "starting it" in fresh.note
+    first = fresh.train_config(cfg.train_config("stid"), "los-loop", "stid")
+    Path(first.checkpoint).parent.mkdir(parents=True, exist_ok=True)
+    Path(first.checkpoint).write_bytes(b"an epoch checkpoint")  # killed in row 1: no row finished yet
+    again = RunState(csv_path, cfg, resume=True)
+    assert again.note == "" and again.train_config(cfg.train_config("stid"), "los-loop", "stid").resume
+    with pytest.raises(StcastError, match="train.epochs: 1 -> 3"):  # its config was recorded at the start
+        RunState(csv_path, BenchConfig(models=["stid", "ha"], datasets=["los-loop"], train={"epochs": 3}),
+                 resume=True)
+    RunState(csv_path, cfg, resume=False)  # a fresh start discards the stopped row's checkpoint
+    assert not Path(first.checkpoint).exists()

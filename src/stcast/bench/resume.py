@@ -6,7 +6,8 @@ row as it was written) and `<name>.ckpt/` (the epoch checkpoint of the row in pr
 last epoch checkpoint (bit-identical to an uninterrupted run, as `train --resume` is), and a changed config is
 refused with a message naming each changed setting. The list of rows may grow (`--models` with rows added, e.g. a
 seed's run extended by more rows) as long as every finished row stays in it. A row's checkpoint is deleted once
-the row is written.
+the row is written. The state is written when the run starts, so a run stopped inside its first row resumes too;
+`--resume` where no run of that name exists starts it, and says so (a script can always pass `--resume`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import shutil
 from pathlib import Path
 
 from stcast.config import BenchConfig, TrainConfig
+from stcast.engine.distributed import is_global_zero
 from stcast.errors import StcastError
 
 # settings that do not change what a row computes: a resumed run may differ in them
@@ -58,16 +60,24 @@ class RunState:
         self.ckpt_dir = rows_csv.with_name(rows_csv.stem + ".ckpt")
         self.config = fingerprint(cfg)
         self.rows: dict[str, dict] = {}
-        if resume:
-            self._load(rows_csv)
+        self.note = ""  # what the runner tells the user about the start (a resume with nothing to resume)
+        if resume and self.path.is_file():
+            self._load()
         else:  # a fresh run: what an earlier run of this name left is discarded
-            self.path.unlink(missing_ok=True)
+            if resume:
+                self.note = (f"--resume: no earlier run of '{rows_csv.stem}' in {rows_csv.parent} ({self.path.name} "
+                             "does not exist): starting it")
             shutil.rmtree(self.ckpt_dir, ignore_errors=True)
+        if is_global_zero():  # the config is on disk before the first row ends: a run stopped inside it resumes too
+            self._save()
 
-    def _load(self, rows_csv: Path) -> None:
-        if not self.path.is_file():
-            raise StcastError(f"--resume: {self.path} does not exist (no earlier run of '{rows_csv.stem}' in "
-                              f"{rows_csv.parent}); drop --resume to start it")
+    def _save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps({"config": self.config, "rows": self.rows}, default=_plain))
+        os.replace(tmp, self.path)
+
+    def _load(self) -> None:
         try:
             saved = json.loads(self.path.read_text())
             old, rows = saved["config"], saved["rows"]
@@ -108,10 +118,7 @@ class RunState:
     def finish(self, dataset: str, label: str, row: dict, train: TrainConfig) -> None:
         """Record a finished row (atomically) and drop its checkpoint."""
         self.rows[self.key(dataset, label)] = row
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps({"config": self.config, "rows": self.rows}, default=_plain))
-        os.replace(tmp, self.path)
+        self._save()
         if train.checkpoint:
             Path(train.checkpoint).unlink(missing_ok=True)
 

@@ -38,6 +38,8 @@ def run_benchmark(cfg: BenchConfig, data_dir=None, collect: bool = True, log=pri
     that was running continues from its last epoch checkpoint."""
     results, data = [], {}
     state = RunState(rows_csv, cfg, resume) if rows_csv is not None else None
+    if state is not None and state.note:
+        log(f"  {state.note}")
 
     def load(name):
         if is_table_path(name):
