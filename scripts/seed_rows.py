@@ -50,14 +50,16 @@ def curate(df: pd.DataFrame, table: str, setting: str, budget: str, source: str)
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("csv", nargs="*", help="default: results/converged/metr-la-few-shot-converged*.csv")
+    ap.add_argument("csv", nargs="*", help="default: results/converged/metr-la-few-shot-converged{,-s[0-9]*}.csv")
     ap.add_argument("--out", default="results/metr-la/few-shot-converged.csv")
     ap.add_argument("--table", default=CONVERGED)
     ap.add_argument("--setting", default="few-shot", choices=SETTINGS)
     ap.add_argument("--budget", default="converged, val_stride 4")
     ap.add_argument("--source", default=SOURCE)
     args = ap.parse_args()
-    paths = args.csv or sorted(glob.glob("results/converged/metr-la-few-shot-converged*.csv"))
+    # the seed-0 run and the seed runs (-s1, -s2, -s1-llm-ts-net, ...); not the side experiments (e.g. -cosine12)
+    paths = args.csv or ["results/converged/metr-la-few-shot-converged.csv",
+                         *sorted(glob.glob("results/converged/metr-la-few-shot-converged-s[0-9]*.csv"))]
     missing = [p for p in paths if not Path(p).is_file()]
     if not paths or missing:
         print(f"stcast: error: no result CSV ({', '.join(missing) or 'none found'})", file=sys.stderr)
