@@ -6,7 +6,7 @@ directories, outside the report's glob).
     .venv/bin/python scripts/seed_rows.py                      # the converged METR-LA 10 % table (issue 28 §3a)
     .venv/bin/python scripts/seed_rows.py results/imputation/aqi36-peers*.csv --out results/aqi36/peers.csv \
         --table "the field's imputers, GRIN protocol" --setting imputation --budget "<= 30 epochs, <= 6 min" \
-        --source "docs/benchmarks.md: The field's imputers on AQI-36"
+        --source "docs/benchmarks.md: The field's imputers on AQI-36" --published "grin=12.08 (GRIN paper)"
 """
 
 from __future__ import annotations
@@ -56,6 +56,8 @@ def main() -> int:
     ap.add_argument("--setting", default="few-shot", choices=SETTINGS)
     ap.add_argument("--budget", default="converged, val_stride 4")
     ap.add_argument("--source", default=SOURCE)
+    ap.add_argument("--published", action="append", default=[], metavar="MODEL=TEXT",
+                    help="the paper's figure for a model, with its source, shown beside ours (repeatable)")
     args = ap.parse_args()
     # the seed-0 run and the seed runs (-s1, -s2, -s1-llm-ts-net, ...); not the side experiments (e.g. -cosine12)
     paths = args.csv or ["results/converged/metr-la-few-shot-converged.csv",
@@ -81,7 +83,17 @@ def main() -> int:
                 print(f"stcast: error: column {col}: {df[col][bad].iloc[0]!r} is not a number (model "
                       f"{df['model'][bad].iloc[0]})", file=sys.stderr)
                 return 2
+    published = dict(p.split("=", 1) for p in args.published if "=" in p)
+    if len(published) != len(args.published):
+        print(f"stcast: error: --published takes MODEL=TEXT (got {args.published})", file=sys.stderr)
+        return 2
     out = curate(df, args.table, args.setting, args.budget, args.source)
+    unknown = sorted(set(published) - set(out["model"]))
+    if unknown:
+        print(f"stcast: error: --published {', '.join(unknown)}: no such model in the CSVs", file=sys.stderr)
+        return 2
+    if published:
+        out["published"] = out["model"].map(published)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(args.out, index=False)
     print(f"{len(out)} rows from {len(paths)} runs -> {args.out}")

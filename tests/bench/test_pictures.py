@@ -167,3 +167,13 @@ def test_the_language_model_picture_never_sets_rows_of_two_tables_side_by_side(t
     _write(tmp_path / "one.csv", rows[-1:])
     with pytest.raises(StcastError, match="nothing to draw of what the language model adds"):
         report.plot_backbones(report.read_results([tmp_path / "one.csv"]), tmp_path / "c.png")
+
+
+def test_a_published_figure_is_shown_beside_ours_and_never_ranked():
+    rows = [report.Entry("aqi36", "t", "grin", "imputation", 12.9, values={"published": "12.08 (GRIN paper)"}),
+            report.Entry("aqi36", "t", "brits", "imputation", 13.9)]
+    lines = report.leaderboard_markdown(rows).splitlines()
+    assert lines[0].startswith("| # | model | MAE | published | x STID |")
+    assert lines[2].startswith("| 1 | **grin** | 12.900 | 12.08 (GRIN paper) |")
+    assert lines[3].startswith("| 2 | brits | 13.900 |  |")
+    assert "published" not in report.leaderboard_markdown(rows[1:])  # no cited figure: no column

@@ -10,6 +10,8 @@ optionally with these columns:
     backbone  pretrained | random | removed, with `method`: the language-model ablation of one method
     threads   CPU threads the row trained on (training CPU-minutes = train_s x threads / 60; default 1)
     budget    the training budget in words (e.g. "10 min, 1 thread")
+    published the paper's figure for this model and protocol, as text with its source (e.g. "12.08 (GRIN paper)"):
+              shown beside ours, never ranked
 """
 
 from __future__ import annotations
@@ -344,12 +346,15 @@ def leaderboard_markdown(rows: list[Entry]) -> str:
     stid = next((e for e in rows if e.model.split()[0] == "stid"), None)
     extra = [c for c in ("crps", "coverage80") if any(e.get(c) is not None for e in rows)]
     budgets = {e.get("budget") or "" for e in rows}
-    head = ["#", "model", "MAE", "x STID"] + (["budget"] if len(budgets) > 1 else []) + ["passes", "seeds"] + extra
+    cited = any(e.get("published") for e in rows)
+    head = ["#", "model", "MAE"] + (["published"] if cited else []) + ["x STID"] + \
+        (["budget"] if len(budgets) > 1 else []) + ["passes", "seeds"] + extra
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for i, e in enumerate(rows, 1):
         ratio = f"{e.mae / stid.mae:.3f}" if stid is not None else ""
         passes = e.get("passes")
-        cells = [str(i), f"**{e.model}**" if i == 1 else e.model, _fmt_mae(e), ratio]
+        cells = [str(i), f"**{e.model}**" if i == 1 else e.model, _fmt_mae(e)] + \
+            ([e.get("published") or ""] if cited else []) + [ratio]
         cells += [e.get("budget") or ""] if len(budgets) > 1 else []
         cells += ["" if passes is None else f"{passes:.2f}".rstrip("0").rstrip(".") if passes < 10 else f"{passes:.0f}",
                   str(e.seeds)]
