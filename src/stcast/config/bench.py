@@ -102,7 +102,10 @@ class BenchConfig:
         for label, v in cfg.variants.items():
             if not isinstance(v, dict) or "model" not in v:
                 raise StcastError(f"{source}: variant {label!r} needs a 'model' key naming a registered model")
-            get_model_class(v["model"])
+            try:
+                get_model_class(v["model"])
+            except StcastError as e:  # name the variant: the bad name is in the config, not on the command line
+                raise StcastError(f"{source}: variants.{label}.model: {e}") from None
             fs = v.get("few_shot")
             if fs is not None and (isinstance(fs, bool) or not isinstance(fs, int | float) or not 0 < fs <= 1):
                 raise StcastError(f"{source}: variants.{label}.few_shot={fs!r} is invalid: expected a fraction in "
