@@ -42,6 +42,10 @@ def test_variants_run_one_model_under_several_settings_with_their_own_labels():
     assert rows[1]["trainable_params"] < rows[0]["trainable_params"]  # the variant's switches took effect
     with pytest.raises(StcastError, match="variant 'x' needs a 'model'"):
         BenchConfig.from_dict({"models": ["x"], "variants": {"x": {"use_node": False}}})
+    with pytest.raises(StcastError, match=r"steps \[24\] lie beyond the horizon \(12\)"):
+        BenchConfig.from_dict({"models": ["stid"], "horizon": 12, "steps": [3, 24]})
+    assert BenchConfig.from_dict({"models": ["stid"], "horizon": 6}).steps == [3, 6]  # the defaults it has
+    assert BenchConfig.from_dict({"models": ["stid"], "horizon": 2}).steps == [2]
     with pytest.raises(StcastError, match="variants.x.model: unknown model 'atlantis'"):
         BenchConfig.from_dict({"models": ["x"], "variants": {"x": {"model": "atlantis"}}})
 
@@ -185,3 +189,16 @@ def test_val_stride_thins_validation_only_per_variant_and_the_row_says_so(los_sm
     assert "val_windows" not in rows[0] and rows[1]["val_windows"] == len(thin.val)
     assert rows[0]["test_windows"] == rows[1]["test_windows"] == len(full.test)
     assert rows[0]["best_epoch"] == rows[1]["best_epoch"] == 1  # one epoch: the kept weights are epoch 1's
+
+
+def test_steps_beyond_a_datasets_own_horizon_are_an_error_and_the_defaults_are_cut_with_a_note():
+    from stcast.bench.runner import _steps_within
+
+    said = []
+    asked = BenchConfig.from_dict({"models": ["last-value"], "steps": [3, 99]})  # horizon from the dataset: later
+    with pytest.raises(StcastError, match=r"steps \[99\] lie beyond the horizon \(12\)"):
+        _steps_within(asked, 12, "forecast", said.append)
+    default = BenchConfig.from_dict({"models": ["last-value"]})
+    assert _steps_within(default, 12, "forecast", said.append) == (3, 6, 12) and not said
+    assert _steps_within(default, 4, "forecast", said.append) == (3,) and "steps 3" in said[0]
+    assert _steps_within(asked, 12, "impute", said.append) == (3, 99)  # imputation has no per-step columns

@@ -14,9 +14,11 @@ from pathlib import Path
 from stcast.bench.resume import RunState, StoredRow
 from stcast.bench.tables import markdown_table, table_columns
 from stcast.config import BenchConfig
+from stcast.config.bench import DEFAULT_STEPS
 from stcast.data.registry import is_table_path, load_dataset
 from stcast.engine.distributed import is_global_zero
 from stcast.engine.experiment import Experiment
+from stcast.errors import StcastError
 from stcast.models.registry import get_model_class
 from stcast.task import Task
 
@@ -84,7 +86,7 @@ def run_benchmark(cfg: BenchConfig, data_dir=None, collect: bool = True, log=pri
                              few_shot_fraction=cfg.few_shot_of(m), model_kw=cfg.model_kwargs(m),
                              train=train, quantiles=cfg.quantiles, eval_stride=cfg.eval_stride,
                              context_len=cfg.context_len_of(m), val_stride=cfg.val_stride_of(m))
-            res = exp.run(collect=collect and target is None, steps=tuple(cfg.steps))
+            res = exp.run(collect=collect and target is None, steps=_steps_within(cfg, exp.horizon, task, log))
             if target is not None:
                 res = exp.evaluate_zero_shot(target, steps=tuple(cfg.steps))
             res.model = m  # the variant's label in the tables
@@ -99,6 +101,20 @@ def run_benchmark(cfg: BenchConfig, data_dir=None, collect: bool = True, log=pri
     if state is not None and is_global_zero():
         state.close()
     return BenchReport(cfg, results, data)
+
+
+def _steps_within(cfg: BenchConfig, horizon: int, task: str, log) -> tuple[int, ...]:
+    """The per-step columns a forecast can have: steps the user asked for beyond the horizon are an error (they
+    would vanish from the table); the default steps are cut to the horizon, with a note."""
+    steps = tuple(cfg.steps)
+    beyond = [s for s in steps if s > horizon]
+    if task != "forecast" or not beyond:
+        return steps
+    if list(steps) != DEFAULT_STEPS:
+        raise StcastError(f"steps {beyond} lie beyond the horizon ({horizon}); report steps 1 to {horizon}")
+    kept = tuple(s for s in steps if s <= horizon) or (horizon,)
+    log(f"  note: horizon {horizon}: per-step columns at steps {', '.join(map(str, kept))}")
+    return kept
 
 
 def _write_rows(rows: list[dict], path: Path) -> None:

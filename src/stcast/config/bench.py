@@ -14,6 +14,7 @@ from stcast.task import Task
 TABLE_OPTIONS = ("name", "layout", "time_col", "node_col", "value_col", "channel_col", "adjacency", "null_value",
                  "step_minutes")
 CLUSTER_OPTIONS = ("k", "by", "reduce", "seed")
+DEFAULT_STEPS = [3, 6, 12]  # the per-step columns of the field's 12 -> 12 tables
 _TEXT = (lambda v: isinstance(v, str) and bool(v), "a non-empty text")
 TABLE_CHECKS = {  # option -> (check, what it asks for)
     "name": _TEXT, "time_col": _TEXT, "node_col": _TEXT, "value_col": _TEXT, "channel_col": _TEXT,
@@ -49,7 +50,7 @@ class BenchConfig:
     eval_stride: int = setting(1, _ge(1), "an integer >= 1")
     # every k-th validation window only (early stopping of dear models; the test set is untouched); variants too
     val_stride: int | None = setting(None, _ge(1), "an integer >= 1, or null (= eval_stride)")
-    steps: list[int] = setting(factory=lambda: [3, 6, 12], check=lambda v: all(s >= 1 for s in v),
+    steps: list[int] = setting(factory=lambda: list(DEFAULT_STEPS), check=lambda v: all(s >= 1 for s in v),
                                asks="a list of horizon steps >= 1")
     # a quantile head for every model (nn/quantile.py)
     quantiles: list[float] = setting(factory=list, asks="a list of increasing levels in (0, 1)")
@@ -91,11 +92,17 @@ class BenchConfig:
             if isinstance(raw.get(key), str):
                 raw[key] = [s.strip() for s in raw[key].split(",") if s.strip()]
         cfg = cls(**raw, source=source)
+        if "steps" not in raw and cfg.horizon is not None:  # the default steps, where the horizon has them
+            cfg.steps = [s for s in cfg.steps if s <= cfg.horizon] or [cfg.horizon]
         TrainConfig.from_dict(cfg.train, f"{source}: train")  # types, ranges and unknown keys, before any run
         for name, over in cfg.model_train.items():
             if not isinstance(over, dict):
                 raise StcastError(f"{source}: model_train.{name} must be a mapping of training settings")
             TrainConfig.from_dict({**cfg.train, **over}, f"{source}: model_train.{name}")
+        beyond = [s for s in cfg.steps if cfg.horizon is not None and s > cfg.horizon]
+        if beyond:  # they would be left out of every table without a word
+            raise StcastError(f"{source}: steps {beyond} lie beyond the horizon ({cfg.horizon}); report steps 1 to "
+                              f"{cfg.horizon}")
         if cfg.context_len is not None and cfg.input_len is not None and cfg.context_len < cfg.input_len:
             raise StcastError(f"{source}: context_len={cfg.context_len} is shorter than input_len={cfg.input_len}: "
                               "it is the longer lookback read before the same targets")
