@@ -197,8 +197,9 @@ def test_steps_beyond_a_datasets_own_horizon_are_an_error_and_the_defaults_are_c
     said = []
     asked = BenchConfig.from_dict({"models": ["last-value"], "steps": [3, 99]})  # horizon from the dataset: later
     with pytest.raises(StcastError, match=r"steps \[99\] lie beyond the horizon \(12\)"):
-        _steps_within(asked, 12, "forecast", said.append)
+        _steps_within(asked, 12, said.append)
     default = BenchConfig.from_dict({"models": ["last-value"]})
-    assert _steps_within(default, 12, "forecast", said.append) == (3, 6, 12) and not said
-    assert _steps_within(default, 4, "forecast", said.append) == (3,) and "steps 3" in said[0]
-    assert _steps_within(asked, 12, "impute", said.append) == (3, 99)  # imputation has no per-step columns
+    assert _steps_within(default, 12, said.append) == (3, 6, 12) and not said
+    assert _steps_within(default, 4, said.append) == (3,) and "steps 3" in said[0]
+    imputing = BenchConfig.from_dict({"models": ["interpolate"], "task": "impute", "steps": [3, 99]})
+    assert _steps_within(imputing, 12, said.append) == (3, 99)  # imputation has no per-step columns

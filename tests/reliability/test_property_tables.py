@@ -155,3 +155,12 @@ def test_random_benchmark_configs_are_valid_or_a_named_error(raw):
         return
     for m in cfg.models:
         cfg.train_config(m)
+
+
+def test_step_numbers_past_the_timestamp_range_are_a_clear_error():
+    """Found by the property test above: step 27,588,382 at 5 minutes lands after 2262 (pandas' last timestamp)."""
+    from stcast import Forecaster
+
+    df = pd.DataFrame({"unique_id": ["s0"] * 3, "ds": [27588382.0, 27588383.0, 27588384.0], "y": [1.0, 2.0, 3.0]})
+    with pytest.raises(StcastError, match="step numbers from 27588382 to 27588384: at 5-minute steps .* 1677-2262"):
+        Forecaster("last-value", horizon=1, input_len=1, step_minutes=5).fit(df)

@@ -86,7 +86,7 @@ def run_benchmark(cfg: BenchConfig, data_dir=None, collect: bool = True, log=pri
                              few_shot_fraction=cfg.few_shot_of(m), model_kw=cfg.model_kwargs(m),
                              train=train, quantiles=cfg.quantiles, eval_stride=cfg.eval_stride,
                              context_len=cfg.context_len_of(m), val_stride=cfg.val_stride_of(m))
-            res = exp.run(collect=collect and target is None, steps=_steps_within(cfg, exp.horizon, task, log))
+            res = exp.run(collect=collect and target is None, steps=_steps_within(cfg, exp.horizon, log))
             if target is not None:
                 res = exp.evaluate_zero_shot(target, steps=tuple(cfg.steps))
             res.model = m  # the variant's label in the tables
@@ -103,12 +103,12 @@ def run_benchmark(cfg: BenchConfig, data_dir=None, collect: bool = True, log=pri
     return BenchReport(cfg, results, data)
 
 
-def _steps_within(cfg: BenchConfig, horizon: int, task: str, log) -> tuple[int, ...]:
+def _steps_within(cfg: BenchConfig, horizon: int, log) -> tuple[int, ...]:
     """The per-step columns a forecast can have: steps the user asked for beyond the horizon are an error (they
     would vanish from the table); the default steps are cut to the horizon, with a note."""
     steps = tuple(cfg.steps)
     beyond = [s for s in steps if s > horizon]
-    if task != "forecast" or not beyond:
+    if Task.parse(cfg.task).scored is not Task.FORECAST or not beyond:
         return steps
     if list(steps) != DEFAULT_STEPS:
         raise StcastError(f"steps {beyond} lie beyond the horizon ({horizon}); report steps 1 to {horizon}")

@@ -241,6 +241,13 @@ def _step_index_times(column: pd.Series, step_minutes, path, time_col, opt) -> p
     values = column.to_numpy()
     if not np.isfinite(values).all() or (values != np.round(values)).any():
         raise StcastError(f"{path}: column {time_col!r} holds step numbers that are not whole (or are missing)")
+    # nanosecond timestamps span 1677-2262: step numbers that reach past them have no timestamp
+    origin_ns = pd.Timestamp(STEP_ORIGIN).value
+    lo, hi = ((pd.Timestamp.min.value - origin_ns) / 6e10, (pd.Timestamp.max.value - origin_ns) / 6e10)  # minutes
+    if len(values) and not lo < values.min() * int(step_minutes) <= values.max() * int(step_minutes) < hi:
+        raise StcastError(f"{path}: column {time_col!r} holds step numbers from {values.min():.0f} to "
+                          f"{values.max():.0f}: at {step_minutes}-minute steps from {STEP_ORIGIN} they run past the "
+                          "years 1677-2262 that timestamps cover; number the steps from 0")
     minutes = values.astype(np.int64) * int(step_minutes)
     return pd.Series(STEP_ORIGIN + minutes.astype("timedelta64[m]"), index=column.index).astype("datetime64[ns]")
 
