@@ -7,9 +7,10 @@ from stcast.cli import main
 
 @pytest.fixture()
 def own_csv(tmp_path, los):
-    """A user's wide CSV: 3 days x 8 real Los-loop sensors, with a 2-step gap and some blanks."""
+    """A user's wide CSV: 3 days x 8 real Los-loop sensors, with a 2-step gap and some blanks (a copy: the blanks
+    must not reach the session-wide Los-loop the other tests read)."""
     n = 864
-    df = pd.DataFrame(los.values[:n, :8, 0], columns=[f"s{i}" for i in range(8)])
+    df = pd.DataFrame(los.values[:n, :8, 0].copy(), columns=[f"s{i}" for i in range(8)])
     df.insert(0, "time", pd.DatetimeIndex(los.timestamps[:n]))
     df.loc[100:110, "s3"] = np.nan
     df = df.drop(index=[500, 501])

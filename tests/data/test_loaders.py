@@ -154,7 +154,7 @@ def test_unknown_dataset_suggests_a_name():
 
 
 def test_user_wide_csv_with_a_gap(tmp_path, los):
-    df = pd.DataFrame(los.values[:100, :4, 0], columns=["a", "b", "c", "d"])
+    df = pd.DataFrame(los.values[:100, :4, 0].copy(), columns=["a", "b", "c", "d"])
     df.insert(0, "time", pd.DatetimeIndex(los.timestamps[:100]))
     df = df.drop(index=[40, 41])  # two missing steps
     df.to_csv(tmp_path / "own.csv", index=False)

@@ -8,7 +8,7 @@ import pytest
 
 @pytest.fixture()
 def own_frame(los):
-    df = pd.DataFrame(los.values[:864, :8, 0], columns=[f"s{i}" for i in range(8)])
+    df = pd.DataFrame(los.values[:864, :8, 0].copy(), columns=[f"s{i}" for i in range(8)])
     df.insert(0, "time", pd.date_range("2012-03-01", periods=864, freq="5min"))
     return df
 

@@ -11,7 +11,7 @@ from stcast import Forecaster, StcastError
 @pytest.fixture()
 def frame(los):
     """A long frame (unique_id, ds, y): 6 Los-loop sensors over 3 days."""
-    wide = pd.DataFrame(los.values[:864, :6, 0], columns=[f"s{i}" for i in range(6)])
+    wide = pd.DataFrame(los.values[:864, :6, 0].copy(), columns=[f"s{i}" for i in range(6)])
     wide.insert(0, "ds", pd.DatetimeIndex(los.timestamps[:864]))
     return wide.melt(id_vars="ds", var_name="unique_id", value_name="y")
 

@@ -25,7 +25,7 @@ def test_saving_a_model_where_it_cannot_be_written_names_the_path(tmp_path, los)
     import numpy as np
     import pandas as pd
 
-    wide = pd.DataFrame(los.values[:300, :3, 0], columns=["a", "b", "c"])
+    wide = pd.DataFrame(los.values[:300, :3, 0].copy(), columns=["a", "b", "c"])
     wide.insert(0, "ds", pd.DatetimeIndex(los.timestamps[:300]))
     fc = Forecaster("last-value", null_value=0.0).fit(wide)
     blocker = tmp_path / "file"
