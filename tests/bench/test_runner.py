@@ -44,8 +44,7 @@ def test_variants_run_one_model_under_several_settings_with_their_own_labels():
         BenchConfig.from_dict({"models": ["x"], "variants": {"x": {"use_node": False}}})
     with pytest.raises(StcastError, match=r"steps \[24\] lie beyond the horizon \(12\)"):
         BenchConfig.from_dict({"models": ["stid"], "horizon": 12, "steps": [3, 24]})
-    assert BenchConfig.from_dict({"models": ["stid"], "horizon": 6}).steps == [3, 6]  # the defaults it has
-    assert BenchConfig.from_dict({"models": ["stid"], "horizon": 2}).steps == [2]
+    assert BenchConfig.from_dict({"models": ["stid"], "horizon": 6}).steps == [3, 6, 12]  # defaults: cut at run time
     with pytest.raises(StcastError, match="variants.x.model: unknown model 'atlantis'"):
         BenchConfig.from_dict({"models": ["x"], "variants": {"x": {"model": "atlantis"}}})
 
@@ -203,3 +202,11 @@ def test_steps_beyond_a_datasets_own_horizon_are_an_error_and_the_defaults_are_c
     assert _steps_within(default, 4, said.append) == (3,) and "steps 3" in said[0]
     imputing = BenchConfig.from_dict({"models": ["interpolate"], "task": "impute", "steps": [3, 99]})
     assert _steps_within(imputing, 12, said.append) == (3, 99)  # imputation has no per-step columns
+
+
+def test_a_shorter_horizon_gets_the_default_steps_it_has_with_one_note():
+    said = []
+    cfg = BenchConfig.from_dict({"models": ["last-value", "ha"], "datasets": ["los-loop"], "horizon": 6})
+    rows = run_benchmark(cfg, collect=False, log=said.append).rows()
+    assert all("mae@6" in r and "mae@3" in r and "mae@12" not in r for r in rows)
+    assert sum("per-step columns at steps 3, 6" in s for s in said) == 1  # once per dataset, not per row

@@ -58,6 +58,7 @@ def run_benchmark(cfg: BenchConfig, data_dir=None, collect: bool = True, log=pri
 
     target = load(cfg.transfer_to) if cfg.transfer_to else None
     total, done, t_start = len(cfg.datasets) * len(cfg.models), 0, time.time()
+    steps_of: dict[str, tuple[int, ...]] = {}  # per dataset: the per-step columns its horizon has
     for ds in cfg.datasets:
         d = load(ds)
         data[ds] = d
@@ -86,9 +87,11 @@ def run_benchmark(cfg: BenchConfig, data_dir=None, collect: bool = True, log=pri
                              few_shot_fraction=cfg.few_shot_of(m), model_kw=cfg.model_kwargs(m),
                              train=train, quantiles=cfg.quantiles, eval_stride=cfg.eval_stride,
                              context_len=cfg.context_len_of(m), val_stride=cfg.val_stride_of(m))
-            res = exp.run(collect=collect and target is None, steps=_steps_within(cfg, exp.horizon, log))
+            if ds not in steps_of:  # checked before the dataset's first row trains; a note once, not per row
+                steps_of[ds] = _steps_within(cfg, exp.horizon, log)
+            res = exp.run(collect=collect and target is None, steps=steps_of[ds])
             if target is not None:
-                res = exp.evaluate_zero_shot(target, steps=tuple(cfg.steps))
+                res = exp.evaluate_zero_shot(target, steps=steps_of[ds])
             res.model = m  # the variant's label in the tables
             results.append(res)
             if rows_csv is not None:

@@ -92,15 +92,13 @@ class BenchConfig:
             if isinstance(raw.get(key), str):
                 raw[key] = [s.strip() for s in raw[key].split(",") if s.strip()]
         cfg = cls(**raw, source=source)
-        if "steps" not in raw and cfg.horizon is not None:  # the default steps, where the horizon has them
-            cfg.steps = [s for s in cfg.steps if s <= cfg.horizon] or [cfg.horizon]
         TrainConfig.from_dict(cfg.train, f"{source}: train")  # types, ranges and unknown keys, before any run
         for name, over in cfg.model_train.items():
             if not isinstance(over, dict):
                 raise StcastError(f"{source}: model_train.{name} must be a mapping of training settings")
             TrainConfig.from_dict({**cfg.train, **over}, f"{source}: model_train.{name}")
-        beyond = [s for s in cfg.steps if cfg.horizon is not None and s > cfg.horizon]
-        if beyond:  # they would be left out of every table without a word
+        beyond = [s for s in cfg.steps if "steps" in raw and cfg.horizon is not None and s > cfg.horizon]
+        if beyond:  # asked-for steps would be left out of every table without a word (the runner cuts the defaults)
             raise StcastError(f"{source}: steps {beyond} lie beyond the horizon ({cfg.horizon}); report steps 1 to "
                               f"{cfg.horizon}")
         if cfg.context_len is not None and cfg.input_len is not None and cfg.context_len < cfg.input_len:

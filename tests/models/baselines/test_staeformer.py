@@ -101,3 +101,21 @@ def test_trains_through_the_engine_and_beats_its_untrained_self(splits):
     Trainer(m, TrainConfig(epochs=3, lr=3e-3, weight_decay=3e-4, progress=False)).fit(splits.train, splits.val)
     after = evaluate(m, splits.val, 64)["mae"]
     assert after < 0.8 * before, f"val MAE {before:.3f} -> {after:.3f}"
+
+
+def test_attention_runs_on_the_fused_kernel_and_the_stacks_equal_their_layers_applied_one_by_one(splits, batch):
+    """The layers fold the leading axes so attention gets 4-D operands (PyTorch's fused CPU kernel takes only
+    those), and the model lays the temporal stack out once: the same output as each layer on (B, L, N, D)."""
+    torch.manual_seed(0)
+    m = build_model("staeformer", splits.spec, **{**SMALL, "temporal_layers": 2, "spatial_layers": 2}).eval()
+    with torch.no_grad(), torch.profiler.profile() as prof:
+        out = m(batch).point
+    ops = {e.key for e in prof.key_averages()}
+    assert any("flash_attention" in k for k in ops) and "aten::_scaled_dot_product_attention_math" not in ops
+    with torch.no_grad():
+        z = m.embed(batch)
+        for layer in [*m.temporal, *m.spatial]:
+            z = layer(z)  # each layer with its own transposes, as the paper draws them
+        B, L, N, _ = z.shape
+        ref = m.output_proj(z.transpose(1, 2).reshape(B, N, -1)).view(B, N, m.spec.horizon, -1).transpose(1, 2)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
