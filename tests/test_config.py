@@ -1,6 +1,7 @@
 """One config shape: model config dataclasses from constructors, key and type checks, shared by every command."""
 
 import dataclasses
+import pathlib
 
 import pytest
 
@@ -9,6 +10,8 @@ from stcast.cli import main
 from stcast.cli.common import bundled_config
 from stcast.errors import StcastError
 from stcast.models.registry import get_model_class, model_names
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def test_every_model_declares_a_config_dataclass_with_its_defaults():
@@ -83,3 +86,18 @@ def test_train_reads_the_benchmark_config_shape(tmp_path, capsys):
     assert "stid has no hyper-parameter 'embed_dimm'; did you mean embed_dim" in capsys.readouterr().err
     assert main(["benchmark", "--models", "stid", "--set", "model_kw.stdi.embed_dim=8"]) == 2
     assert "model_kw.stdi: not a model name or variant label; did you mean stid" in capsys.readouterr().err
+
+
+SHIPPED_CONFIGS = sorted((REPO_ROOT / "experiments").glob("**/*.yaml")) + sorted(
+    (REPO_ROOT / "src" / "stcast" / "configs").glob("*.yaml"))
+
+
+def test_there_are_shipped_configs_to_check():
+    assert len(SHIPPED_CONFIGS) > 20 and any("converged" in p.name for p in SHIPPED_CONFIGS)
+
+
+@pytest.mark.parametrize("path", SHIPPED_CONFIGS, ids=lambda p: str(p.relative_to(REPO_ROOT)))
+def test_every_shipped_config_passes_the_checks_a_run_makes_first(path):
+    # a renamed hyper-parameter or model must not leave an experiment that fails hours into a resumed run
+    cfg = config.BenchConfig.from_yaml(path)
+    assert cfg.models and cfg.datasets
