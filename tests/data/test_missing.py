@@ -52,6 +52,12 @@ def test_aqi36_protocol(shared):
     idx = splits.test.starts[:4, None] + np.arange(36)
     assert torch.equal(b.eval_mask, torch.from_numpy(d.eval_mask[idx] & d.observed(idx)))
     assert not (b.x_mask & b.eval_mask).any()
+    # validation scores the same kind of entries (GRIN validates on eval_mask): not random points the run drew
+    v = splits.val.gather(splits.val.starts)
+    idx = splits.val.starts[:, None] + np.arange(36)
+    assert v.eval_mask.sum() > 500
+    assert torch.equal(v.eval_mask, torch.from_numpy(d.eval_mask[idx] & d.observed(idx)))
+    assert not (v.x_mask & v.eval_mask).any()
 
 
 def test_grin_masks_are_seeded_dataset_level_draws_of_observed_entries(los):
