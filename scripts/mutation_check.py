@@ -275,6 +275,11 @@ def _grin_no_graph(self):
     self.neighbours.zero_()
 
 
+def _brits_self_regression(self):
+    for rits in (self.fwd, self.bwd):
+        rits.feat.offdiag.fill_(1.0)
+
+
 MUTATIONS: dict[str, tuple[str, list[tuple[str, str, object]]]] = {
     "ust-sllm": ("tests/models/test_ust_sllm.py", [
         ("eq. 1 conditional input scaling (s = 1)", M + "ust_sllm:ConditionalInputScaling.forward", _ones_scale),
@@ -326,6 +331,14 @@ MUTATIONS: dict[str, tuple[str, list[tuple[str, str, object]]]] = {
          _after_init(_grin_self_loops)),
         ("MPGRU graph convolutions (no graph)", M + "baselines.grin:GRIN.__init__", _after_init(_grin_no_graph)),
         ("bidirectional (forward only)", M + "baselines.grin:GRIN.__init__", _with_kw(bidirectional=False)),
+    ]),
+    "brits": ("tests/models/baselines/test_brits.py", [
+        ("eq. 3 diagonal input decay (a full W)", M + "baselines.brits:BRITS.__init__", _with_kw(diag_decay=False)),
+        ("eq. 5 feature regression without itself (self kept)", M + "baselines.brits:BRITS.__init__",
+         _after_init(_brits_self_regression)),
+        ("consistency loss (weight 0)", M + "baselines.brits:BRITS.__init__", _with_kw(consistency=0.0)),
+        ("the paper's objective on the observed inputs (stcast's hidden-entry loss)",
+         M + "baselines.brits:BRITS.__init__", _with_kw(objective="hidden")),
     ]),
     "llm-ts-net": ("tests/models/test_llm_ts_net.py", [
         ("dynamic prompt pool top-K by additive score (first K)", M + "llm_ts_net:PromptPool.forward",

@@ -1,16 +1,41 @@
 """BRITS (Cao et al., NeurIPS 2018): bidirectional recurrent imputation with temporal decay, history
-and feature regressions, and a forward/backward consistency loss. Features = nodes x channels."""
+and feature regressions, and a forward/backward consistency loss. Features = nodes x channels.
+
+The mechanisms, as the paper and its reference code (caow13/BRITS, `models/rits.py`, `models/brits.py`) build
+them, each switchable for ablation:
+- temporal decay (paper eq. 3): gamma_t = exp(-max(0, W_gamma delta_t + b_gamma)); the decay of the hidden state
+  uses a full W, the input-side decay `gamma_x` (which weighs history against feature regression, eq. 7) a
+  *diagonal* W, so feature d's weight reads only its own time since observation (`diag_decay=False`: a full W);
+- history regression x_hat = W_x h_{t-1} + b_x (eq. 1), feature regression z_hat with a zero diagonal (eq. 5),
+  their combination c_hat = beta z_hat + (1 - beta) x_hat, beta = sigmoid(W_beta [gamma_x, m] + b_beta) (eqs. 6-7);
+- the objective (`objective="paper"`, the default): the reconstruction loss of the *observed* inputs, each of
+  x_hat, z_hat and c_hat scored by a per-step masked MAE, summed over steps and divided by the window length
+  (the reference code's `x_loss / SEQ_LEN`), for both directions, plus 0.1 x the mean absolute difference of the
+  two directions' imputations (the consistency loss); all in the scaled space. The entries stcast hides are
+  input-missing and never reach the loss, as in the paper (it hides its evaluation entries and trains on what
+  is left).
+  `objective="hidden"` instead trains on stcast's imputation loss (MAE of the hidden entries, in original units)
+  with the two paper terms as auxiliary losses: the objective of stcast's `brits` before 2026-12-05.
+
+Differences from the paper / reference code, with the reason:
+- No classification head (the paper's joint label task): stcast's tasks are imputation and forecasting.
+- Trained by stcast's trainer (its optimiser, early stopping on the hidden entries of the validation windows,
+  time budget) like every other row of a table.
+"""
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
 
+from stcast.errors import StcastError
 from stcast.models.base import Prediction, ProblemSpec, STModel
 
 
 class _FeatureRegression(nn.Module):
-    """z_t = W x_t + b with a zero diagonal, so a feature is never regressed on itself."""
+    """z_t = W x_t + b with a zero diagonal, so a feature is never regressed on itself (eq. 5)."""
 
     def __init__(self, d: int):
         super().__init__()
@@ -21,12 +46,30 @@ class _FeatureRegression(nn.Module):
         return nn.functional.linear(x, self.linear.weight * self.offdiag, self.linear.bias)
 
 
+class _DiagonalDecay(nn.Module):
+    """gamma = exp(-relu(w * delta + b)), one weight per feature: the diagonal W_gamma of the input decay."""
+
+    def __init__(self, d: int):
+        super().__init__()
+        bound = 1.0 / math.sqrt(d)
+        self.weight = nn.Parameter(torch.empty(d).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(d).uniform_(-bound, bound))
+
+    def forward(self, delta):
+        return delta * self.weight + self.bias
+
+
+def _masked_step_mae(est, x, m):
+    """Per-step masked MAE over the batch and features (the reference code's normalisation), (L,)."""
+    return ((est - x).abs() * m).sum((0, 2)) / (m.sum((0, 2)) + 1e-5)
+
+
 class _RITS(nn.Module):
-    def __init__(self, d: int, hidden: int):
+    def __init__(self, d: int, hidden: int, diag_decay: bool = True):
         super().__init__()
         self.hidden = hidden
         self.decay_h = nn.Linear(d, hidden)
-        self.decay_x = nn.Linear(d, d)
+        self.decay_x = _DiagonalDecay(d) if diag_decay else nn.Linear(d, d)
         self.hist = nn.Linear(hidden, d)
         self.feat = _FeatureRegression(d)
         self.combine = nn.Linear(2 * d, d)
@@ -36,22 +79,22 @@ class _RITS(nn.Module):
         B, L, D = x.shape
         h = x.new_zeros(B, self.hidden)
         c = x.new_zeros(B, self.hidden)
-        outs, loss = [], x.new_zeros(())
-        gamma_h = torch.exp(-torch.relu(self.decay_h(delta)))
+        gamma_h = torch.exp(-torch.relu(self.decay_h(delta)))  # eq. 3, both decays for every step at once
         gamma_x = torch.exp(-torch.relu(self.decay_x(delta)))
-        beta = torch.sigmoid(self.combine(torch.cat([gamma_x, m], -1)))
-        denom = m.sum().clamp(min=1)
+        beta = torch.sigmoid(self.combine(torch.cat([gamma_x, m], -1)))  # eq. 7
+        outs, ests = [], []
         for t in range(L):
             h = h * gamma_h[:, t]
-            x_hist = self.hist(h)
+            x_hist = self.hist(h)  # eq. 1
             x_c = m[:, t] * x[:, t] + (1 - m[:, t]) * x_hist
-            z = self.feat(x_c)
-            c_hat = beta[:, t] * z + (1 - beta[:, t]) * x_hist
-            for est in (x_hist, z, c_hat):  # reconstruction of the observed inputs
-                loss = loss + ((est - x[:, t]).abs() * m[:, t]).sum() / denom
+            z = self.feat(x_c)  # eq. 5
+            c_hat = beta[:, t] * z + (1 - beta[:, t]) * x_hist  # eq. 6
+            ests.append(torch.stack([x_hist, z, c_hat]))
             c_c = m[:, t] * x[:, t] + (1 - m[:, t]) * c_hat
             h, c = self.cell(torch.cat([c_c, m[:, t]], -1), (h, c))
             outs.append(c_c)
+        est = torch.stack(ests, 2)  # (3, B, L, D): the reconstruction loss in one vectorised pass
+        loss = sum(_masked_step_mae(e, x, m).sum() for e in est) / L
         return torch.stack(outs, 1), loss
 
 
@@ -68,20 +111,26 @@ class BRITS(STModel):
     name = "brits"
     tasks = ("impute",)
 
-    def __init__(self, spec: ProblemSpec, hidden: int = 64, consistency: float = 0.1):
+    def __init__(self, spec: ProblemSpec, hidden: int = 64, consistency: float = 0.1, diag_decay: bool = True,
+                 objective: str = "paper"):
         super().__init__(spec)
+        if objective not in ("paper", "hidden"):
+            raise StcastError(f"brits: unknown objective {objective!r}; use 'paper' (the reconstruction of the "
+                              "observed inputs + consistency) or 'hidden' (stcast's loss on the hidden entries)")
         d = spec.num_nodes * spec.num_channels
-        self.fwd, self.bwd = _RITS(d, hidden), _RITS(d, hidden)
+        self.fwd, self.bwd = _RITS(d, hidden, diag_decay), _RITS(d, hidden, diag_decay)
         self.consistency = consistency
+        self.objective = objective
 
     def forward(self, batch) -> Prediction:
         B, L, N, C = batch.x.shape
-        x = batch.x.reshape(B, L, N * C)
         m = batch.x_mask.reshape(B, L, N * C).float()
+        x = batch.x.reshape(B, L, N * C) * m  # hidden and missing entries carry no value in
         out_f, loss_f = self.fwd(x, m, _deltas(m))
         out_b, loss_b = self.bwd(x.flip(1), m.flip(1), _deltas(m.flip(1)))
         out_b = out_b.flip(1)
-        imputed = (out_f + out_b) / 2
-        aux = {"reconstruction": (loss_f + loss_b) / L,
-               "consistency": self.consistency * (out_f - out_b).abs().mean()}
-        return Prediction(imputed.view(B, L, N, C), aux_losses=aux)
+        imputed = ((out_f + out_b) / 2).view(B, L, N, C)
+        consistency = self.consistency * (out_f - out_b).abs().mean()
+        if self.objective == "paper":
+            return Prediction(imputed, own_loss=loss_f + loss_b + consistency)
+        return Prediction(imputed, aux_losses={"reconstruction": loss_f + loss_b, "consistency": consistency})
