@@ -7,6 +7,9 @@ directories, outside the report's glob).
     .venv/bin/python scripts/seed_rows.py results/imputation/aqi36-peers*.csv --out results/aqi36/peers.csv \
         --table "the field's imputers, GRIN protocol" --setting imputation --budget "<= 30 epochs, <= 6 min" \
         --source "docs/benchmarks.md: The field's imputers on AQI-36" --published "grin=12.08 (GRIN paper)"
+
+`--drop MODEL=PATH` leaves out one model's rows of one run: a row that a later run of changed code supersedes
+(e.g. `--drop brits=results/imputation/aqi36-peers-converged.csv` when the fixed BRITS ran in another CSV).
 """
 
 from __future__ import annotations
@@ -58,6 +61,8 @@ def main() -> int:
     ap.add_argument("--source", default=SOURCE)
     ap.add_argument("--published", action="append", default=[], metavar="MODEL=TEXT",
                     help="the paper's figure for a model, with its source, shown beside ours (repeatable)")
+    ap.add_argument("--drop", action="append", default=[], metavar="MODEL=PATH",
+                    help="leave out MODEL's rows read from PATH (one of the CSVs; repeatable)")
     args = ap.parse_args()
     # the seed-0 run and the seed runs (-s1, -s2, -s1-llm-ts-net, ...); not the side experiments (e.g. -cosine12)
     paths = args.csv or ["results/converged/metr-la-few-shot-converged.csv",
@@ -67,15 +72,27 @@ def main() -> int:
         print(f"stcast: error: no result CSV ({', '.join(missing) or 'none found'})", file=sys.stderr)
         return 2
     try:
-        df = pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
+        frames = [pd.read_csv(p) for p in paths]
     except (OSError, ValueError) as e:
         print(f"stcast: error: a result CSV could not be read ({e})", file=sys.stderr)
         return 2
-    lacking = [c for c in ("dataset", "model", "mae") if c not in df]
+    lacking = sorted({c for f in frames for c in ("dataset", "model", "mae") if c not in f})
     if lacking:
         print(f"stcast: error: the CSVs lack the column(s) {', '.join(lacking)} (stcast benchmark writes them)",
               file=sys.stderr)
         return 2
+    for spec in args.drop:
+        model, _, path = spec.partition("=")
+        hits = [i for i, p in enumerate(paths) if Path(p).resolve() == Path(path).resolve()] if path else []
+        if not model or not hits:
+            print(f"stcast: error: --drop {spec!r}: takes MODEL=PATH with PATH one of the CSVs given", file=sys.stderr)
+            return 2
+        for i in hits:
+            if not (frames[i]["model"] == model).any():
+                print(f"stcast: error: --drop {spec!r}: {path} has no row of model {model!r}", file=sys.stderr)
+                return 2
+            frames[i] = frames[i][frames[i]["model"] != model]
+    df = pd.concat(frames, ignore_index=True)
     for col in ("mae", *MEANS):
         if col in df:
             bad = df[col].notna() & pd.to_numeric(df[col], errors="coerce").isna()

@@ -46,3 +46,18 @@ def test_a_value_that_is_not_a_number_or_a_missing_file_is_named(tmp_path):
     assert done.returncode == 2 and "stcast: error: column mae: '3.1 MAE' is not a number" in done.stderr
     done = _run(tmp_path / "none.csv", "--out", tmp_path / "o.csv")
     assert done.returncode == 2 and "none.csv" in done.stderr and not (tmp_path / "o.csv").exists()
+
+
+def test_drop_leaves_out_one_models_rows_of_one_run_only(tmp_path):
+    pd.DataFrame({"dataset": "aqi36", "model": ["brits", "saits"], "mae": [14.0, 18.0]}).to_csv(tmp_path / "old.csv",
+                                                                                              index=False)
+    pd.DataFrame({"dataset": "aqi36", "model": ["brits"], "mae": [13.0]}).to_csv(tmp_path / "new.csv", index=False)
+    out = tmp_path / "cur.csv"
+    done = _run(tmp_path / "old.csv", tmp_path / "new.csv", "--out", out, "--drop", f"brits={tmp_path / 'old.csv'}")
+    assert done.returncode == 0, done.stderr
+    rows = pd.read_csv(out).set_index("model")
+    assert rows.loc["brits", "mae"] == 13.0 and rows.loc["brits", "seeds"] == 1 and rows.loc["saits", "mae"] == 18.0
+    for bad, said in ((f"grin={tmp_path / 'old.csv'}", "has no row of model 'grin'"),
+                      (f"brits={tmp_path / 'other.csv'}", "PATH one of the CSVs given"), ("brits", "MODEL=PATH")):
+        done = _run(tmp_path / "old.csv", "--out", tmp_path / "o.csv", "--drop", bad)
+        assert done.returncode == 2 and "stcast: error: --drop" in done.stderr and said in done.stderr, done.stderr
