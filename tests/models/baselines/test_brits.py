@@ -58,9 +58,14 @@ def test_the_paper_objective_reads_the_observed_inputs_only(hidden):
     assert not torch.isclose(task_loss(old(b2), b2, s.train.scaler, "impute"), loss)
 
 
-def test_an_unknown_objective_is_named(hidden):
+def test_an_unknown_objective_or_a_bad_setting_is_named(hidden):
     with pytest.raises(StcastError, match="objective 'mit'"):
         _brits(hidden, objective="mit")
+    for bad in ({"consistency": -0.1}, {"consistency": float("nan")}):
+        with pytest.raises(StcastError, match="consistency"):
+            _brits(hidden, **bad)
+    with pytest.raises(StcastError, match="hidden=0"):
+        build_model("brits", hidden.spec, hidden=0)
 
 
 def test_same_weights_same_imputation_and_loss_as_pypots_brits(hidden):

@@ -15,7 +15,8 @@ them, each switchable for ablation:
   input-missing and never reach the loss, as in the paper (it hides its evaluation entries and trains on what
   is left).
   `objective="hidden"` instead trains on stcast's imputation loss (MAE of the hidden entries, in original units)
-  with the two paper terms as auxiliary losses: the objective of stcast's `brits` before 2026-12-05.
+  with the two paper terms as auxiliary losses: the kind of objective stcast's `brits` had before 2026-12-05
+  (its reconstruction term then weighed 1/L of the reference code's; here it has the reference scale).
 
 Differences from the paper / reference code, with the reason:
 - No classification head (the paper's joint label task): stcast's tasks are imputation and forecasting.
@@ -47,7 +48,8 @@ class _FeatureRegression(nn.Module):
 
 
 class _DiagonalDecay(nn.Module):
-    """gamma = exp(-relu(w * delta + b)), one weight per feature: the diagonal W_gamma of the input decay."""
+    """w * delta + b, one weight per feature: the diagonal W_gamma of the input decay (the caller applies
+    exp(-relu(.)), as it does to the full-matrix `nn.Linear` this replaces)."""
 
     def __init__(self, d: int):
         super().__init__()
@@ -59,9 +61,11 @@ class _DiagonalDecay(nn.Module):
         return delta * self.weight + self.bias
 
 
-def _masked_step_mae(est, x, m):
-    """Per-step masked MAE over the batch and features (the reference code's normalisation), (L,)."""
-    return ((est - x).abs() * m).sum((0, 2)) / (m.sum((0, 2)) + 1e-5)
+def _reconstruction_loss(est, x, m):
+    """est (3, B, L, D): x_hat, z_hat, c_hat. Each scored by a per-step masked MAE over the batch and features
+    (the reference code's normalisation), summed over the three and the steps, divided by L."""
+    per_step = ((est - x).abs() * m).sum((1, 3)) / (m.sum((0, 2)) + 1e-5)  # (3, L)
+    return per_step.sum() / x.shape[1]
 
 
 class _RITS(nn.Module):
@@ -93,9 +97,7 @@ class _RITS(nn.Module):
             c_c = m[:, t] * x[:, t] + (1 - m[:, t]) * c_hat
             h, c = self.cell(torch.cat([c_c, m[:, t]], -1), (h, c))
             outs.append(c_c)
-        est = torch.stack(ests, 2)  # (3, B, L, D): the reconstruction loss in one vectorised pass
-        loss = sum(_masked_step_mae(e, x, m).sum() for e in est) / L
-        return torch.stack(outs, 1), loss
+        return torch.stack(outs, 1), _reconstruction_loss(torch.stack(ests, 2), x, m)
 
 
 def _deltas(m: torch.Tensor) -> torch.Tensor:
@@ -114,6 +116,9 @@ class BRITS(STModel):
     def __init__(self, spec: ProblemSpec, hidden: int = 64, consistency: float = 0.1, diag_decay: bool = True,
                  objective: str = "paper"):
         super().__init__(spec)
+        if hidden < 1 or not 0 <= consistency < float("inf"):
+            raise StcastError(f"brits: hidden={hidden} must be >= 1 and consistency={consistency} a finite "
+                              "number >= 0")
         if objective not in ("paper", "hidden"):
             raise StcastError(f"brits: unknown objective {objective!r}; use 'paper' (the reconstruction of the "
                               "observed inputs + consistency) or 'hidden' (stcast's loss on the hidden entries)")
@@ -125,7 +130,7 @@ class BRITS(STModel):
     def forward(self, batch) -> Prediction:
         B, L, N, C = batch.x.shape
         m = batch.x_mask.reshape(B, L, N * C).float()
-        x = batch.x.reshape(B, L, N * C) * m  # hidden and missing entries carry no value in
+        x = torch.where(m > 0, batch.x.reshape(B, L, N * C), 0.0)  # hidden / missing entries carry no value in
         out_f, loss_f = self.fwd(x, m, _deltas(m))
         out_b, loss_b = self.bwd(x.flip(1), m.flip(1), _deltas(m.flip(1)))
         out_b = out_b.flip(1)
