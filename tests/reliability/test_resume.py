@@ -137,15 +137,28 @@ def test_a_benchmark_killed_in_its_second_row_and_resumed_writes_the_same_table(
     full = subprocess.run(_bench(tmp_path, "full"), capture_output=True, text=True, env=env, timeout=900)
     assert full.returncode == 0, full.stderr
     proc = subprocess.Popen(_bench(tmp_path, "cut"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    # Kill at a random point of row 2's third epoch (of 5), whatever this machine's speed: row 2 writes its
+    # checkpoint after every epoch (atomically: a new file each time), so two writes measure one epoch, and
+    # a delay under one epoch from the second write lands before row 2 ends. A fixed delay did not: on a fast
+    # machine row 2 finished inside it.
     ck = tmp_path / "cut" / "three.ckpt" / "los-loop--stid.pt"
     deadline = time.time() + 600
-    while not ck.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(random.uniform(0.0, 1.5))  # somewhere after row 2's first epoch
+    writes: list[tuple[tuple[int, int], float]] = []  # ((inode, mtime) of each checkpoint seen, when seen)
+    while len(writes) < 2 and proc.poll() is None and time.time() < deadline:
+        try:
+            st = ck.stat()
+            if not writes or writes[-1][0] != (st.st_ino, st.st_mtime_ns):
+                writes.append(((st.st_ino, st.st_mtime_ns), time.monotonic()))
+        except FileNotFoundError:
+            pass
+        time.sleep(0.002)
+    assert len(writes) == 2, f"row 2 wrote {len(writes)} checkpoint(s) before it ended: {proc.poll()=}"
+    epoch = writes[1][1] - writes[0][1]
+    time.sleep(random.uniform(0.0, 0.5) * epoch)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     first = _rows(tmp_path / "cut" / "three.csv")
-    assert [r["model"] for r in first] == ["dlinear"]  # killed inside row 2: row 1 on disk
+    assert [r["model"] for r in first] == ["dlinear"], f"killed {epoch:.3f} s-epochs into row 2, not inside it"
     with open(tmp_path / "cut" / "three.csv") as fh:
         row1_time = fh.read().splitlines()[1]
     resumed = subprocess.run(_bench(tmp_path, "cut", "--resume"), capture_output=True, text=True, env=env,
