@@ -111,12 +111,32 @@ def test_report_and_plot_results_from_result_csvs(tmp_path, capsys):
     assert main(["report", str(tmp_path / "eq.csv"), str(tmp_path / "lm.csv"), "--out", str(out)]) == 0
     page = out.read_text()
     assert "## Which model to use" in page and "| 1 | **stid** | 3.187 +- 0.006 | 1.000 |" in page
-    assert "ust-sllm, is 5.4 % behind" in page
+    assert "ust-sllm (3 seeds), is 5.4 % behind" in page
     for name in ("leaderboards", "cost", "backbones"):
         _looks_drawn(tmp_path / "docs" / "figures" / f"results-{name}.png", 300, 250)
     png = tmp_path / "results.png"
     assert main(["plot", "results", str(tmp_path / "eq.csv"), "--out", str(png)]) == 0
     _looks_drawn(png)
+
+
+def test_advice_names_the_longest_trained_table_beside_the_broadest_one(tmp_path):
+    """A short-budget table with many models and a converged one with two can rank differently: the advice gives
+    both, each with its seeds, and says who is behind whom whichever side leads."""
+    short = [dict(dataset="metr-la", model=m, mae=v, passes=p, table="equal time")
+             for m, v, p in (("stid", 3.19, 7.5), ("ust-sllm", 3.36, 1.2), ("lstm", 3.74, 1), ("ha", 4.2, 0))]
+    long = [dict(dataset="metr-la", model=m, mae=v, passes=p, table="converged")
+            for m, v, p in (("stid", 3.151, 22), ("llm-ts-net", 3.123, 11))]
+    _write(tmp_path / "short.csv", short)
+    _write(tmp_path / "long.csv", long)
+    lines = report.advice(report.read_results([tmp_path / "short.csv", tmp_path / "long.csv"]))
+    full = next(line for line in lines if "With all the data" in line)
+    assert "stid (metr-la, equal time: MAE 3.190, 1 seed); the best language-model method, ust-sllm (1 seed), " \
+           "is 5.3 % behind" in full
+    assert "Trained longest: llm-ts-net (metr-la, converged: MAE 3.123, 1 seed); the best model without a " \
+           "language model, stid (1 seed), is 0.9 % behind" in full
+    _write(tmp_path / "long.csv", [dict(r, passes=0.5) for r in long])  # the short table is now the longest
+    lines = report.advice(report.read_results([tmp_path / "short.csv", tmp_path / "long.csv"]))
+    assert "Trained longest" not in next(line for line in lines if "With all the data" in line)
 
 
 def test_pareto_front_and_bad_result_files(tmp_path):

@@ -300,33 +300,61 @@ def _fmt_mae(e: Entry) -> str:
     return f"{e.mae:.3f} +- {e.mae_std:.3f}" if e.seeds > 1 else f"{e.mae:.3f}"
 
 
+def _tables_of(entries: list[Entry], setting: str) -> list[list[Entry]]:
+    return list(tables([e for e in entries if e.setting == setting]).values())
+
+
 def _best(entries: list[Entry], setting: str) -> tuple[Entry, list[Entry]] | None:
     """The best entry of the largest table of a setting (the one with the most models), and that table."""
     weight = {}
     for e in entries:
         weight[e.dataset] = weight.get(e.dataset, 0) + 1
-    groups = [v for v in tables([e for e in entries if e.setting == setting]).values()]
+    groups = _tables_of(entries, setting)
     if not groups:
         return None
     rows = max(groups, key=lambda v: (len(v), weight[v[0].dataset]))
     return rows[0], rows
 
 
+def _longest_trained(entries: list[Entry], setting: str) -> list[Entry] | None:
+    """The table of a setting, of two models or more, whose rows trained the most passes (mean over the rows
+    that report passes): the answer with the least budget in it, beside the broadest table's."""
+    def mean_passes(rows):
+        p = [e.get("passes") for e in rows if e.get("passes") is not None]
+        return sum(p) / len(p) if p else 0.0
+    groups = [v for v in _tables_of(entries, setting) if len(v) > 1]
+    best = max(groups, key=mean_passes, default=None)
+    return best if best is not None and mean_passes(best) > 0 else None
+
+
+def _seeds(e: Entry) -> str:
+    return f"{e.seeds} seeds" if e.seeds > 1 else "1 seed"
+
+
+def _verdict(rows: list[Entry]) -> str:
+    """'model (dataset, table: MAE m); <the other side's best> is x % behind', the other side being the best
+    language-model method when a non-LLM model leads, the best other model when an LLM method leads."""
+    best = rows[0]
+    if _is_llm(best.model):
+        other = next((e for e in rows if not _is_llm(e.model)), None)
+        who = "the best model without a language model"
+    else:
+        other = next((e for e in rows if _is_llm(e.model)), None)
+        who = "the best language-model method"
+    gap = (f"; {who}, {other.model} ({_seeds(other)}), is {100 * (other.mae / best.mae - 1):.1f} % behind"
+           if other is not None else "")
+    return f"{best.model} ({best.dataset}, {best.table}: MAE {_fmt_mae(best)}, {_seeds(best)}){gap}"
+
+
 def advice(entries: list[Entry]) -> list[str]:
     """Five lines: which model to use with full data, little data, no data, for intervals, for imputation; each
-    drawn from the rows (a setting without rows says so)."""
+    drawn from the rows (a setting without rows says so). Each trained setting's line also names the
+    longest-trained table's answer where it is another table than the broadest one: a ranking at a short budget
+    and one at convergence can disagree, and a reader needs both."""
     out = []
     for setting, what in (("full", "With all the data"), ("few-shot", "With little data"),
                           ("zero-shot", "With no data of the new deployment")):
-        hit = _best(entries, setting)
-        if hit is None:
-            out.append(f"- **{what}:** no result rows yet.")
-            continue
-        best, rows = hit
-        llm = next((e for e in rows if _is_llm(e.model)), None)
-        gap = (f"; the best language-model method, {llm.model}, is {100 * (llm.mae / best.mae - 1):.1f} % behind"
-               if llm is not None and llm is not best else "")
-        out.append(f"- **{what}:** {best.model} ({best.dataset}, {best.table}: MAE {_fmt_mae(best)}){gap}.")
+        out.append(_advice_line(entries, setting, what))
     probs = [e for e in entries if e.get("crps") is not None and e.get("coverage80") is not None]
     calibrated = [e for e in probs if 0.75 <= e.get("coverage80") <= 0.85]
     if probs:
@@ -336,10 +364,19 @@ def advice(entries: list[Entry]) -> list[str]:
                    "0.1,0.5,0.9`.")
     else:
         out.append("- **Intervals:** no row reports CRPS yet.")
-    hit = _best(entries, "imputation")
-    out.append(f"- **Imputation:** {hit[0].model} ({hit[0].dataset}, {hit[0].table}: MAE {_fmt_mae(hit[0])})."
-               if hit else "- **Imputation:** no result rows yet.")
+    out.append(_advice_line(entries, "imputation", "Imputation"))
     return out
+
+
+def _advice_line(entries: list[Entry], setting: str, what: str) -> str:
+    hit = _best(entries, setting)
+    if hit is None:
+        return f"- **{what}:** no result rows yet."
+    line = f"- **{what}:** {_verdict(hit[1])}."
+    longest = _longest_trained(entries, setting) if setting != "zero-shot" else None
+    if longest is not None and (longest[0].dataset, longest[0].table) != (hit[0].dataset, hit[0].table):
+        line += f" Trained longest: {_verdict(longest)}."
+    return line
 
 
 def leaderboard_markdown(rows: list[Entry]) -> str:
