@@ -150,10 +150,32 @@ def test_pareto_front_and_bad_result_files(tmp_path):
     with pytest.raises(StcastError, match="line 2: setting 'half-shot'"):
         report.read_results([tmp_path / "odd.csv"])
     (tmp_path / "vals.csv").write_text("dataset,model,mae\nx,a,1.5\nx,b,nan\nx,c,\nx,d,inf\n")
-    assert [e.model for e in report.read_results([tmp_path / "vals.csv"])] == ["a"]  # unscored rows: not ranked
+    unranked: list[str] = []
+    assert [e.model for e in report.read_results([tmp_path / "vals.csv"], unranked)] == ["a"]  # not ranked...
+    assert [u.split(":")[0] for u in unranked] == [f"{tmp_path / 'vals.csv'} line {i}" for i in (3, 4, 5)]
+    assert "b on x (vals) has mae 'nan'" in unranked[0]  # ...but each named, for the page's "Not ranked"
     (tmp_path / "vals.csv").write_text("dataset,model,mae\nx,a,1.5\nx,b,3.2 MAE\n")
     with pytest.raises(StcastError, match="line 3: mae .3.2 MAE. is not a number"):  # text, not a blank
         report.read_results([tmp_path / "vals.csv"])
+    (tmp_path / "vals.csv").write_text("dataset,model,mae,passes\nx,a,1.5,3\nx,b,1.6,three\n")
+    with pytest.raises(StcastError, match="line 3: passes 'three' is not a number"):  # any numeric column
+        report.read_results([tmp_path / "vals.csv"])
+    (tmp_path / "vals.csv").write_text("dataset,model,mae,train_s\nx,a,1.5,-20\n")
+    with pytest.raises(StcastError, match="line 2: train_s '-20' is negative"):
+        report.read_results([tmp_path / "vals.csv"])
+    (tmp_path / "vals.csv").write_text("dataset,model,mae\n")
+    with pytest.raises(StcastError, match="holds no result rows"):
+        report.read_results([tmp_path / "vals.csv"])
+
+
+def test_the_page_lists_the_rows_it_did_not_rank(tmp_path, capsys):
+    (tmp_path / "r.csv").write_text("dataset,model,mae\nx,stid,3.1\nx,st-vlm,nan\n")
+    out = tmp_path / "results.md"
+    assert main(["report", str(tmp_path / "r.csv"), "--out", str(out)]) == 0
+    assert "stcast: note:" in capsys.readouterr().out
+    page = out.read_text()
+    assert "## Not ranked" in page and "st-vlm on x (r) has mae 'nan'" in page
+    assert "| 1 | **stid** |" in page and "| st-vlm |" not in page
 
 
 def test_the_results_page_names_the_files_it_was_made_from_as_typed(tmp_path):

@@ -28,6 +28,8 @@ SETTINGS = ("full", "few-shot", "zero-shot", "imputation")
 BACKBONES = ("pretrained", "random", "removed")
 _NUMERIC = ("mae", "rmse", "mape", "mae@3", "mae@6", "mae@12", "crps", "coverage80", "train_s", "passes", "epochs",
             "best_epoch", "mae_std", "seeds", "threads", "seed", "trainable_params")
+_COUNTS = ("train_s", "passes", "epochs", "best_epoch", "mae_std", "seeds", "threads", "trainable_params", "mae",
+           "rmse", "mape", "mae@3", "mae@6", "mae@12", "crps", "coverage80")  # none of these can be below 0
 
 
 @dataclass
@@ -60,9 +62,12 @@ def _number(text):
     return v if math.isfinite(v) else None
 
 
-def read_results(paths) -> list[Entry]:
+def read_results(paths, unranked: list[str] | None = None) -> list[Entry]:
     """Rows of result CSVs grouped by (dataset, table, model), seeds averaged; clear errors for a missing file,
-    a CSV without dataset/model/mae columns, an unknown setting or backbone."""
+    a CSV without rows or without dataset/model/mae columns, an unknown setting or backbone, a cell of a numeric
+    column that is not a number, a negative count. A row that scored nothing (mae empty, nan or inf: a run that
+    diverged) is not ranked; `unranked`, when given, receives one line per such row, so that nothing is dropped
+    unsaid."""
     if not paths:
         raise StcastError("no result CSVs given (e.g. results/*/*.csv)")
     groups: dict[tuple, list[dict]] = {}
@@ -74,7 +79,9 @@ def read_results(paths) -> list[Entry]:
                 rows = list(csv.DictReader(fh))
         except (OSError, UnicodeDecodeError, csv.Error) as e:
             raise StcastError(f"{path} is not a readable CSV ({e})") from e
-        if not rows or not {"dataset", "model", "mae"} <= set(rows[0]):
+        if not rows:
+            raise StcastError(f"{path} holds no result rows (an empty file, or a header alone)")
+        if not {"dataset", "model", "mae"} <= set(rows[0]):
             raise StcastError(f"{path}: a result CSV needs the columns dataset, model and mae (stcast benchmark "
                               "writes them)")
         for i, row in enumerate(rows, 2):
@@ -85,11 +92,18 @@ def read_results(paths) -> list[Entry]:
                 raise StcastError(f"{path} line {i}: setting {row['setting']!r}; use one of {', '.join(SETTINGS)}")
             if row.get("backbone") and row["backbone"] not in BACKBONES:
                 raise StcastError(f"{path} line {i}: backbone {row['backbone']!r}; use one of {', '.join(BACKBONES)}")
-            if _number(row["mae"]) is None:
-                if _unscored(row["mae"]):
-                    continue  # a row that scored nothing: not ranked
-                raise StcastError(f"{path} line {i}: mae {row['mae']!r} is not a number (a row that scored nothing "
-                                  "leaves it empty or nan)")
+            for col in _NUMERIC:
+                cell = row.get(col)
+                if _number(cell) is None and not _unscored(cell):
+                    raise StcastError(f"{path} line {i}: {col} {cell!r} is not a number (a row that scored "
+                                      "nothing leaves it empty or nan)")
+                if col in _COUNTS and (_number(cell) or 0) < 0:
+                    raise StcastError(f"{path} line {i}: {col} {cell!r} is negative")
+            if _number(row["mae"]) is None:  # a row that scored nothing: not ranked, but said
+                if unranked is not None:
+                    unranked.append(f"{path} line {i}: {row['model']} on {row['dataset']} ({row['table']}) has "
+                                    f"mae {row['mae']!r}: scored nothing or diverged, not ranked")
+                continue
             groups.setdefault((row["dataset"], row["table"], row["model"]), []).append(row)
     return [_entry(key, rows) for key, rows in groups.items()]
 
@@ -402,8 +416,10 @@ def leaderboard_markdown(rows: list[Entry]) -> str:
     return "\n".join(lines)
 
 
-def write_report(entries: list[Entry], out, figures: dict[str, Path], command: str) -> Path:
-    """docs/results.md: the advice, every leaderboard (by dataset, then table), the pictures."""
+def write_report(entries: list[Entry], out, figures: dict[str, Path], command: str,
+                 unranked: list[str] = ()) -> Path:
+    """docs/results.md: the advice, every leaderboard (by dataset, then table), the pictures, and the rows that
+    scored nothing (not ranked, listed at the end)."""
     out = Path(out)
     grouped = tables(entries)
     datasets = list(dict.fromkeys(ds for ds, _ in grouped))
@@ -427,6 +443,8 @@ def write_report(entries: list[Entry], out, figures: dict[str, Path], command: s
             about = ([f"Budget: {budgets.pop()}."] if len(budgets) == 1 and "" not in budgets else []) + (
                 [f"Source: {source}."] if source else [])
             lines += [f"### {table}", "", *([" ".join(about), ""] if about else []), leaderboard_markdown(rows), ""]
+    if unranked:
+        lines += ["## Not ranked", "", *[f"- {u}" for u in unranked], ""]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines).rstrip() + "\n")
     return out

@@ -99,7 +99,10 @@ def cmd_report(args) -> int:
 
     from stcast.bench import report
 
-    entries = report.read_results(args.files)
+    unranked: list[str] = []
+    entries = report.read_results(args.files, unranked)
+    for line in unranked:
+        print(f"stcast: note: {line}")
     if Path(args.out).suffix.lower() != ".md":
         raise StcastError(f"--out {args.out}: the results page is Markdown (.md)")
     check_writable(args.out)
@@ -113,7 +116,7 @@ def cmd_report(args) -> int:
         except StcastError as e:  # a picture the rows do not allow: said, the page still written
             print(f"stcast: note: no {name} picture: {e}")
     path = report.write_report(entries, args.out, figures,
-                               f"stcast report {report.files_as_glob(args.files)} --out {args.out}")
+                               f"stcast report {report.files_as_glob(args.files)} --out {args.out}", unranked)
     print(f"wrote {path} ({len(entries)} rows in {len(report.tables(entries))} tables) and "
           f"{len(figures)} pictures in {figures_dir}")
     return 0
