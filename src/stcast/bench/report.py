@@ -28,8 +28,7 @@ SETTINGS = ("full", "few-shot", "zero-shot", "imputation")
 BACKBONES = ("pretrained", "random", "removed")
 _NUMERIC = ("mae", "rmse", "mape", "mae@3", "mae@6", "mae@12", "crps", "coverage80", "train_s", "passes", "epochs",
             "best_epoch", "mae_std", "seeds", "threads", "seed", "trainable_params")
-_COUNTS = ("train_s", "passes", "epochs", "best_epoch", "mae_std", "seeds", "threads", "trainable_params", "mae",
-           "rmse", "mape", "mae@3", "mae@6", "mae@12", "crps", "coverage80")  # none of these can be below 0
+_NON_NEGATIVE = tuple(c for c in _NUMERIC if c != "seed")  # errors, times and counts: none can be below 0
 
 
 @dataclass
@@ -97,7 +96,7 @@ def read_results(paths, unranked: list[str] | None = None) -> list[Entry]:
                 if _number(cell) is None and not _unscored(cell):
                     raise StcastError(f"{path} line {i}: {col} {cell!r} is not a number (a row that scored "
                                       "nothing leaves it empty or nan)")
-                if col in _COUNTS and (_number(cell) or 0) < 0:
+                if col in _NON_NEGATIVE and (_number(cell) or 0) < 0:
                     raise StcastError(f"{path} line {i}: {col} {cell!r} is negative")
             if _number(row["mae"]) is None:  # a row that scored nothing: not ranked, but said
                 if unranked is not None:
