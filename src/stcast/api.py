@@ -220,12 +220,14 @@ class Imputer(_FrameModel):
                                train=self._train_config()), data)
         return self
 
-    def transform(self, df: pd.DataFrame | None = None) -> pd.DataFrame:
+    def transform(self, df: pd.DataFrame | None = None, keep_empty: bool = False) -> pd.DataFrame:
+        """The frame with its NaNs filled; a series never observed stays NaN (with a warning), or with
+        `keep_empty` keeps the model's answer."""
         from stcast.engine.inference import impute_array
 
         self._fitted()
         data = self.data_ if df is None else self._data(df)
-        filled, observed = impute_array(self.model_, self.scaler_, data)
+        filled, observed = impute_array(self.model_, self.scaler_, data, keep_empty=keep_empty)
         T, N = filled.shape[:2]
         return pd.DataFrame({self.id_col: np.tile(data.node_ids, T), self.time_col: np.repeat(data.timestamps, N),
                              self.target_col: filled[:, :, 0].reshape(-1),

@@ -79,3 +79,18 @@ def test_a_tables_layout_is_not_overwritten_by_the_command_lines_default(tmp_pat
         "layout": "long", "time_col": "when", "node_col": "loop", "value_col": "mph"}}}))
     assert main(["benchmark", "--config", str(cfg), "--out-dir", str(tmp_path / "out")]) == 0
     assert "last-value" in capsys.readouterr().out
+
+
+def test_an_empty_or_binary_config_file_is_refused_not_read_as_the_defaults(tmp_path):
+    path = tmp_path / "empty.yaml"
+    path.write_text("")
+    with pytest.raises(StcastError, match=r"config file .*empty.yaml sets nothing \(it is empty or only comments\)"):
+        read_yaml(path)
+    path.write_text("# models: [stid]\n")
+    with pytest.raises(StcastError, match="sets nothing"):
+        read_yaml(path)
+    path.write_bytes(b"\x00\xff\xfe\x00" * 10)
+    with pytest.raises(StcastError, match=r"empty.yaml is not UTF-8 text"):
+        read_yaml(path)
+    path.write_text("train: {}\n")  # an empty section is a setting, not an empty file
+    assert read_yaml(path) == {"train": {}}

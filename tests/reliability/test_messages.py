@@ -56,3 +56,24 @@ def test_a_wide_tables_time_column_is_found_wherever_it_stands(wide, tmp_path, n
 def test_a_datetime_typed_column_is_the_time_column_whatever_its_name(wide):
     frame = wide.rename(columns={"ds": "when"})[["a", "when", "b", "c"]]
     assert frame_to_data(frame, "m", api=True).node_ids == ["a", "b", "c"]
+
+
+def test_a_column_name_given_twice_is_refused_not_renamed(wide, tmp_path):
+    path = tmp_path / "twice.csv"
+    twice = wide.set_axis(["ds", "a", "a", "c"], axis=1)
+    twice.to_csv(path, index=False)  # pandas would read the second 'a' as a sensor named 'a.1'
+    with pytest.raises(StcastError, match=r"twice.csv: the header names 1 column\(s\) more than once: 'a'"):
+        load_user_table(path)
+    with pytest.raises(StcastError, match=r"the column name\(s\) 'a' appear more than once"):
+        frame_to_data(twice, "f", api=True)
+    pa = pytest.importorskip("pyarrow")
+    from pyarrow import parquet
+
+    pq = tmp_path / "twice.parquet"  # pandas will not write one; pyarrow does, and will not read it back
+    parquet.write_table(pa.Table.from_pandas(twice.set_axis(["ds", "a", "b", "c"], axis=1), preserve_index=False)
+                        .rename_columns(["ds", "a", "a", "c"]), pq)
+    with pytest.raises(StcastError, match=r"twice.parquet is not a readable Parquet file \(Multiple matches"):
+        load_user_table(pq)
+    named = wide.set_axis(["ds", "a", "a.1", "c"], axis=1)  # a sensor really named 'a.1' is read as it is
+    named.to_csv(path, index=False)
+    assert load_user_table(path).node_ids == ["a", "a.1", "c"]

@@ -46,8 +46,9 @@ def cmd_impute(args) -> int:
     else:
         data = resolve_dataset(args.dataset, args)
         model, scaler = statistical_imputer(args.method, data, args.window)
-    filled, observed = impute_array(model, scaler, data, args.batch_size)
-    n_filled = int((~observed).sum())
+    filled, observed = impute_array(model, scaler, data, args.batch_size, keep_empty=args.keep_empty)
+    n_missing = int((~observed).sum())
+    n_filled = int((~observed & np.isfinite(filled)).sum())  # a series never observed stays NaN (see impute_array)
     nodes = data.node_ids or [str(i) for i in range(data.num_nodes)]
     if data.num_channels == 1:
         df = pd.DataFrame(filled[:, :, 0], columns=nodes)
@@ -58,7 +59,8 @@ def cmd_impute(args) -> int:
                            "channel": np.tile(list(data.meta.channels), T * N), "value": filled.reshape(-1),
                            "imputed": (~observed).reshape(-1)})
     write_table(df, args.out)
-    print(f"{n_filled} missing entries of {observed.size} filled; written to {args.out}")
+    left = f" ({n_missing - n_filled} left NaN: series never observed)" if n_filled < n_missing else ""
+    print(f"{n_filled} missing entries of {observed.size} filled{left}; written to {args.out}")
     return 0
 
 
@@ -80,6 +82,9 @@ def register(sub) -> None:
     sp.add_argument("--method", default="interpolate", help="without a model file: interpolate, mean-impute, ha")
     sp.add_argument("--window", type=positive_int, default=24)
     sp.add_argument("--batch-size", type=positive_int, default=64)
+    sp.add_argument("--keep-empty", action="store_true",
+                    help="keep the model's values for sensors never observed in the series (default: NaN, named "
+                         "in a warning)")
     sp.add_argument("--out", required=True)
     data_args(sp)
     sp.set_defaults(func=cmd_impute)

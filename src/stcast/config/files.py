@@ -60,9 +60,17 @@ def read_yaml(path) -> dict:
         raise StcastError(f"config file {path} is {size / 2**20:.1f} MB; a config is at most "
                           f"{MAX_CONFIG_BYTES >> 20} MB (is it the right file?)")
     try:
-        raw = safe_load(Path(path).read_text()) or {}
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise StcastError(f"config file {path} is not UTF-8 text ({e.reason} at byte {e.start}): is it the right "
+                          "file?") from e
+    try:
+        raw = safe_load(text)
     except yaml.YAMLError as e:
         raise StcastError(f"{path} is not valid YAML: {e}") from e
+    if raw is None:  # an empty (or comments-only) file: most likely a truncated or wrong file, never a wish
+        raise StcastError(f"config file {path} sets nothing (it is empty or only comments); give its settings, "
+                          "or leave --config out for the defaults")
     if not isinstance(raw, dict):
         raise StcastError(f"{path} must hold a mapping of settings")
     return raw

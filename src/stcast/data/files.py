@@ -4,6 +4,7 @@ the work that produces it. Clear errors otherwise."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -28,7 +29,22 @@ def read_csv(path, **kw) -> pd.DataFrame:
         raise StcastError(f"{path} could not be parsed as CSV: {e}") from e
     if df.empty:
         raise StcastError(f"{path} has a header but no rows")
+    if kw.get("header", "infer") is not None:
+        _refuse_repeated_names(path, df)
     return df
+
+
+def _refuse_repeated_names(path: Path, df: pd.DataFrame) -> None:
+    """pandas renames a repeated header name `a` to `a.1`: a sensor (or any column) would silently change its
+    name, and two columns meant as one series would become two. Only when a name looks renamed is the header line
+    read again, as written."""
+    if not any(isinstance(c, str) and re.search(r"\.\d+$", c) for c in df.columns):
+        return
+    header = [h for h in pd.read_csv(path, header=None, nrows=1, dtype=str).iloc[0].tolist() if isinstance(h, str)]
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        raise StcastError(f"{path}: the header names {len(repeated)} column(s) more than once: "
+                          f"{', '.join(map(repr, repeated[:5]))}; each column needs a name of its own")
 
 
 def check_writable(path, what: str = "--out") -> None:

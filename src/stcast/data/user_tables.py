@@ -53,6 +53,10 @@ def frame_to_data(df: pd.DataFrame, name: str, layout: str = "auto", time_col: s
 
     if not isinstance(df, pd.DataFrame) or df.empty:
         raise StcastError(f"{path} has no rows")
+    repeated = df.columns[df.columns.duplicated()].unique().tolist()
+    if repeated:  # a frame (or Parquet file) may carry one name twice: which of the two would be the sensor?
+        raise StcastError(f"{path}: the column name(s) {', '.join(map(repr, repeated[:5]))} appear more than "
+                          "once; each column needs a name of its own")
     time_col = time_col or _find_time_column(df)
     if time_col not in df.columns:
         raise StcastError(f"{path}: no time column {time_col!r}; columns are {list(df.columns)[:10]}")

@@ -84,9 +84,14 @@ def forecast_frame(model: STModel, scaler: StandardScaler, data: SpatioTemporalD
 
 @torch.no_grad()
 def impute_array(model: STModel, scaler: StandardScaler, data: SpatioTemporalData,
-                 batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+                 batch_size: int = 64, keep_empty: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(filled values (T, N, C), observed mask): every missing entry filled by the model, observed ones kept.
-    Windows of the model's length tile the series (the tail too), in batches."""
+    Windows of the model's length tile the series (the tail too), in batches.
+
+    A sensor (channel) with no observed value anywhere in the series has nothing of its own to be filled from: a
+    statistical imputer would hand it a value from the other sensors (the scaler's mean) and call it imputed. As
+    for `forecast_frame`'s empty windows, a warning names it and its values stay NaN, unless `keep_empty` (then
+    they keep the model's answer, e.g. a graph model's estimate from its neighbours)."""
     model.eval()
     model.attach(data, scaler)
     L, T = model.spec.input_len, data.num_steps
@@ -107,6 +112,18 @@ def impute_array(model: STModel, scaler: StandardScaler, data: SpatioTemporalDat
                   dow_y=t(dow[idx]), start=t(s), node_ids=torch.arange(data.num_nodes), eval_mask=~mask)
         out = scaler.inverse(model(b).point).numpy()
         filled[idx] = np.where(observed[idx], filled[idx], out)
+    never = ~observed.any(axis=0)  # (N, C): never observed
+    if never.any():
+        nodes = np.asarray(data.node_ids or [str(i) for i in range(data.num_nodes)], dtype=object)
+        names = [str(n) if data.num_channels == 1 else f"{n}/{c}"
+                 for n, c in zip(nodes[np.nonzero(never)[0]], np.asarray(data.meta.channels)[np.nonzero(never)[1]])]
+        shown = ", ".join(names[:8]) + (f" (+{len(names) - 8} more)" if len(names) > 8 else "")
+        if not keep_empty:
+            filled[:, never] = np.nan
+        what = ("kept as the model's answer (nothing of their own grounds it)" if keep_empty
+                else "left as NaN (keep the model's answer with --keep-empty / keep_empty=True)")
+        warnings.warn(f"{len(names)} of {never.size} series of {data.meta.name} have no observed value anywhere: "
+                      f"{shown}; their imputations are {what}", stacklevel=2)
     return filled, observed
 
 
