@@ -101,3 +101,42 @@ def test_every_shipped_config_passes_the_checks_a_run_makes_first(path):
     # a renamed hyper-parameter or model must not leave an experiment that fails hours into a resumed run
     cfg = config.BenchConfig.from_yaml(path)
     assert cfg.models and cfg.datasets
+
+
+def test_train_uses_the_configs_protocol_and_says_when_a_flag_overrides_it(tmp_path, capsys):
+    """A config's split / input_len / horizon / quantiles were silently replaced by train's defaults."""
+    from stcast.engine.checkpoint import load_model
+
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text("split: '6:2:2'\ninput_len: 6\nhorizon: 3\nquantiles: [0.1, 0.5, 0.9]\n"
+                   "train: {epochs: 1, max_batches_per_epoch: 2}\n")
+    out = tmp_path / "m.pt"
+    assert main(["train", "--model", "dlinear", "--dataset", "los-loop", "--config", str(cfg), "--out",
+                 str(out)]) == 0
+    model, _, info = load_model(out)
+    assert (model.spec.input_len, model.spec.horizon, tuple(model.spec.quantiles)) == (6, 3, (0.1, 0.5, 0.9))
+    assert info["protocol"]["split"] == "6:2:2"
+    with pytest.warns(UserWarning, match=r"--split 7:1:2 overrides .*p.yaml's split: 6:2:2"):
+        assert main(["train", "--model", "dlinear", "--dataset", "los-loop", "--config", str(cfg), "--split",
+                     "7:1:2", "--out", str(out)]) == 0
+    assert load_model(out)[2]["protocol"]["split"] == "7:1:2"
+    cfg.write_text("split: '6:2:2:1'\n")
+    assert main(["train", "--model", "dlinear", "--dataset", "los-loop", "--config", str(cfg)]) == 2
+    assert "split '6:2:2:1'" in capsys.readouterr().err
+    cfg.write_text("horizon: 0\n")
+    assert main(["train", "--model", "dlinear", "--dataset", "los-loop", "--config", str(cfg)]) == 2
+    assert "horizon=0 is invalid" in capsys.readouterr().err
+    cfg.write_text("cluster: {k: 4}\n")
+    assert main(["train", "--model", "dlinear", "--dataset", "los-loop", "--config", str(cfg)]) == 2
+    assert "cluster shape(s) a benchmark table" in capsys.readouterr().err
+
+
+def test_a_width_of_zero_is_refused_when_the_model_is_built_not_in_its_first_step():
+    from stcast.models.base import ProblemSpec
+    from stcast.models.registry import build_model
+
+    spec = ProblemSpec(8, 1, 12, 12, 288)
+    with pytest.raises(StcastError, match=r"bad hyper-parameters for 'stid' \(embed_dim=0\): they leave layer "
+                                          r"'.*' with no weights"):
+        build_model("stid", spec, embed_dim=0)
+    assert sum(p.numel() for p in build_model("stid", spec, embed_dim=1).parameters()) > 0

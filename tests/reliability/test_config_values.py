@@ -94,3 +94,9 @@ def test_an_empty_or_binary_config_file_is_refused_not_read_as_the_defaults(tmp_
         read_yaml(path)
     path.write_text("train: {}\n")  # an empty section is a setting, not an empty file
     assert read_yaml(path) == {"train": {}}
+
+
+def test_a_seed_beyond_numpys_range_is_refused_before_training():
+    assert TrainConfig(seed=2**32 - 1).seed == 2**32 - 1
+    with pytest.raises(StcastError, match=r"seed=4294967296 is invalid: expected an integer in 0 .. 4294967295"):
+        TrainConfig.from_dict({"seed": 2**32}, "--seed")

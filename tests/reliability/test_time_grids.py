@@ -47,3 +47,32 @@ def test_series_with_different_steps_are_named():
     with pytest.warns(UserWarning, match=r"different time steps; on the common 0 days 00:05:00 grid .*slow"):
         data = frame_to_data(long, "mixed", layout="long")
     assert data.meta.step_minutes == 5
+
+
+def test_local_timestamps_across_a_daylight_saving_change_are_one_utc_grid(tmp_path):
+    """-08:00 before 2024-03-10 02:00 in Los Angeles, -07:00 after: pandas hands back bare objects (a traceback)."""
+    when = pd.date_range("2024-03-10", periods=300, freq="5min", tz="America/Los_Angeles")
+    frame = pd.DataFrame({"time": when.astype(str), "a": np.arange(300.0), "b": np.arange(300.0) * 2})
+    assert frame["time"].str[-6:].nunique() == 2  # both offsets are in the file
+    path = tmp_path / "dst.csv"
+    frame.to_csv(path, index=False)
+    data = load_user_table(path)
+    assert data.num_steps == 300 and data.meta.step_minutes == 5  # no gap, no repeated hour
+    assert pd.Timestamp(data.timestamps[0]) == pd.Timestamp("2024-03-10 08:00")  # 00:00 -08:00 in UTC
+    np.testing.assert_array_equal(np.asarray(data.values[:, 1, 0]), np.arange(300.0) * 2)
+    clash = frame.copy()  # rows 150.. restated 17 hours earlier, in Tokyo time: their instants repeat earlier rows
+    clash.loc[150:, "time"] = (when[150:] - pd.Timedelta(hours=17)).tz_convert("Asia/Tokyo").astype(str)
+    clash.to_csv(path, index=False)
+    with pytest.raises(StcastError, match="duplicate timestamps"):
+        load_user_table(path)
+
+
+def test_a_value_beyond_float32_is_named_not_reported_as_an_inf(tmp_path):
+    frame = pd.DataFrame({"time": pd.date_range("2024-01-01", periods=50, freq="5min"), "a": np.ones(50),
+                          "b": np.ones(50)})
+    frame.loc[7, "b"] = 1e39
+    path = tmp_path / "big.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(StcastError, match=r"1 values are beyond float32's range .* e.g. 1e\+39 at 2024-01-01 00:35:00 "
+                                          r"in column 'b'"):
+        load_user_table(path)

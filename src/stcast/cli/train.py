@@ -53,9 +53,12 @@ def cmd_train(args) -> int:
         extra = dict(init_state=warm["model"].state_dict(), scaler=warm["scaler"])
         args.task, args.input_len, args.horizon = Task.parse(warm["info"]["task"]), spec.input_len, spec.horizon
         args.quantiles = list(spec.quantiles) or None
-    exp = Experiment(args.model, data, task=args.task, input_len=args.input_len, horizon=args.horizon,
-                     split=args.split, protocol=args.protocol, missing=args.missing, model_kw=model_kw,
-                     few_shot_fraction=args.few_shot, train=train, quantiles=args.quantiles or (), **extra)
+    proto = _protocol_settings(args, raw, source)
+    exp = Experiment(args.model, data, task=proto["task"], input_len=proto["input_len"], horizon=proto["horizon"],
+                     split=proto["split"], protocol=proto["protocol"], missing=proto["missing"],
+                     missing_kw=proto["missing_kw"], model_kw=model_kw, few_shot_fraction=proto["few_shot"],
+                     train=train, quantiles=proto["quantiles"] or (), context_len=proto["context_len"],
+                     eval_stride=proto["eval_stride"], val_stride=proto["val_stride"], **extra)
     res = exp.run()
     from stcast.bench.tables import print_results
 
@@ -107,18 +110,59 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+# A config's settings of the protocol (how the data is cut, hidden and scored) that one `train` run uses as well:
+# config key -> its flag (None: no flag). A flag given on the command line wins over the config, said when they
+# differ; a key in neither takes the built-in default. (Before, `train --config` read only `train`, `model_train`
+# and `model_kw`, and a config's `split: 6:2:2` or `input_len: 24` was silently replaced by the defaults.)
+PROTOCOL_KEYS = {"task": "task", "input_len": "input_len", "horizon": "horizon", "split": "split",
+                 "protocol": "protocol", "missing": "missing", "few_shot": "few_shot", "quantiles": "quantiles",
+                 "missing_kw": None, "context_len": None, "eval_stride": None, "val_stride": None}
+# keys that shape a table of runs, not one run: `train` cannot honour them, and says so rather than drop them
+BENCHMARK_ONLY = ("cluster", "transfer_to")
+
+
+def _protocol_settings(args, raw: dict, source: str) -> dict:
+    import warnings
+
+    from stcast.config import BenchConfig
+
+    given = {k: raw[k] for k in PROTOCOL_KEYS if k in raw}
+    cfg = BenchConfig.from_dict(given, source) if given else None  # types and ranges, named by the config
+    out = {}
+    for key, flag in PROTOCOL_KEYS.items():
+        value = getattr(args, flag) if flag else None
+        if key in given:
+            from_cfg = getattr(cfg, key)
+            if key == "task":
+                from_cfg = Task.parse(from_cfg)
+            if value is not None and value != from_cfg and not (key == "quantiles" and list(value) == from_cfg):
+                warnings.warn(f"--{flag.replace('_', '-')} {value} overrides {source}'s {key}: {from_cfg}",
+                              stacklevel=2)
+            elif value is None:
+                value = from_cfg
+        out[key] = value
+    out["task"] = out["task"] or Task.FORECAST
+    out["missing"] = out["missing"] or "point"
+    out["eval_stride"] = out["eval_stride"] or 1
+    unused = [k for k in BENCHMARK_ONLY if raw.get(k) is not None]
+    if unused:
+        raise StcastError(f"{source}: {', '.join(unused)} shape(s) a benchmark table; `stcast train` cannot apply "
+                          f"them to one run: use `stcast benchmark --config`, or drop the key(s)")
+    return out
+
+
 def register(sub) -> None:
     sp = sub.add_parser("train", help="train one model on one dataset, report test metrics, save it")
     sp.add_argument("--model", default=None, help="a registered model (stcast models); with --init-from: optional")
     sp.add_argument("--init-from", default=None, metavar="MODEL_FILE",
                     help="fine-tune a saved model on --dataset: its weights, hyper-parameters, windows and scaler")
     sp.add_argument("--dataset", required=True, help="registered name or a CSV/Parquet path")
-    sp.add_argument("--task", default=Task.FORECAST, type=Task.parse, choices=list(Task))
+    sp.add_argument("--task", default=None, type=Task.parse, choices=list(Task), help="default: forecast")
     sp.add_argument("--input-len", type=positive_int, default=None)
     sp.add_argument("--horizon", type=positive_int, default=None)
     sp.add_argument("--split", default=None)
     sp.add_argument("--protocol", default=None)
-    sp.add_argument("--missing", default="point", choices=["point", "block"])
+    sp.add_argument("--missing", default=None, choices=["point", "block"], help="default: point")
     sp.add_argument("--few-shot", type=float, default=None)
     sp.add_argument("--out", default=None, help="write the trained model here (.pt)")
     sp.add_argument("--checkpoint", default=None, help="training checkpoint (for --resume)")

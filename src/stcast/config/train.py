@@ -34,7 +34,7 @@ class TrainConfig:
     batch_size: int = setting(32, lambda v: v >= 1, "an integer >= 1")
     eval_batch_size: int = setting(64, lambda v: v >= 1, "an integer >= 1")
     clip_grad: float = setting(5.0, _finite(0), "a finite number >= 0 (0 = no clipping)")
-    seed: int = setting(0, lambda v: v >= 0, "an integer >= 0")
+    seed: int = setting(0, lambda v: 0 <= v < 2**32, "an integer in 0 .. 4294967295 (numpy's seed range)")
     # where it runs (Lightning Fabric): one CPU process by default; batch_size is the global batch over processes
     accelerator: str = setting("cpu", _one_of(ACCELERATORS), "cpu, cuda or auto")
     devices: int | str = setting(1, lambda v: v == "auto" or (type(v) is int and v >= 1),

@@ -65,7 +65,7 @@ def frame_to_data(df: pd.DataFrame, name: str, layout: str = "auto", time_col: s
         times = _step_index_times(column, step_minutes, path, time_col, opt)
     else:
         try:
-            times = pd.to_datetime(column, format="mixed")
+            times = _parse_times(column)
         except (ValueError, TypeError) as e:
             raise StcastError(f"{path}: column {time_col!r} does not hold timestamps ({e})") from e
     if times.isna().any():
@@ -134,7 +134,13 @@ def frame_to_data(df: pd.DataFrame, name: str, layout: str = "auto", time_col: s
         warnings.warn(f"{name}: {len(gaps)} missing time steps (e.g. {gaps[0]}) filled as missing values",
                       stacklevel=2)
     table = table.reindex(full)
-    values = table.to_numpy(np.float32).reshape(len(full), len(nodes), len(channels))
+    wide = table.to_numpy(np.float64)
+    big = np.isfinite(wide) & (np.abs(wide) > np.finfo(np.float32).max)
+    if big.any():  # float32 would turn them into inf, and the error would then blame an inf the file never held
+        t, j = np.argwhere(big)[0]
+        raise StcastError(f"{path}: {int(big.sum())} values are beyond float32's range (|x| > 3.4e38), e.g. "
+                          f"{wide[t, j]:g} at {full[t]} in column {table.columns[j]!r}: rescale the table first")
+    values = wide.astype(np.float32).reshape(len(full), len(nodes), len(channels))
     step_min = int(step / pd.Timedelta(minutes=1))
     meta = DatasetMeta(name, step_min, max(1, 1440 // step_min), tuple(map(str, channels)), "",
                        null_value=null_value)
@@ -216,6 +222,24 @@ def _numeric_csv_matrix(path: Path) -> np.ndarray:
 
 
 TIME_NAMES = ("timestamp", "time", "datetime", "date", "ds")
+
+
+def _parse_times(column: pd.Series) -> pd.Series:
+    """Timestamps as written; offsets that change along the column (daylight saving: -08:00 in winter, -07:00 in
+    summer) or differ between rows are one instant each, on one clock: UTC (pandas would hand back bare objects)."""
+    import warnings as _w
+
+    with _w.catch_warnings():
+        _w.simplefilter("ignore", FutureWarning)  # "mixed time zones": handled below
+        try:
+            times = pd.to_datetime(column, format="mixed")
+        except ValueError as e:
+            if "utc=True" not in str(e):
+                raise
+            times = None
+    if times is None or times.dtype == object:
+        times = pd.to_datetime(column, format="mixed", utc=True)
+    return times
 
 
 def _find_time_column(df: pd.DataFrame):

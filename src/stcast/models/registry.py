@@ -58,11 +58,18 @@ def get_model_class(name: str) -> type[STModel]:
 
 def build_model(name: str, spec: ProblemSpec, **hparams) -> STModel:
     cls = get_model_class(name)
+    shown = ", ".join(f"{k}={v!r}" for k, v in hparams.items()) or "defaults"
     try:
-        return cls(spec, **hparams)
+        model = cls(spec, **hparams)
     except StcastError:
         raise
     except (TypeError, ValueError, RuntimeError, ZeroDivisionError, OverflowError) as e:
         # wrong names, types or sizes in hyper-parameters (e.g. embed_dim: abc, or -4)
-        shown = ", ".join(f"{k}={v!r}" for k, v in hparams.items()) or "defaults"
         raise StcastError(f"bad hyper-parameters for {name!r} ({shown}): {str(e).splitlines()[0][:200]}") from e
+    # a width of 0 (embed_dim: 0) builds a layer with no weights, which torch accepts and only fails on in the
+    # first forward pass, deep in training: refused here, naming the layer
+    empty = next((n for n, p in model.named_parameters() if p.numel() == 0), None)
+    if empty is not None:
+        raise StcastError(f"bad hyper-parameters for {name!r} ({shown}): they leave layer {empty!r} with no weights "
+                          f"(a size of 0 somewhere)")
+    return model
