@@ -77,3 +77,9 @@ def test_a_column_name_given_twice_is_refused_not_renamed(wide, tmp_path):
     named = wide.set_axis(["ds", "a", "a.1", "c"], axis=1)  # a sensor really named 'a.1' is read as it is
     named.to_csv(path, index=False)
     assert load_user_table(path).node_ids == ["a", "a.1", "c"]
+
+
+def test_a_null_value_that_is_not_a_number_is_refused(wide):
+    with pytest.raises(StcastError, match=r"null_value='zero': expected the number that means 'no reading'"):
+        frame_to_data(wide, "f", null_value="zero", api=True)
+    assert frame_to_data(wide, "f", null_value=0, api=True).meta.null_value == 0

@@ -51,6 +51,9 @@ def frame_to_data(df: pd.DataFrame, name: str, layout: str = "auto", time_col: s
     def opt(name: str, value: str = "NAME") -> str:  # --node-col NAME, or node_col='NAME' for the Python API
         return f"{name}={value!r}" if api else f"--{name.replace('_', '-')} {value}"
 
+    if null_value is not None and (isinstance(null_value, bool) or not isinstance(null_value, int | float | np.number)):
+        raise StcastError(f"{opt('null_value', null_value)}: expected the number that means 'no reading' (e.g. 0), "
+                          "or None")
     if not isinstance(df, pd.DataFrame) or df.empty:
         raise StcastError(f"{path} has no rows")
     repeated = df.columns[df.columns.duplicated()].unique().tolist()
