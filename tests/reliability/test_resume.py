@@ -189,6 +189,36 @@ def test_partial_tables_merge_into_one(tmp_path, capsys):
     assert "stid on metr-la appears in two parts with different figures" in capsys.readouterr().err
 
 
+def test_parts_of_different_tables_do_not_merge(tmp_path, capsys):
+    """Two benchmarks run with different settings (here the split) are two tables, whatever their rows say; so is
+    a forecasting part beside an imputation part; and an MAE that is not a number is no row."""
+    import json
+
+    from stcast.bench.resume import fingerprint
+    from stcast.cli import main
+    from stcast.config import BenchConfig
+
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text("dataset,model,task,mae\nmetr-la,stid,forecast,3.19\n")
+    b.write_text("dataset,model,task,mae\nmetr-la,dlinear,forecast,3.52\n")
+    for part, models, name, split in ((a, ["stid"], "part-a", "7:1:2"), (b, ["dlinear"], "part-b", "7:1:2")):
+        state = {"config": fingerprint(BenchConfig(models=models, name=name, split=split)), "rows": {}}
+        part.with_name(part.stem + ".state.json").write_text(json.dumps(state))
+    out = str(tmp_path / "all.csv")
+    assert main(["merge", str(a), str(b), "--out", out]) == 0  # parts of one table: other rows, other names
+    state = {"config": fingerprint(BenchConfig(models=["dlinear"], name="part-b", split="6:2:2")), "rows": {}}
+    b.with_name("b.state.json").write_text(json.dumps(state))
+    assert main(["merge", str(a), str(b), "--out", out]) == 2
+    assert "were run with different settings (split: '7:1:2' vs '6:2:2')" in capsys.readouterr().err
+    b.with_name("b.state.json").unlink()
+    b.write_text("dataset,model,task,mae\nmetr-la,brits,impute,2.45\n")
+    assert main(["merge", str(a), str(b), "--out", out]) == 2
+    assert "line 2 is a row of task 'impute'" in capsys.readouterr().err
+    b.write_text("dataset,model,task,mae\nmetr-la,dlinear,forecast,abc\n")
+    assert main(["merge", str(a), str(b), "--out", out]) == 2
+    assert "line 2: mae 'abc' is not a number" in capsys.readouterr().err
+
+
 def test_a_resumed_run_keeps_its_wall_clock_budget(tmp_path, los_small):
     """`max_minutes` counts the training before a kill too: a resumed equal-time row gets no fresh budget."""
     from stcast.config import TrainConfig

@@ -144,20 +144,61 @@ class StoredRow:
         return dict(self._row)
 
 
+# what parts of one table may differ in: their rows and their run's name (parts run as `--models a --set name=...`)
+_PART_FREE = {"models", "datasets", "name", "train.checkpoint", "train.resume"}
+
+
+def _part_config(part: Path) -> dict | None:
+    """The config a part was run with, from the run state `stcast benchmark` writes beside its CSV (None without)."""
+    state = part.with_name(part.stem + ".state.json")
+    if not state.is_file():
+        return None
+    try:
+        return dict(json.loads(state.read_text())["config"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise StcastError(f"merge: {state} (beside {part.name}) is not a run state written by stcast ({e})") from e
+
+
 def merge_tables(parts, out) -> Path:
     """Partial result CSVs of one table (e.g. `--models` split over two processes) into one: rows in the order
-    the parts give them, columns the union; a (dataset, model) row in two parts must be the same row."""
+    the parts give them, columns the union; a (dataset, model) row in two parts must be the same row. Parts of
+    different tables are refused: their run states (beside the CSVs) must agree in every setting but the rows and
+    the name, and every row must be of one task; an MAE that is not a number (nan: a diverged row) is refused."""
     rows: dict[tuple, dict] = {}
     columns: list[str] = []
+    first: tuple[Path, dict] | None = None
+    tasks: dict[str, Path] = {}
     for part in map(Path, parts):
         if not part.is_file():
             raise StcastError(f"merge: {part} does not exist")
+        config = _part_config(part)
+        if config is not None:
+            if first is None:
+                first = (part, config)
+            unset = "<unset>"
+            changed = sorted(k for k in set(config) | set(first[1])
+                             if k not in _PART_FREE and config.get(k, unset) != first[1].get(k, unset))
+            if changed:
+                shown = "; ".join(f"{k}: {first[1].get(k, unset)!r} vs {config.get(k, unset)!r}" for k in changed[:4])
+                raise StcastError(f"merge: {first[0]} and {part} were run with different settings ({shown}); they "
+                                  "are parts of different tables")
         with open(part, newline="") as fh:
             reader = csv.DictReader(fh)
             if not reader.fieldnames or not {"dataset", "model"} <= set(reader.fieldnames):
                 raise StcastError(f"merge: {part} is not a benchmark table (no dataset and model columns)")
             columns += [c for c in reader.fieldnames if c not in columns]
-            for row in reader:
+            for line, row in enumerate(reader, 2):
+                if row.get("task"):
+                    tasks.setdefault(row["task"], part)
+                    if len(tasks) > 1:
+                        task0 = next(iter(tasks))
+                        raise StcastError(f"merge: {part} line {line} is a row of task {row['task']!r}; {tasks[task0]} "
+                                          f"holds {task0!r} rows: parts of different tables")
+                if row.get("mae") not in (None, ""):
+                    try:
+                        float(row["mae"])
+                    except ValueError:
+                        raise StcastError(f"merge: {part} line {line}: mae {row['mae']!r} is not a number") from None
                 key = (row["dataset"], row["model"])
                 if key in rows and {k: v for k, v in rows[key].items() if k in row} != \
                         {k: v for k, v in row.items() if k in rows[key]}:
