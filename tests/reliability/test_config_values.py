@@ -100,3 +100,10 @@ def test_a_seed_beyond_numpys_range_is_refused_before_training():
     assert TrainConfig(seed=2**32 - 1).seed == 2**32 - 1
     with pytest.raises(StcastError, match=r"seed=4294967296 is invalid: expected an integer in 0 .. 4294967295"):
         TrainConfig.from_dict({"seed": 2**32}, "--seed")
+
+
+def test_a_row_listed_twice_is_refused_not_trained_twice():
+    with pytest.raises(StcastError, match=r"b.yaml: models lists stid more than once"):
+        BenchConfig.from_dict(_cfg(models=["stid", "last-value", "stid"]), "b.yaml")
+    with pytest.raises(StcastError, match=r"datasets lists los-loop more than once"):
+        BenchConfig.from_dict(_cfg(datasets=["los-loop", "los-loop"]), "b.yaml")

@@ -97,6 +97,11 @@ class BenchConfig:
             if not isinstance(over, dict):
                 raise StcastError(f"{source}: model_train.{name} must be a mapping of training settings")
             TrainConfig.from_dict({**cfg.train, **over}, f"{source}: model_train.{name}")
+        for key in ("models", "datasets"):  # a row twice would be trained twice and written as two equal rows
+            names = list(getattr(cfg, key) or [])
+            twice = sorted({n for n in names if isinstance(n, str) and names.count(n) > 1})
+            if twice:
+                raise StcastError(f"{source}: {key} lists {', '.join(twice)} more than once")
         beyond = [s for s in cfg.steps if "steps" in raw and cfg.horizon is not None and s > cfg.horizon]
         if beyond:  # asked-for steps would be left out of every table without a word (the runner cuts the defaults)
             raise StcastError(f"{source}: steps {beyond} lie beyond the horizon ({cfg.horizon}); report steps 1 to "
