@@ -85,3 +85,20 @@ def test_smollm2_writes_descriptions_once_and_then_reads_them(tmp_path, monkeypa
     assert rep.generated == 3 and all(len(t.split()) >= 3 for t in texts)
     again, rep = D.describe(qs, D.get_writer("smollm2-135m"))
     assert again == texts and rep.cached == 3
+
+
+def test_a_sensor_with_no_readings_gets_no_lm_text(los_small, tmp_path, monkeypatch, counting_writer):
+    """An LM asked about a sensor whose every statistic is unknown writes readings it never saw."""
+    monkeypatch.setenv("STCAST_CACHE", str(tmp_path))
+    T = 288
+    obs = los_small.observed(slice(0, T))[:, :, 0].copy()
+    obs[:, 5] = False
+    stats = D.node_statistics(los_small.values[:T, :, 0], obs, los_small.timestamps[:T], los_small.meta)
+    questions = D.node_questions(stats, "los-loop", "mph")
+    assert [q.fixed for q in questions].count(True) == 1 and questions[5].fixed
+    w = counting_writer
+    writer = w()
+    texts, rep = D.describe(questions, writer)
+    assert writer.calls == 19 and rep.generated == 19  # the other 19 sensors go to the writer
+    assert texts[5] == "The series has no readings: every reading is missing."
+    assert "unknown" not in texts[5] and texts[4] != texts[5]

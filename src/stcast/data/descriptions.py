@@ -148,11 +148,16 @@ class Question:
 
     facts: str
     prompt: str
+    fixed: bool = False  # the facts are the whole text: nothing for an LM to describe (a sensor with no readings)
 
 
 def node_questions(stats: NodeStats, dataset: str, units: str) -> list[Question]:
     out = []
     for n in range(len(stats.mean)):
+        if stats.missing[n] >= 1:  # no statistic exists: an LM asked anyway invents readings ("average 0.00")
+            out.append(Question("The series has no readings: every reading is missing.", f"no readings ({dataset})",
+                                fixed=True))
+            continue
         facts = node_facts(stats, n, units)
         out.append(Question(f"The series reads on {facts}.", f"A sensor in the {dataset} dataset reads on "
                             f"{facts}. In two short sentences, describe the trend and daily pattern of this series."))
@@ -330,7 +335,7 @@ def describe(questions: list[Question], writer, use_cache: bool = True) -> tuple
         except (OSError, ValueError) as e:
             warnings.warn(f"description cache {path} is unreadable ({e}); regenerating", stacklevel=2)
     keys = [_digest(q.prompt) for q in questions]
-    todo = sorted({k: q for k, q in zip(keys, questions) if k not in store}.items())
+    todo = sorted({k: q for k, q in zip(keys, questions) if k not in store and not q.fixed}.items())
     chunk = 8  # saved after every chunk: a kill loses at most one chunk of texts
     for i in range(0, len(todo), chunk):
         part = todo[i:i + chunk]
@@ -346,5 +351,6 @@ def describe(questions: list[Question], writer, use_cache: bool = True) -> tuple
             print(f"  descriptions: {done}/{len(todo)} written ({spent:.0f} s, about "
                   f"{spent / done * (len(todo) - done):.0f} s left; cached in {path.parent})", file=sys.stderr,
                   flush=True)
-    return [store[k] for k in keys], DescribeReport(len(todo), len(questions) - len(todo),
-                                                    time.perf_counter() - t0)
+    fixed = sum(q.fixed for q in questions)
+    return [q.facts if q.fixed else store[k] for k, q in zip(keys, questions)], DescribeReport(
+        len(todo), len(questions) - len(todo) - fixed, time.perf_counter() - t0)
