@@ -76,3 +76,40 @@ def test_a_value_beyond_float32_is_named_not_reported_as_an_inf(tmp_path):
     with pytest.raises(StcastError, match=r"1 values are beyond float32's range .* e.g. 1e\+39 at 2024-01-01 00:35:00 "
                                           r"in column 'b'"):
         load_user_table(path)
+
+
+@pytest.mark.parametrize("fmt, order", [("%d/%m/%Y %H:%M", "day/month"), ("%m/%d/%Y %H:%M", "month/day"),
+                                        ("%d.%m.%Y %H:%M", "day/month")])
+def test_numeric_day_and_month_are_read_in_the_order_that_gives_a_grid(tmp_path, fmt, order):
+    """pandas read 02/01/2024 month-first, row by row: a day-first table became 600 rows spread over months."""
+    when = pd.date_range("2024-01-01", periods=600, freq="5min")  # 3 days: the day changes twice
+    frame = pd.DataFrame({"time": when.strftime(fmt), "a": np.arange(600.0)})
+    path = tmp_path / "dates.csv"
+    frame.to_csv(path, index=False)
+    with pytest.warns(UserWarning, match=rf"read as {order}, the order that puts the rows on a regular grid"):
+        data = load_user_table(path)
+    assert data.num_steps == 600
+    assert pd.Timestamp(data.timestamps[-1]) == when[-1]
+
+
+def test_dates_that_read_both_ways_onto_a_grid_are_an_error_asking_for_iso(tmp_path):
+    days = pd.date_range("2024-01-01", periods=12, freq="D")  # 01/01 .. 12/01: also twelve month starts
+    path = tmp_path / "days.csv"
+    pd.DataFrame({"time": days.strftime("%d/%m/%Y"), "a": np.arange(12.0)}).to_csv(path, index=False)
+    with pytest.raises(StcastError, match=r"both readings put the rows on a regular grid .* write ISO timestamps"):
+        load_user_table(path)
+    iso = tmp_path / "iso.csv"  # ISO dates are never ambiguous: nothing said
+    pd.DataFrame({"time": days.strftime("%Y-%m-%d"), "a": np.arange(12.0)}).to_csv(iso, index=False)
+    assert load_user_table(iso).num_steps == 12
+
+
+def test_an_index_written_with_the_table_is_not_a_sensor(tmp_path):
+    frame = pd.DataFrame({"time": pd.date_range("2024-01-01", periods=50, freq="5min"), "a": np.ones(50)})
+    path = tmp_path / "indexed.csv"
+    frame.to_csv(path)  # pandas' default: the index as a first column with a blank header cell
+    with pytest.raises(StcastError, match=r"column\(s\) \['Unnamed: 0'\] have no name in the header"):
+        load_user_table(path)
+    unix = tmp_path / "unix.csv"
+    frame.assign(time=frame["time"].astype("int64") // 10**9).to_csv(unix, index=False)
+    with pytest.raises(StcastError, match=r"they look like Unix times .* unit='s'"):
+        load_user_table(unix)

@@ -68,7 +68,9 @@ def frame_to_data(df: pd.DataFrame, name: str, layout: str = "auto", time_col: s
         times = _step_index_times(column, step_minutes, path, time_col, opt)
     else:
         try:
-            times = _parse_times(column)
+            times = _parse_times(column, path, time_col)
+        except StcastError:
+            raise
         except (ValueError, TypeError) as e:
             raise StcastError(f"{path}: column {time_col!r} does not hold timestamps ({e})") from e
     if times.isna().any():
@@ -106,6 +108,10 @@ def frame_to_data(df: pd.DataFrame, name: str, layout: str = "auto", time_col: s
     elif layout == "wide":
         table = df.drop(columns=[time_col]).set_index(times)
         nodes, channels = list(table.columns), ["value"]
+        unnamed = [c for c in nodes if isinstance(c, str) and c.startswith("Unnamed: ")]
+        if unnamed:  # pandas' name for a column the header leaves blank: most often an index written with the table
+            raise StcastError(f"{path}: column(s) {unnamed[:3]} have no name in the header (an index written with the "
+                              f"table, e.g. pandas' to_csv without index=False?); drop them or name each sensor")
         non_numeric = [c for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])]
         if non_numeric:
             raise StcastError(f"{path}: non-numeric node columns {non_numeric[:5]} in a wide table; a long table "
@@ -227,22 +233,64 @@ def _numeric_csv_matrix(path: Path) -> np.ndarray:
 TIME_NAMES = ("timestamp", "time", "datetime", "date", "ds")
 
 
-def _parse_times(column: pd.Series) -> pd.Series:
-    """Timestamps as written; offsets that change along the column (daylight saving: -08:00 in winter, -07:00 in
-    summer) or differ between rows are one instant each, on one clock: UTC (pandas would hand back bare objects)."""
-    import warnings as _w
+_NUMERIC_DATE = r"^\s*\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}"  # 02/01/2024: the 2nd of January, or February the 1st?
 
-    with _w.catch_warnings():
-        _w.simplefilter("ignore", FutureWarning)  # "mixed time zones": handled below
-        try:
-            times = pd.to_datetime(column, format="mixed")
-        except ValueError as e:
-            if "utc=True" not in str(e):
-                raise
-            times = None
-    if times is None or times.dtype == object:
-        times = pd.to_datetime(column, format="mixed", utc=True)
-    return times
+
+def _parse_times(column: pd.Series, path="the table", time_col="time") -> pd.Series:
+    """Timestamps as written; offsets that change along the column (daylight saving: -08:00 in winter, -07:00 in
+    summer) or differ between rows are one instant each, on one clock: UTC (pandas would hand back bare objects).
+
+    Dates written with the day and the month both as numbers (02/01/2024) are read month-first by pandas, row by
+    row (13/01/2024 becomes January the 13th beside it): a day-first table became a grid of months, silently. Both
+    readings are tried; the one that puts the rows on a regular grid (fewest empty steps between the first and the
+    last) is kept and said; when neither does, an error asks for ISO timestamps."""
+    def parse(dayfirst: bool) -> pd.Series:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "parsing dates in DD/MM/YYYY format": decided below
+            warnings.simplefilter("ignore", FutureWarning)  # "mixed time zones": handled below
+            try:
+                times = pd.to_datetime(column, format="mixed", dayfirst=dayfirst)
+            except ValueError as e:
+                if "utc=True" not in str(e):
+                    raise
+                times = None
+            if times is None or times.dtype == object:
+                times = pd.to_datetime(column, format="mixed", dayfirst=dayfirst, utc=True)
+        return times
+
+    times = parse(dayfirst=False)
+    text = column.dropna().astype(str)
+    if len(text) < 2 or not text.iloc[:1000].str.match(_NUMERIC_DATE).all():  # a sample decides: cheap on long tables
+        return times
+    try:
+        other = parse(dayfirst=True)
+    except (ValueError, TypeError):
+        return times
+    if other.equals(times):
+        return times
+    example = repr(str(column[times.ne(other) & other.notna()].iloc[0]))  # a date the two readings disagree on
+    empty = {dayfirst: _empty_share(t) for dayfirst, t in ((False, times), (True, other))}
+    shares = f"{100 * empty[False]:.0f} % of the steps empty read month/day, {100 * empty[True]:.0f} % day/month"
+    if min(empty.values()) > 0.5 or abs(empty[True] - empty[False]) < 0.05:
+        which = "neither reading puts" if min(empty.values()) > 0.5 else "both readings put"
+        raise StcastError(f"{path}: column {time_col!r} writes dates such as {example} that read as day/month or "
+                          f"month/day, and {which} the rows on a regular grid ({shares}); write ISO timestamps "
+                          "(2024-01-02 00:05) or give the day and month unambiguously")
+    dayfirst = empty[True] < empty[False]
+    warnings.warn(f"{path}: column {time_col!r} writes dates such as {example}: read as "
+                  f"{'day/month' if dayfirst else 'month/day'}, the order that puts the rows on a regular grid "
+                  f"({shares})", stacklevel=3)
+    return other if dayfirst else times
+
+
+def _empty_share(times: pd.Series) -> float:
+    """The share of the steps between the first and last timestamp that no row holds, at the most common step."""
+    t = pd.Series(times.dropna().unique()).sort_values()
+    if len(t) < 2:
+        return 0.0
+    step = t.diff().dropna().mode().iloc[0]
+    slots = (t.iloc[-1] - t.iloc[0]) / step + 1
+    return float(max(0.0, 1 - len(t) / slots)) if step > pd.Timedelta(0) else 1.0
 
 
 def _find_time_column(df: pd.DataFrame):
@@ -267,8 +315,10 @@ def _step_index_times(column: pd.Series, step_minutes, path, time_col, opt) -> p
     """An integer time column is a step index when the step is given (nominal timestamps from a Monday
     midnight, each integer one step), else a clear error: integers are not read as nanoseconds since 1970."""
     if step_minutes is None:
+        unix = (f"; they look like Unix times (seconds since 1970): convert them, e.g. pandas' "
+                f"pd.to_datetime(df[{time_col!r}], unit='s')") if column.min() > 1e8 else ""
         raise StcastError(f"{path}: column {time_col!r} holds numbers, not timestamps; if they count steps, give the "
-                          f"step ({opt('step_minutes', 5)} for 5-minute steps), else give real timestamps")
+                          f"step ({opt('step_minutes', 5)} for 5-minute steps), else give real timestamps{unix}")
     values = column.to_numpy()
     if not np.isfinite(values).all() or (values != np.round(values)).any():
         raise StcastError(f"{path}: column {time_col!r} holds step numbers that are not whole (or are missing)")
