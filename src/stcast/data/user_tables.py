@@ -259,8 +259,8 @@ def _parse_times(column: pd.Series, path="the table", time_col="time") -> pd.Ser
         return times
 
     times = parse(dayfirst=False)
-    text = column.dropna().astype(str)
-    if len(text) < 2 or not text.iloc[:1000].str.match(_NUMERIC_DATE).all():  # a sample decides: cheap on long tables
+    sample = column.dropna().iloc[:1000].astype(str)  # a sample decides: no copy of a long table's column
+    if len(sample) < 2 or not sample.str.match(_NUMERIC_DATE).all():
         return times
     try:
         other = parse(dayfirst=True)
