@@ -302,3 +302,22 @@ def test_cross_modal_attention_follows_eqs_4_to_7(model):
         assert torch.allclose(got, want, atol=1e-4)
         no_bias = cross_modal_block(block, hq, himg, bias * 0)
         assert not torch.allclose(got, no_bias, atol=1e-3)  # the bias moves the attention
+
+
+def test_a_single_sensor_trains_without_nans(los_small):
+    """One node: its 1 x 1 image and attention-bias row have no spread; torch's sample std of one value is NaN,
+    and its gradient made every weight NaN after the first step."""
+    from stcast.engine.splits import prepare_windows
+
+    one = prepare_windows(los_small.subset_nodes(np.arange(1)), "forecast", 12, 12)
+    torch.manual_seed(0)
+    m = build_model("st-vlm", one.spec)
+    opt = torch.optim.Adam([p for p in m.parameters() if p.requires_grad], lr=1e-2)
+    for b in list(one.train.batches(8, shuffle=True, seed=1))[:2]:
+        loss = task_loss(m(b), b, one.scaler, "forecast")
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        assert torch.isfinite(loss)
+    assert all(torch.isfinite(p).all() for p in m.parameters())
+    assert torch.equal(m.image(b), torch.zeros_like(m.image(b)))  # one cell, standardised: 0

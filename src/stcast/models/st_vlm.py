@@ -315,7 +315,10 @@ class STVLM(STModel):
         zero rows for the text queries. (B, N + T, N)."""
         B, k, N, _ = img.shape
         rows = self.pad_conv(img.permute(0, 2, 1, 3).reshape(B * N, k, N)).view(B, N, N)
-        rows = (rows - rows.mean((1, 2), keepdim=True)) / rows.std((1, 2), keepdim=True).clamp(min=1e-6)
+        if N > 1:
+            rows = (rows - rows.mean((1, 2), keepdim=True)) / rows.std((1, 2), keepdim=True).clamp(min=1e-6)
+        else:  # a single node: its 1 x 1 row standardised is 0 (the sample std of one value is NaN, and so its grad)
+            rows = torch.zeros_like(rows)
         return F.pad(rows * self.bias_gain, (0, 0, 0, text_len))
 
     # ------------------------------------------------------------------------------------------ forward
