@@ -321,3 +321,19 @@ def test_forecast_guidance_is_a_per_node_gru_forecast_fused_by_eq_14(fc):
         lam = m.fusion_lambda
         assert torch.allclose(y, ((1 - lam) * seen["head"] + lam * seen["guide"]) / seen["s"], atol=1e-5)
         assert seen["guide"].abs().mean() > 1e-3  # the guidance is a real signal, not a zero term
+
+
+def test_the_attention_bias_of_a_one_step_window_is_finite_and_trains():
+    """A 1-step window: the differential signal is 0, and was 0 / (sample std of one value) = NaN, NaN gradients."""
+    from stcast.models.ust_sllm import DynamicAttentionBias
+
+    torch.manual_seed(0)
+    bias = DynamicAttentionBias(num_nodes=5, input_len=1, channels=1)
+    xs = torch.randn(4, 1, 5, 1)
+    out = bias(xs)
+    out.sum().backward()
+    assert out.shape == (4, 1, 1, 1) and torch.isfinite(out).all()
+    assert all(p.grad is None or torch.isfinite(p.grad).all() for p in bias.parameters())
+    longer = DynamicAttentionBias(num_nodes=5, input_len=12, channels=1)
+    s = longer.differential_signal(torch.randn(4, 12, 5, 1))
+    assert torch.allclose(s.std(1), torch.ones(4, 1), atol=1e-5)  # windows of 2+ steps: normalised as before

@@ -217,6 +217,8 @@ class DynamicAttentionBias(nn.Module):
     def differential_signal(self, xs):
         """S (B, L, C): node-mean first difference of X_s, normalised per sample."""
         d = torch.diff(xs.mean(2), dim=1, prepend=xs[:, :1].mean(2))
+        if d.shape[1] < 2:  # a 1-step window has no change (d = 0); torch's sample std of one value is NaN
+            return torch.zeros_like(d)
         return d / d.std(1, keepdim=True).clamp(min=1e-3)
 
     def forward(self, xs):

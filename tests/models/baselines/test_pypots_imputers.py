@@ -139,3 +139,11 @@ def test_without_pypots_the_error_names_the_extra(hidden, monkeypatch):
     monkeypatch.setitem(sys.modules, "pypots", None)
     with pytest.raises(StcastError, match=r"stcast\[peers\]"):
         build_model("saits", hidden.spec)
+
+
+def test_saits_refuses_a_window_its_diagonal_mask_leaves_empty(los_small):
+    one = prepare_windows(los_small, "impute", 1, 0)
+    with pytest.raises(StcastError, match=r"saits masks each step from its own attention .* use input_len >= 2"):
+        build_model("saits", one.spec, **SMALL["saits"])
+    two = prepare_windows(los_small, "impute", 2, 0)
+    assert build_model("saits", two.spec, **SMALL["saits"]) is not None

@@ -105,6 +105,9 @@ class SAITS(_PyPOTSImputer):
 
         if d_model % n_heads:
             raise StcastError(f"saits: d_model={d_model} must be a multiple of n_heads={n_heads}")
+        if spec.input_len < 2:  # the diagonal mask hides each step from itself: one step would attend to nothing
+            raise StcastError(f"saits masks each step from its own attention (its diagonal mask): a window of "
+                              f"{spec.input_len} step leaves it nothing to read; use input_len >= 2")
         self.core = _SAITS(n_layers, spec.input_len, self.n_features, d_model, n_heads, d_model // n_heads,
                            d_model // n_heads, d_ffn, dropout, 0.0, True, ort_weight, mit_weight, mae(), mae())
 
