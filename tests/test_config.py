@@ -116,10 +116,17 @@ def test_train_uses_the_configs_protocol_and_says_when_a_flag_overrides_it(tmp_p
     model, _, info = load_model(out)
     assert (model.spec.input_len, model.spec.horizon, tuple(model.spec.quantiles)) == (6, 3, (0.1, 0.5, 0.9))
     assert info["protocol"]["split"] == "6:2:2"
-    with pytest.warns(UserWarning, match=r"--split 7:1:2 overrides .*p.yaml's split: 6:2:2"):
+    with pytest.warns(UserWarning, match=r"p.yaml's split: 6:2:2 is not used: --split 7:1:2 overrides it"):
         assert main(["train", "--model", "dlinear", "--dataset", "los-loop", "--config", str(cfg), "--split",
                      "7:1:2", "--out", str(out)]) == 0
     assert load_model(out)[2]["protocol"]["split"] == "7:1:2"
+    warm = tmp_path / "warm.yaml"  # a warm start: the saved model's window is fixed by its weights
+    warm.write_text("input_len: 12\ntrain: {epochs: 1, max_batches_per_epoch: 2}\n")
+    with pytest.warns(UserWarning, match=r"warm.yaml's input_len: 12 is not used: the saved model .*m.pt \(trained "
+                                         r"with input_len 6\) fixes it"):
+        assert main(["train", "--init-from", str(out), "--dataset", "los-loop", "--config", str(warm), "--out",
+                     str(tmp_path / "w.pt")]) == 0
+    assert load_model(tmp_path / "w.pt")[0].spec.input_len == 6
     cfg.write_text("split: '6:2:2:1'\n")
     assert main(["train", "--model", "dlinear", "--dataset", "los-loop", "--config", str(cfg)]) == 2
     assert "split '6:2:2:1'" in capsys.readouterr().err

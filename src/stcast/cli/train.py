@@ -53,7 +53,7 @@ def cmd_train(args) -> int:
         extra = dict(init_state=warm["model"].state_dict(), scaler=warm["scaler"])
         args.task, args.input_len, args.horizon = Task.parse(warm["info"]["task"]), spec.input_len, spec.horizon
         args.quantiles = list(spec.quantiles) or None
-    proto = _protocol_settings(args, raw, source)
+    proto = _protocol_settings(args, raw, source, warm_from=args.init_from if warm is not None else None)
     exp = Experiment(args.model, data, task=proto["task"], input_len=proto["input_len"], horizon=proto["horizon"],
                      split=proto["split"], protocol=proto["protocol"], missing=proto["missing"],
                      missing_kw=proto["missing_kw"], model_kw=model_kw, few_shot_fraction=proto["few_shot"],
@@ -121,7 +121,9 @@ PROTOCOL_KEYS = {"task": "task", "input_len": "input_len", "horizon": "horizon",
 BENCHMARK_ONLY = ("cluster", "transfer_to")
 
 
-def _protocol_settings(args, raw: dict, source: str) -> dict:
+def _protocol_settings(args, raw: dict, source: str, warm_from: str | None = None) -> dict:
+    """The protocol of one `train` run: flags, then the config, then the defaults. In a warm start the saved
+    model's task, window and quantiles are fixed by its weights (set on `args` from the model file)."""
     import warnings
 
     from stcast.config import BenchConfig
@@ -136,8 +138,10 @@ def _protocol_settings(args, raw: dict, source: str) -> dict:
             if key == "task":
                 from_cfg = Task.parse(from_cfg)
             if value is not None and value != from_cfg and not (key == "quantiles" and list(value) == from_cfg):
-                warnings.warn(f"--{flag.replace('_', '-')} {value} overrides {source}'s {key}: {from_cfg}",
-                              stacklevel=2)
+                who = (f"the saved model {warm_from} (trained with {key} {value}) fixes it"
+                       if warm_from and key in ("task", "input_len", "horizon", "quantiles")
+                       else f"--{flag.replace('_', '-')} {value} overrides it")
+                warnings.warn(f"{source}'s {key}: {from_cfg} is not used: {who}", stacklevel=2)
             elif value is None:
                 value = from_cfg
         out[key] = value
