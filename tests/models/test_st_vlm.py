@@ -136,17 +136,25 @@ def test_the_image_bias_reaches_the_first_layer_only(model, batch):
     assert torch.all(bias[:, batch.x.shape[2]:] == 0)  # text queries: zero-padded rows (eq. 8)
 
 
-def test_frozen_weights_do_not_move_while_lora_and_heads_train(splits):
-    torch.manual_seed(0)
-    m = build_model("st-vlm", splits.spec)
-    frozen = {n: p.detach().clone() for n, p in m.backbone.named_parameters() if not p.requires_grad}
-    lora = {n: p.detach().clone() for n, p in m.backbone.named_parameters() if "lora_B" in n}
+def _two_adam_steps(m, splits) -> list[torch.Tensor]:
+    """Two optimiser steps on two training batches of 8; the losses."""
     opt = torch.optim.Adam([p for p in m.parameters() if p.requires_grad], lr=1e-2)
+    losses = []
     for b in list(splits.train.batches(8, shuffle=True, seed=1))[:2]:
         loss = task_loss(m(b), b, splits.scaler, "forecast")
         opt.zero_grad()
         loss.backward()
         opt.step()
+        losses.append(loss.detach())
+    return losses
+
+
+def test_frozen_weights_do_not_move_while_lora_and_heads_train(splits):
+    torch.manual_seed(0)
+    m = build_model("st-vlm", splits.spec)
+    frozen = {n: p.detach().clone() for n, p in m.backbone.named_parameters() if not p.requires_grad}
+    lora = {n: p.detach().clone() for n, p in m.backbone.named_parameters() if "lora_B" in n}
+    _two_adam_steps(m, splits)
     after = dict(m.backbone.named_parameters())
     assert all(torch.equal(v, after[n]) for n, v in frozen.items())
     assert any(not torch.equal(v, after[n]) for n, v in lora.items())  # LoRA B starts at 0 and moves
@@ -312,12 +320,7 @@ def test_a_single_sensor_trains_without_nans(los_small):
     one = prepare_windows(los_small.subset_nodes(np.arange(1)), "forecast", 12, 12)
     torch.manual_seed(0)
     m = build_model("st-vlm", one.spec)
-    opt = torch.optim.Adam([p for p in m.parameters() if p.requires_grad], lr=1e-2)
-    for b in list(one.train.batches(8, shuffle=True, seed=1))[:2]:
-        loss = task_loss(m(b), b, one.scaler, "forecast")
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        assert torch.isfinite(loss)
+    assert all(torch.isfinite(loss) for loss in _two_adam_steps(m, one))
     assert all(torch.isfinite(p).all() for p in m.parameters())
+    b = next(iter(one.train.batches(8, shuffle=False, seed=0)))
     assert torch.equal(m.image(b), torch.zeros_like(m.image(b)))  # one cell, standardised: 0

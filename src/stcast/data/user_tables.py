@@ -143,13 +143,16 @@ def frame_to_data(df: pd.DataFrame, name: str, layout: str = "auto", time_col: s
         warnings.warn(f"{name}: {len(gaps)} missing time steps (e.g. {gaps[0]}) filled as missing values",
                       stacklevel=2)
     table = table.reindex(full)
-    wide = table.to_numpy(np.float64)
-    big = np.isfinite(wide) & (np.abs(wide) > np.finfo(np.float32).max)
-    if big.any():  # float32 would turn them into inf, and the error would then blame an inf the file never held
-        t, j = np.argwhere(big)[0]
-        raise StcastError(f"{path}: {int(big.sum())} values are beyond float32's range (|x| > 3.4e38), e.g. "
-                          f"{wide[t, j]:g} at {full[t]} in column {table.columns[j]!r}: rescale the table first")
-    values = wide.astype(np.float32).reshape(len(full), len(nodes), len(channels))
+    with np.errstate(over="ignore"):
+        values = table.to_numpy(np.float32)
+    if np.isinf(values).any():  # an inf in the file (named later), or a value float32 cannot hold: name that here
+        wide = table.to_numpy(np.float64)
+        big = np.isfinite(wide) & (np.abs(wide) > np.finfo(np.float32).max)
+        if big.any():
+            t, j = np.argwhere(big)[0]
+            raise StcastError(f"{path}: {int(big.sum())} values are beyond float32's range (|x| > 3.4e38), e.g. "
+                              f"{wide[t, j]:g} at {full[t]} in column {table.columns[j]!r}: rescale the table first")
+    values = values.reshape(len(full), len(nodes), len(channels))
     step_min = int(step / pd.Timedelta(minutes=1))
     meta = DatasetMeta(name, step_min, max(1, 1440 // step_min), tuple(map(str, channels)), "",
                        null_value=null_value)

@@ -115,8 +115,9 @@ def impute_array(model: STModel, scaler: StandardScaler, data: SpatioTemporalDat
     never = ~observed.any(axis=0)  # (N, C): never observed
     if never.any():
         nodes = np.asarray(data.node_ids or [str(i) for i in range(data.num_nodes)], dtype=object)
+        node_at, channel_at = np.nonzero(never)
         names = [str(n) if data.num_channels == 1 else f"{n}/{c}"
-                 for n, c in zip(nodes[np.nonzero(never)[0]], np.asarray(data.meta.channels)[np.nonzero(never)[1]])]
+                 for n, c in zip(nodes[node_at], np.asarray(data.meta.channels)[channel_at])]
         shown = ", ".join(names[:8]) + (f" (+{len(names) - 8} more)" if len(names) > 8 else "")
         if not keep_empty:
             filled[:, never] = np.nan

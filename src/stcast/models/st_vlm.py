@@ -53,7 +53,7 @@ from torch import nn
 
 from stcast.errors import StcastError
 from stcast.models.base import Prediction, ProblemSpec, STModel
-from stcast.nn.correlation import CHANNELS, correlation_image
+from stcast.nn.correlation import CHANNELS, correlation_image, standardise
 from stcast.nn.identity import STIdentity
 
 PROMPT = ("This is a spatial-temporal prediction task, forecast the next {horizon} steps in {nodes} nodes; the "
@@ -315,10 +315,7 @@ class STVLM(STModel):
         zero rows for the text queries. (B, N + T, N)."""
         B, k, N, _ = img.shape
         rows = self.pad_conv(img.permute(0, 2, 1, 3).reshape(B * N, k, N)).view(B, N, N)
-        if N > 1:
-            rows = (rows - rows.mean((1, 2), keepdim=True)) / rows.std((1, 2), keepdim=True).clamp(min=1e-6)
-        else:  # a single node: its 1 x 1 row standardised is 0 (the sample std of one value is NaN, and so its grad)
-            rows = torch.zeros_like(rows)
+        rows = standardise(rows)  # per sample over its N x N cells, as the image (a single node's 1 x 1: 0)
         return F.pad(rows * self.bias_gain, (0, 0, 0, text_len))
 
     # ------------------------------------------------------------------------------------------ forward

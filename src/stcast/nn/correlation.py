@@ -101,7 +101,8 @@ def fft_pearson(series: torch.Tensor) -> torch.Tensor:
 
 
 def standardise(img: torch.Tensor) -> torch.Tensor:
-    """Each (sample, channel) matrix to mean 0 and std 1 over its cells (a constant matrix becomes 0)."""
+    """Each (sample, channel) matrix (the last two axes) to mean 0 and std 1 over its cells (a constant matrix,
+    or a single cell, becomes 0)."""
     flat = img.flatten(-2)
     if flat.shape[-1] < 2:  # one cell (a single node) is constant; torch's sample std of one value is NaN
         return torch.zeros_like(img)
