@@ -1,5 +1,5 @@
 """Mean +- std over seeds of benchmark rows CSVs (one CSV per seed, same models), as a Markdown table, and the
-gap between two rows in units of their pooled seed standard deviation.
+gap between two rows in units of their pooled seed standard deviation, with Welch's t-test p-value.
 
     .venv/bin/python scripts/seed_table.py results/lm-ablation/metr-la-ust-sllm-lm-epochs-seed*.csv \
         --compare ust-sllm,ust-sllm-random [--compare a,b ...] [--reference stid]
@@ -14,6 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 COLUMNS = ["mae@3", "mae@6", "mae@12", "mae", "rmse"]
@@ -24,6 +25,17 @@ def _per_seed(rows, col: str, fmt: str) -> str:
     if col not in rows or rows[col].isna().all():
         return "-"
     return " / ".join("-" if pd.isna(v) else format(v, fmt) for v in rows[col])
+
+
+def welch(a, b) -> str:
+    """Welch's two-sided t-test on the per-seed MAEs (unequal variances): the p-value a reader can cite, with its
+    degrees of freedom; with 2-3 seeds a side it has little power, so a large p says "not shown", not "equal"."""
+    from scipy import stats
+
+    res = stats.ttest_ind(a, b, equal_var=False)
+    if not np.isfinite(res.pvalue):
+        return "Welch t-test undefined (no spread on either side)"
+    return f"Welch t-test p = {res.pvalue:.3g} (t = {res.statistic:.2f}, df = {res.df:.1f})"
 
 
 def main() -> int:
@@ -68,10 +80,13 @@ def main() -> int:
             print(f"\n{a} vs {b}: not both in the CSVs yet")
             continue
         ra, rb = g.get_group(a)["mae"], g.get_group(b)["mae"]
-        sd = ((ra.var(ddof=1) + rb.var(ddof=1)) / 2) ** 0.5
         gap = rb.mean() - ra.mean()
-        print(f"\n{a} vs {b}: pooled MAE {ra.mean():.4f} vs {rb.mean():.4f}; {a} lower by {gap:.4f} "
-              f"= {gap / sd:.2f} seed std (std {sd:.4f}; the issue's bar: > 2)")
+        line = f"\n{a} vs {b}: pooled MAE {ra.mean():.4f} vs {rb.mean():.4f}; {a} lower by {gap:.4f}"
+        if min(len(ra), len(rb)) < 2:
+            print(line + f" ({len(ra)} and {len(rb)} seeds: a seed spread needs >= 2 on each side)")
+            continue
+        sd = ((ra.var(ddof=1) + rb.var(ddof=1)) / 2) ** 0.5
+        print(line + f" = {gap / sd:.2f} seed std (std {sd:.4f}; the issue's bar: > 2); {welch(ra, rb)}")
     return 0
 
 

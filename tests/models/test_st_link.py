@@ -220,6 +220,11 @@ def test_fiedler_init_orders_a_path_graph():
     assert (np.diff(along) == 1).all() or (np.diff(along) == -1).all()  # neighbours get adjacent ranks
 
 
+def test_fiedler_init_of_a_one_sensor_graph_is_rank_zero():
+    """A table of one sensor with a graph (1 x 1) has no second eigenvector: it was an IndexError traceback."""
+    assert _fiedler_rank(np.ones((1, 1))).tolist() == [0.0]
+
+
 @pytest.mark.slow
 def test_trains_on_real_data_with_the_pretrained_backbone(fc):
     torch.manual_seed(0)

@@ -132,3 +132,62 @@ def test_zeros_that_look_like_gaps_are_pointed_out(tmp_path, own_frame, capsys):
     assert abs(gaps.mask.mean() - 0.75) < 0.01
     assert main(["datasets", "describe", str(path), "--null-value", "0"]) == 0
     assert "missing 25.0%, null value 0" in capsys.readouterr().out
+
+
+def test_adjacency_for_a_registered_dataset_is_refused_not_ignored(tmp_path, capsys):
+    """`--adjacency` reads a graph for a table of one's own; a registered dataset brings its own graph, and the
+    flag was dropped without a word (train) or applied to no table (benchmark)."""
+    np.save(tmp_path / "adj.npy", np.eye(207, dtype=np.float32))
+    assert main(["train", "--model", "stid", "--dataset", "los-loop", "--adjacency", str(tmp_path / "adj.npy"),
+                 "--epochs", "1"]) == 2
+    assert "'los-loop' is a registered dataset with its own graph" in capsys.readouterr().err
+    assert main(["benchmark", "--models", "ha", "--datasets", "los-loop", "--adjacency", str(tmp_path / "adj.npy"),
+                 "--out-dir", str(tmp_path / "out")]) == 2
+    assert "--adjacency: for tables of your own" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_shuffled_labelled_graph_trains_as_the_table_order(tmp_path, own_frame, los):
+    """End to end through the CLI: a graph written with sensor ids in another order gives the model file the
+    same adjacency as the graph in the table's order."""
+    import pandas as pd
+    import torch
+
+    ids = list(own_frame.columns[1:])
+    adj = los.adjacency[:8, :8].astype(np.float32) + np.triu(np.ones((8, 8), np.float32), 1) * 0.5  # directed
+    own_frame.to_csv(tmp_path / "own.csv", index=False)
+    p = np.array([3, 7, 0, 5, 1, 6, 2, 4])
+    pd.DataFrame(adj[np.ix_(p, p)], index=[ids[i] for i in p], columns=[ids[i] for i in p]).to_csv(tmp_path / "g.csv")
+    np.save(tmp_path / "g.npy", adj)
+    outs = []
+    for g in ("g.csv", "g.npy"):
+        out = tmp_path / f"{g}.pt"
+        assert main(["train", "--model", "gwnet", "--dataset", str(tmp_path / "own.csv"), "--adjacency",
+                     str(tmp_path / g), "--epochs", "1", "--max-minutes", "0.05", "--out", str(out)]) == 0
+        outs.append(torch.load(out, weights_only=True))
+    sd = [o["state_dict"] if "state_dict" in o else o for o in outs]
+    graph_keys = [k for k in sd[0] if "support" in k or "adj" in k]
+    assert graph_keys, list(sd[0])[:20]
+    for k in graph_keys:
+        torch.testing.assert_close(sd[0][k], sd[1][k])
+
+
+def test_a_model_files_graph_is_not_silently_preferred_to_the_one_given(tmp_path, own_frame, capsys):
+    """`forecast`/`evaluate --adjacency` with a graph other than the model's: the model uses the graph it was
+    trained with (its supports are part of the file), so the flag was ignored without a word."""
+    own_frame.to_csv(tmp_path / "own.csv", index=False)
+    ring = np.roll(np.eye(8, dtype=np.float32), 1, axis=1)
+    np.save(tmp_path / "ring.npy", ring)
+    np.save(tmp_path / "other.npy", ring.T)
+    out = tmp_path / "m.pt"
+    table = ["--dataset", str(tmp_path / "own.csv")]
+    assert main(["train", "--model", "gwnet", *table, "--adjacency", str(tmp_path / "ring.npy"), "--epochs", "1",
+                 "--max-minutes", "0.05", "--out", str(out)]) == 0
+    capsys.readouterr()
+    for cmd in (["forecast", "--out", str(tmp_path / "f.csv")], ["evaluate"]):
+        assert main([cmd[0], "--model-file", str(out), *table, "--adjacency", str(tmp_path / "other.npy"),
+                     *cmd[1:]]) == 2
+        assert "trained with another graph (16 of its 64 entries differ)" in capsys.readouterr().err
+    assert not (tmp_path / "f.csv").exists()
+    assert main(["forecast", "--model-file", str(out), *table, "--adjacency", str(tmp_path / "ring.npy"),
+                 "--out", str(tmp_path / "f.csv")]) == 0

@@ -9,6 +9,7 @@ import torch
 from stcast import config
 from stcast.cli.common import PLACEMENT_FLAGS, bundled_config, check_writable, data_args, positive_int, train_args
 from stcast.data.registry import is_table_path
+from stcast.errors import StcastError
 from stcast.task import Task
 
 
@@ -30,9 +31,14 @@ def cmd_benchmark(args) -> int:
     flags = {k: getattr(args, k) for k in ("layout", "time_col", "node_col", "value_col", "channel_col", "adjacency",
                                            "null_value", "step_minutes") if getattr(args, k, None) is not None}
     datasets = raw.get("datasets") or []
-    for d in [s.strip() for s in datasets.split(",")] if isinstance(datasets, str) else datasets:
-        if isinstance(d, str) and is_table_path(d) and flags:
-            raw.setdefault("tables", {}).setdefault(d, {}).update(flags)
+    names = [s.strip() for s in datasets.split(",")] if isinstance(datasets, str) else datasets
+    tables = [d for d in names if isinstance(d, str) and is_table_path(d)]
+    for d in tables if flags else []:
+        raw.setdefault("tables", {}).setdefault(d, {}).update(flags)
+    if flags and not tables:  # table flags given for registered datasets only: never silently ignored
+        given = ", ".join("--" + k.replace("_", "-") for k in flags)
+        raise StcastError(f"{given}: for tables of your own (.csv / .parquet paths in --datasets); "
+                          f"{', '.join(map(str, names)) or 'the config'} names registered datasets only")
     cfg = BenchConfig.from_dict(raw, source=args.config or "command line")
     return _run_and_report(cfg, args.out_dir, args.data_dir, args.wide, args.resume)
 

@@ -92,7 +92,8 @@ def resolve_dataset(spec: str, args, recorded: dict | None = None) -> object:
     import warnings
 
     from stcast.data.registry import load_dataset
-    from stcast.data.user_tables import load_adjacency_file, load_user_table
+    from stcast.data.user_graph import load_adjacency_file
+    from stcast.data.user_tables import load_user_table
 
     path = Path(spec)
     if is_table_path(spec):
@@ -109,8 +110,12 @@ def resolve_dataset(spec: str, args, recorded: dict | None = None) -> object:
                                step_minutes=opts.get("step_minutes"))
         adj = getattr(args, "adjacency", None)
         if adj:
-            data.adjacency = load_adjacency_file(adj, data.num_nodes, data.meta.name)
+            data.adjacency = load_adjacency_file(adj, data.num_nodes, data.meta.name, node_ids=data.node_ids)
+            data.extra["adjacency_file"] = str(adj)  # a model file's own graph must not silently win over it
         return data
+    if getattr(args, "adjacency", None):  # never silently ignored
+        raise StcastError(f"--adjacency {args.adjacency}: '{spec}' is a registered dataset with its own graph; "
+                          "--adjacency is for a table of your own (a .csv / .parquet path)")
     return load_dataset(spec, getattr(args, "data_dir", None))
 
 
@@ -195,7 +200,9 @@ def data_args(sp) -> None:
                     help="own table layout (default: auto, or what the model file records)")
     sp.add_argument("--time-col", default=None, help="timestamp column of an own table")
     sp.add_argument("--step-minutes", type=positive_int, default=None, help="time step of an own table")
-    sp.add_argument("--adjacency", default=None, help="adjacency CSV/NPY for an own table")
+    sp.add_argument("--adjacency", default=None,
+                    help="the graph of your own table: .npy/.npz/CSV matrix (sensor ids, if given, are matched to "
+                    "the table), an edge list CSV from,to,cost|weight, or DCRNN's adj_mx.pkl")
     sp.add_argument("--node-col", default=None, help="node column of a long table (default: node)")
     sp.add_argument("--value-col", default=None, help="value column of a long table (default: value)")
     sp.add_argument("--channel-col", default=None, help="channel column of a long table (default: channel)")

@@ -77,5 +77,5 @@ def binary_adjacency(src, dst, num_nodes: int, symmetric: bool = True, self_loop
 
 def row_normalise(adj: np.ndarray) -> np.ndarray:
     """Random-walk transition matrix D^-1 A (rows of zeros stay zero)."""
-    deg = adj.sum(1, keepdims=True)
-    return np.divide(adj, deg, out=np.zeros_like(adj, dtype=np.float32), where=deg > 0)
+    deg = adj.sum(1, keepdims=True, dtype=np.float64)  # float32 sums of weights near its range overflow to inf
+    return np.divide(adj, deg, out=np.zeros_like(adj, dtype=np.float32), where=deg > 0, casting="unsafe")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,7 @@ import pandas as pd
 
 from stcast.data.core import DatasetMeta, SpatioTemporalData, check_adjacency
 from stcast.data.files import need_file, read_csv
+from stcast.data.user_graph import adjacency_from_frame, load_adjacency_file
 from stcast.errors import StcastError
 
 
@@ -159,7 +159,9 @@ def frame_to_data(df: pd.DataFrame, name: str, layout: str = "auto", time_col: s
     if adjacency is None:
         adj = None
     elif isinstance(adjacency, str | Path):
-        adj = load_adjacency_file(adjacency, len(nodes), name)
+        adj = load_adjacency_file(adjacency, len(nodes), name, node_ids=[str(n) for n in nodes])
+    elif isinstance(adjacency, pd.DataFrame):
+        adj = adjacency_from_frame(adjacency, len(nodes), [str(n) for n in nodes], name)
     else:
         try:
             arr = np.asarray(adjacency, dtype=np.float32)
@@ -181,56 +183,6 @@ def frame_to_data(df: pd.DataFrame, name: str, layout: str = "auto", time_col: s
         warnings.warn(f"{name}: {int(never.sum())} node(s) have no observed value at all (e.g. {', '.join(ids)}); "
                       "they are kept but nothing can be learned or scored for them", stacklevel=2)
     return data
-
-
-def load_adjacency_file(path, num_nodes: int, name: str = "dataset") -> np.ndarray:
-    """An (N, N) adjacency from .npy, .npz (first array) or a CSV (headerless; a header row of node ids
-    and/or a first column of node ids are recognised and dropped). Never unpickles."""
-    path = need_file(path)
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".npy":
-            adj = np.load(path, allow_pickle=False)
-        elif suffix == ".npz":
-            with np.load(path, allow_pickle=False) as z:
-                if not z.files:
-                    raise StcastError(f"adjacency file {path} holds no array")
-                adj = z[z.files[0]]
-        else:
-            adj = _numeric_csv_matrix(path)
-    except StcastError:
-        raise
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:  # object arrays, truncated or foreign files
-        raise StcastError(f"adjacency file {path} is not a readable numeric matrix ({str(e).splitlines()[0]}); "
-                          "expected .npy/.npz of numbers or a CSV of numbers") from e
-    adj = np.asarray(adj)
-    if adj.dtype.kind not in "fiub":
-        raise StcastError(f"adjacency file {path} holds {adj.dtype} data; expected numbers")
-    return check_adjacency(adj.astype(np.float32), num_nodes, f"{name} (from {path})")
-
-
-def _numeric_csv_matrix(path: Path) -> np.ndarray:
-    try:
-        raw = pd.read_csv(path, header=None, dtype=str, skipinitialspace=True)
-    except pd.errors.EmptyDataError as e:
-        raise StcastError(f"adjacency file {path} is empty") from e
-    except (pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise StcastError(f"adjacency file {path} could not be parsed as CSV ({str(e).splitlines()[0]})") from e
-    num = raw.apply(pd.to_numeric, errors="coerce")
-    text = num.isna() & raw.notna()
-    if len(raw) > 1 and text.iloc[0].sum() >= max(1, raw.shape[1] - 1) and not text.iloc[1:, 1:].any().any():
-        raw, num, text = raw.iloc[1:], num.iloc[1:], text.iloc[1:]  # a header row (node ids)
-    labels_first = text.iloc[:, 0].all() or raw.shape[1] == len(raw) + 1
-    if raw.shape[1] > 1 and labels_first and not text.iloc[:, 1:].any().any():
-        raw, num, text = raw.iloc[:, 1:], num.iloc[:, 1:], text.iloc[:, 1:]  # a first column of node ids
-    if text.any().any():
-        r, c = np.argwhere(text.to_numpy())[0]
-        raise StcastError(f"adjacency file {path}: cell (row {r + 1}, column {c + 1}) is {raw.iat[r, c]!r}, "
-                          "not a number")
-    if num.isna().any().any():
-        r, c = np.argwhere(num.isna().to_numpy())[0]
-        raise StcastError(f"adjacency file {path}: cell (row {r + 1}, column {c + 1}) is empty")
-    return num.to_numpy(np.float32)
 
 
 TIME_NAMES = ("timestamp", "time", "datetime", "date", "ds")

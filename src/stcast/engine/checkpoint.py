@@ -170,6 +170,7 @@ def check_data_fits(model, data, info: dict | None = None) -> None:
         raise StcastError(f"the model was trained on data with {model.spec.steps_per_day} steps a day; "
                           f"{data.meta.name} has {data.meta.steps_per_day} ({data.meta.step_minutes}-minute steps): "
                           "resample it to the model's step")
+    _check_graph_fits(model, data)
     trained_ids = (info or {}).get("protocol", {}).get("node_ids")
     if trained_ids and data.node_ids and list(trained_ids) != list(data.node_ids):
         if sorted(trained_ids) == sorted(data.node_ids):
@@ -178,3 +179,21 @@ def check_data_fits(model, data, info: dict | None = None) -> None:
         diff = sorted(set(data.node_ids) - set(trained_ids))[:3]
         raise StcastError(f"{data.meta.name}'s node ids differ from the ones the model was trained on "
                           f"(e.g. {', '.join(diff)} is new); a model only forecasts the sensors it was trained on")
+
+
+def _check_graph_fits(model, data) -> None:
+    """A model keeps the graph it was trained with (its supports are weights of the file). A graph given with the
+    data that differs is refused when the user named it (`--adjacency`), and said when the dataset brought it."""
+    import warnings
+
+    kept, given = model.spec.adjacency, data.adjacency
+    if kept is None or given is None or (np.shape(kept) == np.shape(given) and np.allclose(kept, given)):
+        return
+    changed = int((~np.isclose(np.asarray(kept), np.asarray(given))).sum()) if np.shape(kept) == np.shape(given) else -1
+    what = f"{changed} of its {np.size(kept)} entries differ" if changed >= 0 else "another shape"
+    source = data.extra.get("adjacency_file")
+    if source:
+        raise StcastError(f"--adjacency {source}: the model was trained with another graph ({what}) and keeps "
+                          "its own; leave --adjacency out, or train a model on the new graph")
+    warnings.warn(f"{data.meta.name}'s graph differs from the one the model was trained with ({what}); the model "
+                  "uses its own", stacklevel=3)

@@ -195,6 +195,8 @@ class MRFFN(nn.Module):
 def _fiedler_rank(adjacency: np.ndarray) -> torch.Tensor:
     """Each node's rank along the Fiedler vector of the symmetrised graph Laplacian."""
     a = np.abs(np.asarray(adjacency, dtype=np.float64))
+    if len(a) < 2:  # one node: no second eigenvector; its rank is 0
+        return torch.zeros(len(a))
     a = (a + a.T) / 2
     np.fill_diagonal(a, 0)
     lap = np.diag(a.sum(1)) - a
