@@ -112,7 +112,7 @@ def test_report_and_plot_results_from_result_csvs(tmp_path, capsys):
     page = out.read_text()
     assert "## Which model to use" in page and "| 1 | **stid** | 3.187 +- 0.006 | 1.000 |" in page
     assert "ust-sllm (3 seeds), is 5.4 % behind" in page
-    for name in ("leaderboards", "cost", "backbones"):
+    for name in ("reference", "leaderboards", "cost", "backbones"):
         _looks_drawn(tmp_path / "docs" / "figures" / f"results-{name}.png", 300, 250)
     png = tmp_path / "results.png"
     assert main(["plot", "results", str(tmp_path / "eq.csv"), "--out", str(png)]) == 0
@@ -219,3 +219,23 @@ def test_a_published_figure_is_shown_beside_ours_and_never_ranked():
     assert lines[2].startswith("| 1 | **grin** | 12.900 | 12.08 (GRIN paper) |")
     assert lines[3].startswith("| 2 | brits | 13.900 |  |")
     assert "published" not in report.leaderboard_markdown(rows[1:])  # no cited figure: no column
+
+
+def test_the_stid_picture_reads_the_longest_trained_table_of_each_setting(tmp_path):
+    """Against STID: per trained setting, the table holding STID that trained the most passes, on the dataset with
+    the most such rows; a table without STID, another dataset's, or a shorter budget's is not drawn."""
+    def rows(table, setting, passes, pairs, dataset="metr-la"):
+        return [dict(dataset=dataset, table=table, setting=setting, model=m, mae=v, passes=passes) for m, v in pairs]
+    _write(tmp_path / "r.csv",
+           rows("equal time", "full", 3, [("stid", 3.19), ("ust-sllm", 3.36), ("ha", 4.2)])
+           + rows("converged", "full", 15, [("stid", 3.158), ("llm-ts-net", 3.099)])
+           + rows("10 % converged", "few-shot", 12, [("stid", 3.353), ("lstm", 3.68)])
+           + rows("10 % budget", "few-shot", 5, [("stid", 3.35), ("lstm", 3.9)])
+           + rows("no stid", "full", 99, [("lstm", 3.5), ("gwnet", 3.4)])
+           + rows("other place", "full", 50, [("stid", 3.6), ("lstm", 3.7)], dataset="los-loop"))
+    entries = report.read_results([tmp_path / "r.csv"])
+    assert [r[0].table for r in report.reference_tables(entries)] == ["converged", "10 % converged"]
+    _looks_drawn(report.plot_reference(entries, tmp_path / "ref.png"), 500, 200)
+    _write(tmp_path / "none.csv", rows("no stid", "full", 9, [("lstm", 3.5), ("gwnet", 3.4)]))
+    with pytest.raises(StcastError, match="no table holds stid beside another model"):
+        report.plot_reference(report.read_results([tmp_path / "none.csv"]), tmp_path / "n.png")

@@ -276,6 +276,63 @@ def plot_backbones(entries: list[Entry], path) -> Path:
     return save_figure(fig, path)
 
 
+def reference_tables(entries: list[Entry], reference: str = "stid") -> list[list[Entry]]:
+    """The tables to read against `reference`: on the dataset with the most rows in tables that hold it, for each
+    trained setting (all data, then few-shot), the table that holds it and trained the most passes (the answer
+    with the least budget in it)."""
+    held = [rows for rows in tables(entries).values() if any(e.model == reference for e in rows)]
+    if not held:
+        return []
+    weight: dict[str, int] = {}
+    for rows in held:
+        weight[rows[0].dataset] = weight.get(rows[0].dataset, 0) + len(rows)
+    ds = max(weight, key=weight.get)
+
+    def mean_passes(rows):
+        p = [e.get("passes") for e in rows if e.get("passes") is not None]
+        return sum(p) / len(p) if p else 0.0
+    out = []
+    for setting in ("full", "few-shot"):
+        pick = [r for r in held if r[0].dataset == ds and r[0].setting == setting and len(r) > 1]
+        if pick:
+            out.append(max(pick, key=mean_passes))
+    return out
+
+
+def plot_reference(entries: list[Entry], path, reference: str = "stid") -> Path:
+    """Every model as a multiple of `reference` in the same table (mean +- seed std, both scaled by the reference's
+    mean), one panel per table of `reference_tables`: does anything beat it, and by more than its seed spread?"""
+    groups = reference_tables(entries, reference)
+    if not groups:
+        raise StcastError(f"no table holds {reference} beside another model: nothing to draw against it")
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(groups), figsize=(5.6 * len(groups), 1.4 + 0.32 * max(map(len, groups))),
+                             squeeze=False)
+    for ax, rows in zip(axes[0], groups):
+        ref = next(e for e in rows if e.model == reference)
+        rows = sorted(rows, key=lambda e: e.mae, reverse=True)
+        ratio = [e.mae / ref.mae for e in rows]
+        err = [e.mae_std / ref.mae for e in rows]
+        colors = ["tab:orange" if e.get("backbone") or _is_llm(e.model) else "tab:blue" for e in rows]
+        hatch = ["//" if e.get("backbone") in ("random", "removed") else "" for e in rows]
+        ys = range(len(rows))
+        ax.barh(ys, [r - 1 for r in ratio], left=1, xerr=err, color=colors, hatch=hatch, alpha=0.85, capsize=2)
+        ax.axvline(1, color="k", lw=1)
+        ax.set_yticks(list(ys), [f"{e.model} ({e.seeds} seeds)" if e.seeds > 1 else e.model for e in rows],
+                     fontsize=7)
+        for y, (r, d) in enumerate(zip(ratio, err)):
+            ax.text(max(r + d, 1) + 0.004, y, f"{r:.3f}", va="center", fontsize=6.5)
+        lo, hi = min(ratio + [1.0]), max(ratio + [1.0])
+        ax.set_xlim(lo - max(err) - 0.01 - 0.05 * (hi - lo), hi + max(err) + 0.03 + 0.1 * (hi - lo))
+        ax.set_xlabel(f"test MAE / {reference}'s ({ref.mae:.3f}); left of 1 beats it", fontsize=8)
+        ax.set_title(_short(f"{rows[0].dataset}: {rows[0].table}", 72, 3), fontsize=8)
+        ax.tick_params(axis="x", labelsize=7)
+        ax.grid(alpha=0.3, axis="x")
+    fig.suptitle(f"against {reference} (orange: language-model methods; hatched: their backbone random or removed;"
+                 " bars: seed std)", fontsize=9)
+    return save_figure(fig, path)
+
+
 def plot_results(entries: list[Entry], path) -> Path:
     """The three result pictures side by side in one PNG (those the rows allow)."""
     import tempfile
@@ -284,7 +341,8 @@ def plot_results(entries: list[Entry], path) -> Path:
 
     drawn = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, fn in (("leaderboard", plot_leaderboards), ("cost", plot_cost), ("backbones", plot_backbones)):
+        for name, fn in (("reference", plot_reference), ("leaderboard", plot_leaderboards), ("cost", plot_cost),
+                         ("backbones", plot_backbones)):
             try:
                 drawn.append(imread(fn(entries, Path(tmp) / f"{name}.png")))
             except StcastError:

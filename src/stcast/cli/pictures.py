@@ -108,7 +108,8 @@ def cmd_report(args) -> int:
     check_writable(args.out)
     figures_dir = Path(args.figures or Path(args.out).parent / "figures")
     figures = {}
-    for name, file, draw in (("leaderboards", "leaderboards", report.plot_leaderboards),
+    for name, file, draw in (("against STID", "reference", report.plot_reference),
+                             ("leaderboards", "leaderboards", report.plot_leaderboards),
                              ("accuracy against training cost", "cost", report.plot_cost),
                              ("what the language model adds", "backbones", report.plot_backbones)):
         try:
