@@ -47,6 +47,33 @@ def test_series_with_different_steps_are_named():
     with pytest.warns(UserWarning, match=r"different time steps; on the common 0 days 00:05:00 grid .*slow"):
         data = frame_to_data(long, "mixed", layout="long")
     assert data.meta.step_minutes == 5
+    # with two channels per sensor the rows of one time were 0 apart: every series' step was "0" and the slow
+    # sensor was never named
+    both = pd.concat([long.assign(channel="speed"), long.assign(channel="flow")])
+    with pytest.warns(UserWarning, match=r"different time steps; on the common 0 days 00:05:00 grid .*slow"):
+        frame_to_data(both, "mixed", layout="long")
+
+
+def test_a_shuffled_long_table_is_the_wide_table(los):
+    """The long reader (codes and one scatter) against pandas' pivot of the same rows: real Los-loop values,
+    rows shuffled, two channels, some readings NaN, one sensor whose rows stop early."""
+    T, N = 300, 9
+    wide = pd.DataFrame(los.values[:T, :N, 0], columns=[f"s{i}" for i in range(N)])
+    wide.iloc[::7, 2] = np.nan
+    wide["time"] = pd.date_range("2012-03-01", periods=T, freq="5min")
+    long = wide.melt(id_vars="time", var_name="node", value_name="value")
+    long = pd.concat([long.assign(channel="speed"), long.assign(channel="flow", value=long["value"] * 2)])
+    long = long[~((long["node"] == "s5") & (long["time"] > wide["time"][200]))]
+    long = long.sample(frac=1.0, random_state=0)
+    data = frame_to_data(long, "t", layout="long", time_col="time")
+    want = long.pivot(index="time", columns=["node", "channel"], values="value").sort_index()
+    want = want.reindex(columns=pd.MultiIndex.from_product([sorted(wide.columns[:N]), ["flow", "speed"]]))
+    assert data.node_ids == sorted(wide.columns[:N]) and data.meta.channels == ("flow", "speed")
+    got = np.where(data.mask, data.values, np.nan).reshape(T, -1)  # missing cells: masked, stored as 0
+    np.testing.assert_array_equal(got, want.to_numpy(np.float32))
+    dup = pd.concat([long, long.iloc[:3]])
+    with pytest.raises(StcastError, match="3 duplicate \\(time, node, channel\\) rows"):
+        frame_to_data(dup, "t", layout="long", time_col="time")
 
 
 def test_local_timestamps_across_a_daylight_saving_change_are_one_utc_grid(tmp_path):
