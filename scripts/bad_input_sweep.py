@@ -1,4 +1,4 @@
-"""A sweep of 131 bad inputs through the `stcast` CLI, as a new user would try them (docs/reliability.md).
+"""A sweep of bad inputs through the `stcast` CLI, as a new user would try them (docs/reliability.md).
 
     .venv/bin/python scripts/bad_input_sweep.py      # prints one line per case and the counts
 
@@ -126,6 +126,28 @@ w("adj_trunc.npy", "\x93NUMPY\x01\x00garbage")
 for n in ("adj_obj.npy", "adj_str.npy", "adj_3d.npy", "adj_trunc.npy"):
     cases.append((n, T + ["--dataset", G, "--adjacency", f"{D}/{n}"]))
 cases.append(("adj missing", T + ["--dataset", G, "--adjacency", f"{D}/nope.npy"]))
+# round four: graphs that name their sensors (the table's sensors are los-loop's first 6 ids)
+ids = list(wide.columns[1:])
+eye = np.eye(6)
+pd.DataFrame(eye, index=ids[::-1], columns=ids[::-1]).to_csv(f"{D}/adj_labelled_shuffled.csv")
+pd.DataFrame(eye, index=ids[:5] + ["999"], columns=ids[:5] + ["999"]).to_csv(f"{D}/adj_labelled_wrong.csv")
+pd.DataFrame(eye[:5, :5], index=ids[:5], columns=ids[:5]).to_csv(f"{D}/adj_labelled_small.csv")
+pd.DataFrame({"from": ids[:3], "to": ids[1:4], "cost": [100.0, 200.0, 300.0]}).to_csv(f"{D}/adj_edges.csv", index=False)
+pd.DataFrame({"from": ids[:2] + ["x"], "to": ids[1:4], "cost": [1.0, 2.0, 3.0]}).to_csv(f"{D}/adj_edges_unknown.csv",
+                                                                                      index=False)
+w("adj_edges_nan.csv", f"from,to,cost\n{ids[0]},{ids[1]},n/a\n")
+w("adj_edges_repeat.csv", f"from,to,weight\n{ids[0]},{ids[1]},1\n{ids[0]},{ids[1]},2\n")
+w("adj_edges_header_only.csv", "source,target,distance\n")
+np.savez(f"{D}/adj_two.npz", a=eye, b=eye)
+np.savez(f"{D}/adj_named.npz", dist=eye * 3, adj_mx=eye)
+w("adj_mx.pkl", "cos\nsystem\n(S'echo hi'\ntR.")  # pickled code: os.system
+for n in ("adj_labelled_shuffled.csv", "adj_labelled_wrong.csv", "adj_labelled_small.csv", "adj_edges.csv",
+          "adj_edges_unknown.csv", "adj_edges_nan.csv", "adj_edges_repeat.csv", "adj_edges_header_only.csv",
+          "adj_two.npz", "adj_named.npz", "adj_mx.pkl"):
+    cases.append((n.removesuffix(".csv"), T + ["--dataset", G, "--adjacency", f"{D}/{n}"]))
+cases.append(("adj registered dataset", T + ["--dataset", "los-loop", "--adjacency", f"{D}/adj_named.npz"]))
+cases.append(("adj bench registered", ["benchmark", "--models", "ha", "--datasets", "los-loop", "--adjacency",
+                                       f"{D}/adj_named.npz", "--out-dir", OUT + "/adjb"]))
 # flags
 for flag, val in [
     ("--epochs", "-1"),
