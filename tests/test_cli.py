@@ -74,6 +74,13 @@ def test_errors_are_one_clear_line(capsys, tmp_path):
     assert err.startswith("stcast: error: unknown model 'stdi'") and "Traceback" not in err
     assert main(["train", "--model", "stid", "--dataset", "los-lop"]) == 2
     assert "did you mean los-loop" in capsys.readouterr().err
+    # the name in another case or with an underscore: named, never taken silently (it listed every name before)
+    assert main(["train", "--model", "STID", "--dataset", "los-loop"]) == 2
+    assert "unknown model 'STID'; did you mean stid?" in capsys.readouterr().err
+    assert main(["train", "--model", "stid", "--dataset", "METR_LA"]) == 2
+    assert "unknown dataset 'METR_LA'; did you mean metr-la?" in capsys.readouterr().err
+    assert main(["datasets", "describe", "METR-LA"]) == 2
+    assert "unknown dataset 'METR-LA'; did you mean metr-la?" in capsys.readouterr().err
     assert main(["train", "--model", "stid", "--dataset", "los-loop", "--horizon", "3000"]) == 2
     assert "needs more than the series" in capsys.readouterr().err
     assert main(["benchmark", "--config", str(tmp_path / "none.yaml")]) == 2

@@ -58,7 +58,7 @@ def test_a_shuffled_long_table_is_the_wide_table(los):
     """The long reader (codes and one scatter) against pandas' pivot of the same rows: real Los-loop values,
     rows shuffled, two channels, some readings NaN, one sensor whose rows stop early."""
     T, N = 300, 9
-    wide = pd.DataFrame(los.values[:T, :N, 0], columns=[f"s{i}" for i in range(N)])
+    wide = pd.DataFrame(los.values[:T, :N, 0].copy(), columns=[f"s{i}" for i in range(N)])  # the fixture is shared
     wide.iloc[::7, 2] = np.nan
     wide["time"] = pd.date_range("2012-03-01", periods=T, freq="5min")
     long = wide.melt(id_vars="time", var_name="node", value_name="value")

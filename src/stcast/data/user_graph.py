@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from stcast.data.core import check_adjacency
-from stcast.data.files import need_file
+from stcast.data.files import need_file, sniff_table
 from stcast.data.graphs import gaussian_kernel_adjacency
 from stcast.errors import StcastError
 
@@ -152,7 +152,11 @@ def _npz_matrix(path: Path) -> np.ndarray:
 def _csv_graph(path: Path, num_nodes: int, node_ids) -> tuple[np.ndarray, list | None]:
     try:
         # a blank cell is empty; 'NA' or 'n/a' is text, named as written
-        raw = pd.read_csv(path, header=None, dtype=str, skipinitialspace=True, keep_default_na=False, na_values=[""])
+        dialect = sniff_table(path)
+        raw = pd.read_csv(path, header=None, dtype=str, skipinitialspace=True, keep_default_na=False, na_values=[""],
+                          sep=dialect.get("sep", ","))
+        if dialect.get("decimal") == ",":  # '0,5' in a semicolon file: the cells are read as text, then as numbers
+            raw = raw.apply(lambda col: col.str.replace(",", ".", regex=False))
     except pd.errors.EmptyDataError as e:
         raise StcastError(f"adjacency file {path} is empty") from e
     except (pd.errors.ParserError, UnicodeDecodeError) as e:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from stcast.data.core import DatasetMeta, SpatioTemporalData, check_adjacency
-from stcast.data.files import need_file, read_csv
+from stcast.data.files import need_file, read_csv, sniff_table
 from stcast.data.user_graph import adjacency_from_frame, load_adjacency_file
 from stcast.errors import StcastError
 
@@ -32,7 +32,7 @@ def load_user_table(path, name: str | None = None, layout: str = "auto", time_co
         if df.empty:
             raise StcastError(f"{path} has no rows")
     else:
-        df = read_csv(path)
+        df = read_csv(path, **sniff_table(path))
     return frame_to_data(df, name, layout=layout, time_col=time_col, node_col=node_col, value_col=value_col,
                          channel_col=channel_col, adjacency=adjacency, null_value=null_value,
                          step_minutes=step_minutes, source=str(path))

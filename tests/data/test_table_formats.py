@@ -1,0 +1,70 @@
+"""The delimited tables users export, read as the same table: semicolons with decimal commas (European
+spreadsheets), tabs, bars, compressed files, and Windows-1252 names; the graph reader takes the same dialects.
+Real Los-loop values; each file's reading is compared with the plain comma CSV's."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stcast.data.files import sniff_table
+from stcast.data.user_graph import load_adjacency_file
+from stcast.data.user_tables import load_user_table
+
+
+@pytest.fixture(scope="module")
+def frame(los):
+    df = pd.DataFrame(los.values[:200, :5, 0].round(3), columns=[f"s{i}" for i in range(5)])
+    df.insert(0, "time", pd.date_range("2012-03-01", periods=200, freq="5min").strftime("%Y-%m-%d %H:%M"))
+    return df
+
+
+def _same(a, b):
+    assert a.node_ids == b.node_ids and a.num_steps == b.num_steps
+    np.testing.assert_array_equal(a.values, b.values)
+    np.testing.assert_array_equal(a.mask, b.mask)
+
+
+@pytest.mark.parametrize("name,kw,want", [
+    ("semi.csv", dict(sep=";", decimal=","), {"sep": ";", "decimal": ","}),
+    ("semi_dot.csv", dict(sep=";"), {"sep": ";"}),
+    ("tabs.tsv", dict(sep="\t"), {"sep": "\t"}),
+    ("bars.txt", dict(sep="|"), {"sep": "|"}),
+    ("semi.csv.gz", dict(sep=";", decimal=","), {"sep": ";", "decimal": ","}),
+    ("comma.csv.zip", {}, {}),
+])
+def test_a_table_in_any_common_dialect_reads_as_the_comma_csv(tmp_path, frame, name, kw, want):
+    """Before: a semicolon file was one column named 'time;s0;s1;...' and the error said it held numbers, not
+    timestamps."""
+    frame.to_csv(tmp_path / "plain.csv", index=False)
+    frame.to_csv(tmp_path / name, index=False, **kw)
+    assert sniff_table(tmp_path / name) == want
+    _same(load_user_table(tmp_path / name), load_user_table(tmp_path / "plain.csv"))
+
+
+def test_a_comma_table_whose_names_hold_semicolons_stays_a_comma_table(tmp_path, frame):
+    odd = frame.rename(columns={"s0": "a;b", "s1": "c;d"})
+    odd.to_csv(tmp_path / "odd.csv", index=False)
+    assert sniff_table(tmp_path / "odd.csv") == {}
+    assert load_user_table(tmp_path / "odd.csv").node_ids[:2] == ["a;b", "c;d"]
+
+
+def test_a_windows_1252_export_is_read_and_said(tmp_path, frame):
+    """Before: "'utf-8' codec can't decode byte 0xe9": the table was refused."""
+    named = frame.rename(columns={"s0": "capteur_é", "s1": "straße"})
+    named.to_csv(tmp_path / "win.csv", index=False, encoding="cp1252", sep=";", decimal=",")
+    with pytest.warns(UserWarning, match="is not UTF-8 .*read it as cp1252"):
+        data = load_user_table(tmp_path / "win.csv")
+    assert data.node_ids[:2] == ["capteur_é", "straße"]
+    named.to_csv(tmp_path / "utf8.csv", index=False, encoding="utf-8-sig")  # with a byte-order mark: no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _same(load_user_table(tmp_path / "utf8.csv"), data)
+
+
+def test_the_graph_reader_takes_the_same_dialects(tmp_path, los):
+    adj = np.round(los.adjacency[:5, :5].astype(np.float64), 4)
+    ids = [f"s{i}" for i in range(5)]
+    pd.DataFrame(adj, index=ids, columns=ids).to_csv(tmp_path / "g.csv", sep=";", decimal=",")
+    np.testing.assert_allclose(load_adjacency_file(tmp_path / "g.csv", 5, node_ids=ids), adj, rtol=1e-6)
