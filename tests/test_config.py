@@ -136,6 +136,9 @@ def test_train_uses_the_configs_protocol_and_says_when_a_flag_overrides_it(tmp_p
     cfg.write_text("cluster: {k: 4}\n")
     assert main(["train", "--model", "dlinear", "--dataset", "los-loop", "--config", str(cfg)]) == 2
     assert "cluster shape(s) a benchmark table" in capsys.readouterr().err
+    # refused before any data is read (a table that is not there is not even looked for)
+    assert main(["train", "--model", "dlinear", "--dataset", str(tmp_path / "nope.csv"), "--config", str(cfg)]) == 2
+    assert "cluster shape(s) a benchmark table" in capsys.readouterr().err
 
 
 def test_a_width_of_zero_is_refused_when_the_model_is_built_not_in_its_first_step():

@@ -29,6 +29,7 @@ def cmd_train(args) -> int:
 
     source = args.config or "--set"
     raw = config.load(args.config, args.set)
+    _refuse_benchmark_keys(raw, source)
     warm = _warm_start(args) if args.init_from else None
     if not args.model:
         raise StcastError("train needs --model NAME (or --init-from a model file to fine-tune)")
@@ -148,11 +149,15 @@ def _protocol_settings(args, raw: dict, source: str, warm_from: str | None = Non
     out["task"] = out["task"] or Task.FORECAST
     out["missing"] = out["missing"] or "point"
     out["eval_stride"] = out["eval_stride"] or 1
+    return out
+
+
+def _refuse_benchmark_keys(raw: dict, source: str) -> None:
+    """Before any data is read: keys that only a benchmark table can honour."""
     unused = [k for k in BENCHMARK_ONLY if raw.get(k) is not None]
     if unused:
         raise StcastError(f"{source}: {', '.join(unused)} shape(s) a benchmark table; `stcast train` cannot apply "
                           f"them to one run: use `stcast benchmark --config`, or drop the key(s)")
-    return out
 
 
 def register(sub) -> None:
