@@ -128,6 +128,8 @@ def test_a_dataframe_graph_is_aligned_by_its_labels(real):
     labelled = pd.DataFrame(adj[np.ix_(p, p)], index=[ids[i] for i in p], columns=[ids[i] for i in p])
     np.testing.assert_array_equal(frame_to_data(frame, "t", adjacency=labelled, api=True).adjacency, adj)
     np.testing.assert_array_equal(frame_to_data(frame, "t", adjacency=pd.DataFrame(adj), api=True).adjacency, adj)
+    read_back = pd.DataFrame(adj).set_axis(pd.Index(list(range(N))), axis=1)  # read_csv(header=None): not a RangeIndex
+    np.testing.assert_array_equal(frame_to_data(frame, "t", adjacency=read_back, api=True).adjacency, adj)
     wrong = labelled.rename(index={ids[p[0]]: "x"}, columns={ids[p[0]]: "x"})
     with pytest.raises(StcastError, match="do not match"):
         frame_to_data(frame, "t", adjacency=wrong, api=True)

@@ -82,15 +82,16 @@ def _positions(keys: list[str], ids: list[str]) -> np.ndarray:
 
 
 def adjacency_from_frame(frame: pd.DataFrame, num_nodes: int, node_ids, name: str) -> np.ndarray:
-    """A DataFrame graph (the Python API): labelled axes are matched to the sensors by name; the default
-    0..N-1 axes mean the table's column order."""
+    """A DataFrame graph (the Python API): labelled axes are matched to the sensors by name; axes that are both
+    0..N-1 in order (pandas' default) mean the table's column order."""
     source = f"adjacency for {name}"
     try:
         values = frame.to_numpy(dtype=np.float32)
     except (TypeError, ValueError) as e:
         raise StcastError(f"{source} is not a numeric matrix ({e})") from e
     rows, cols = list(frame.index), list(frame.columns)
-    plain = isinstance(frame.index, pd.RangeIndex) and isinstance(frame.columns, pd.RangeIndex)
+    positions = list(range(len(rows)))  # 0..N-1 on both axes (RangeIndex or not, as read_csv(header=None) gives)
+    plain = len(rows) == len(cols) and list(rows) == positions and list(cols) == positions
     if not plain:
         if [_canonical(r) for r in rows] != [_canonical(c) for c in cols]:
             # reorder the columns to the rows' order first (both must name the same sensors)
