@@ -140,3 +140,30 @@ def test_an_index_written_with_the_table_is_not_a_sensor(tmp_path):
     frame.assign(time=frame["time"].astype("int64") // 10**9).to_csv(unix, index=False)
     with pytest.raises(StcastError, match=r"they look like Unix times .* unit='s'"):
         load_user_table(unix)
+
+
+@pytest.mark.parametrize("unit,scale", [("ms", 10**6), ("us", 10**3)])
+def test_unix_times_in_other_units_get_the_right_hint(tmp_path, unit, scale):
+    """Milliseconds since 1970 were hinted as seconds (`unit='s'`), a conversion that fails or lands in the year
+    50,000."""
+    when = pd.date_range("2024-01-01", periods=50, freq="5min")
+    path = tmp_path / "unix.csv"
+    _wide(when.astype("int64") // scale).to_csv(path, index=False)
+    with pytest.raises(StcastError, match=rf"Unix times \(\w+ since 1970\).*unit='{unit}'"):
+        load_user_table(path)
+
+
+@pytest.mark.parametrize("fmt,freq", [("%Y%m%d%H%M", "5min"), ("%Y%m%d", "1D"), ("%Y%m%d%H%M%S", "15min")])
+def test_dates_written_as_one_number_are_read_and_said(tmp_path, fmt, freq):
+    """202401010005 (YYYYMMDDHHMM) was called a Unix time, and the hint converted it to the year 8383."""
+    when = pd.date_range("2024-01-30", periods=60, freq=freq)
+    path = tmp_path / "compact.csv"
+    _wide(when.strftime(fmt).astype(np.int64)).to_csv(path, index=False)
+    with pytest.warns(UserWarning, match="holds numbers written as dates"):
+        data = load_user_table(path)
+    assert data.num_steps == 60 and pd.Timestamp(data.timestamps[0]) == when[0]
+    assert pd.Timestamp(data.timestamps[-1]) == when[-1]  # month ends crossed: read as dates, not as numbers
+    # ten digits stay ambiguous (Unix seconds or YYYYMMDDHH): an error, never a guess
+    _wide(when.strftime("%Y%m%d%H").astype(np.int64)).to_csv(tmp_path / "ten.csv", index=False)
+    with pytest.raises(StcastError, match="holds numbers, not timestamps"):
+        load_user_table(tmp_path / "ten.csv")

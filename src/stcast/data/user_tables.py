@@ -256,12 +256,45 @@ def _row_name(df: pd.DataFrame, position: int, api: bool) -> str:
 STEP_ORIGIN = np.datetime64("2000-01-03T00:00")  # a Monday: nominal timestamps for tables indexed by step number
 
 
+COMPACT_DATES = {8: ("%Y%m%d", "YYYYMMDD"), 12: ("%Y%m%d%H%M", "YYYYMMDDHHMM"),
+                 14: ("%Y%m%d%H%M%S", "YYYYMMDDHHMMSS")}
+
+
+def _compact_dates(column: pd.Series) -> tuple[pd.Series, str] | None:
+    """Dates written as one number (202401010005: YYYYMMDDHHMM, as loggers and databases export them), when every
+    value has the same 8, 12 or 14 digits, each parses as a date of the years 1900-2100 and the rows fall on a
+    regular grid; else None (step numbers or Unix times, named by the caller). 10 digits are not read: Unix seconds
+    and YYYYMMDDHH look alike."""
+    values = column.to_numpy()
+    if not len(values) or not np.isfinite(values).all() or (values != np.round(values)).any() or values.min() <= 0:
+        return None
+    digits = np.unique(np.floor(np.log10(values.astype(np.float64))).astype(int) + 1)
+    if len(digits) != 1 or int(digits[0]) not in COMPACT_DATES:
+        return None
+    fmt, layout = COMPACT_DATES[int(digits[0])]
+    times = pd.to_datetime(column.astype(np.int64).astype(str), format=fmt, errors="coerce")
+    if times.isna().any() or not (1900 <= times.dt.year.min() and times.dt.year.max() <= 2100):
+        return None
+    if _empty_share(times) > 0.5:  # most of the grid empty: not dates after all
+        return None
+    return times, layout
+
+
 def _step_index_times(column: pd.Series, step_minutes, path, time_col, opt) -> pd.Series:
     """An integer time column is a step index when the step is given (nominal timestamps from a Monday
     midnight, each integer one step), else a clear error: integers are not read as nanoseconds since 1970."""
     if step_minutes is None:
-        unix = (f"; they look like Unix times (seconds since 1970): convert them, e.g. pandas' "
-                f"pd.to_datetime(df[{time_col!r}], unit='s')") if column.min() > 1e8 else ""
+        compact = _compact_dates(column)
+        if compact is not None:
+            times, layout = compact
+            warnings.warn(f"{path}: column {time_col!r} holds numbers written as dates ({column.iloc[0]:.0f}): read "
+                          f"as {layout}", stacklevel=4)
+            return times
+        low = float(column.min())
+        unit = next((u for u, top in (("s", 1e11), ("ms", 1e14), ("us", 1e17), ("ns", np.inf)) if low < top), "s")
+        words = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}[unit]
+        unix = (f"; they look like Unix times ({words} since 1970): convert them, e.g. pandas' "
+                f"pd.to_datetime(df[{time_col!r}], unit='{unit}')") if low > 1e8 else ""
         raise StcastError(f"{path}: column {time_col!r} holds numbers, not timestamps; if they count steps, give the "
                           f"step ({opt('step_minutes', 5)} for 5-minute steps), else give real timestamps{unix}")
     values = column.to_numpy()
