@@ -81,3 +81,25 @@ def test_any_model_gives_quantile_columns_when_asked(tmp_path, frame):
     assert "coverage80" in fc.metrics_
     fc.save(tmp_path / "q.pt")
     pd.testing.assert_frame_equal(Forecaster.load(tmp_path / "q.pt").predict(), out)
+
+
+def test_a_frame_indexed_by_time_is_pandas_own_layout(tmp_path, frame):
+    """A DatetimeIndex (wide) or a (ds, unique_id) MultiIndex (long) is where pandas keeps the timestamps; before,
+    fit refused the frame ("no time column 'ds'") and a Parquet file written from it read its first sensor as the
+    time column. The reading equals the one of the same frame with a ds column."""
+    from stcast.data.user_tables import frame_to_data, load_user_table, time_index_as_column
+
+    wide = frame.pivot(index="ds", columns="unique_id", values="y")
+    plain = Forecaster("last-value", null_value=0.0).fit(wide.reset_index())
+    for shaped in (wide, wide.rename_axis("timestamp"), frame.set_index(["ds", "unique_id"])):
+        fitted = Forecaster("last-value", null_value=0.0).fit(shaped)
+        np.testing.assert_array_equal(fitted.data_.values, plain.data_.values)
+        pd.testing.assert_frame_equal(fitted.predict(), plain.predict())
+    wide.rename_axis(None).to_parquet(tmp_path / "indexed.parquet")
+    data = load_user_table(tmp_path / "indexed.parquet", null_value=0.0)
+    assert data.node_ids == list(wide.columns) and data.num_steps == len(wide)
+    np.testing.assert_array_equal(data.values, plain.data_.values)
+    clash = wide.assign(time=1.0).rename_axis("time")
+    with pytest.raises(StcastError, match="a column is also named 'time'"):
+        frame_to_data(clash, "f", api=True)
+    assert time_index_as_column(frame, "ds") is frame  # a frame with its time column: untouched

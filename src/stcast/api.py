@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from stcast.data.core import SpatioTemporalData
-from stcast.data.user_tables import frame_to_data
+from stcast.data.user_tables import frame_to_data, time_index_as_column
 from stcast.errors import StcastError
 from stcast.task import Task
 
@@ -36,6 +36,10 @@ class _FrameModel:
     def _data(self, df: pd.DataFrame, adjacency=None, name: str = "frame") -> SpatioTemporalData:
         if not isinstance(df, pd.DataFrame):
             raise StcastError(f"expected a pandas DataFrame, got {type(df).__name__}")
+        if isinstance(df.index, pd.DatetimeIndex) and self.time_col not in df.columns:  # pandas' own layout
+            df = time_index_as_column(df.rename_axis(self.time_col), self.time_col)
+        elif isinstance(df.index, pd.MultiIndex) and self.time_col in df.index.names:  # (ds, unique_id) index
+            df = time_index_as_column(df, None)
         if self.time_col not in df.columns:
             raise StcastError(f"the frame has no time column {self.time_col!r}; columns are {list(df.columns)[:10]} "
                               "(set time_col=...)")

@@ -56,6 +56,7 @@ def frame_to_data(df: pd.DataFrame, name: str, layout: str = "auto", time_col: s
                           "or None")
     if not isinstance(df, pd.DataFrame) or df.empty:
         raise StcastError(f"{path} has no rows")
+    df = time_index_as_column(df, time_col)
     repeated = df.columns[df.columns.duplicated()].unique().tolist()
     if repeated:  # a frame (or Parquet file) may carry one name twice: which of the two would be the sensor?
         raise StcastError(f"{path}: the column name(s) {', '.join(map(repr, repeated[:5]))} appear more than "
@@ -309,6 +310,32 @@ def _step_index_times(column: pd.Series, step_minutes, path, time_col, opt) -> p
                           "years 1677-2262 that timestamps cover; number the steps from 0")
     minutes = values.astype(np.int64) * int(step_minutes)
     return pd.Series(STEP_ORIGIN + minutes.astype("timedelta64[m]"), index=column.index).astype("datetime64[ns]")
+
+
+def time_index_as_column(df: pd.DataFrame, time_col: str | None = None) -> pd.DataFrame:
+    """pandas' own layout for time series - the timestamps as the frame's index (a DatetimeIndex, or a (time,
+    sensor) MultiIndex), as `df.to_parquet()` keeps them - with the index as a column. Before, a frame indexed by
+    time was refused in the API ("no time column 'ds'") and a Parquet file written from one had its first sensor
+    taken for the time column. The column takes the index's name, else `time_col`, else 'time'; a frame whose
+    named time column exists keeps its index out of the way."""
+    index = df.index
+    if time_col is not None and time_col in df.columns:
+        return df
+    if isinstance(index, pd.MultiIndex):
+        levels = [index.get_level_values(i) for i in range(index.nlevels)]
+        if any(isinstance(v, pd.DatetimeIndex) for v in levels) and all(n is not None for n in index.names):
+            clash = [n for n in index.names if n in df.columns]
+            if clash:
+                raise StcastError(f"the frame's index level(s) {clash} are also columns: which is the time?")
+            return df.reset_index()
+        return df
+    if not isinstance(index, pd.DatetimeIndex):
+        return df
+    name = index.name if index.name is not None else (time_col or "time")
+    if name in df.columns:
+        raise StcastError(f"the frame's index holds timestamps and a column is also named {name!r}: which is the "
+                          "time? Reset the index or rename the column")
+    return df.reset_index(names=name)
 
 
 def _long_to_wide(df: pd.DataFrame, times: pd.Series, node_col, value_col, channel_col, path, name):
