@@ -167,3 +167,19 @@ def test_dates_written_as_one_number_are_read_and_said(tmp_path, fmt, freq):
     _wide(when.strftime("%Y%m%d%H").astype(np.int64)).to_csv(tmp_path / "ten.csv", index=False)
     with pytest.raises(StcastError, match="holds numbers, not timestamps"):
         load_user_table(tmp_path / "ten.csv")
+
+
+def test_rows_off_a_fixed_grid_say_why_where_it_is_recognisable():
+    """Calendar months and a logger's clock jitter: the error said only "off the 31 days grid" / "off the 5 min
+    grid"; it now names the cause and the way out. Neither is rounded or regridded silently."""
+    months = _wide(pd.date_range("2015-01-01", periods=40, freq="MS"))
+    with pytest.raises(StcastError, match=r"calendar months \(28 to 31 days apart\).*step_minutes=1440"):
+        frame_to_data(months, "m", api=True)
+    when = pd.date_range("2024-01-01", periods=200, freq="5min")
+    jitter = pd.to_timedelta(np.random.default_rng(0).integers(-3, 4, 200), unit="s")
+    with pytest.raises(StcastError, match=r"within 0 days 00:00:0\d of a whole .* step.*dt.round\('5min'\)"):
+        frame_to_data(_wide(when + jitter), "j", api=True)
+    frame_to_data(_wide((when + jitter).round("5min")), "j", api=True)  # the hint's fix reads
+    broken = when.append(pd.DatetimeIndex(["2024-01-02 00:02"]))  # one row 2 minutes off a 5-minute grid
+    with pytest.raises(StcastError, match=r"off the 0 days 00:05:00 grid, e.g. 2024-01-02 00:02:00$"):
+        frame_to_data(_wide(broken), "b", api=True)

@@ -128,7 +128,8 @@ def frame_to_data(df: pd.DataFrame, name: str, layout: str = "auto", time_col: s
     full = pd.date_range(table.index[0], table.index[-1], freq=step)
     off_grid = table.index.difference(full)
     if len(off_grid):
-        raise StcastError(f"{path}: {len(off_grid)} timestamps are off the {step} grid, e.g. {off_grid[0]}")
+        raise StcastError(f"{path}: {len(off_grid)} timestamps are off the {step} grid, e.g. {off_grid[0]}"
+                          + _off_grid_hint(table.index, diffs, step, time_col, opt))
     gaps = full.difference(table.index)
     if len(gaps):
         warnings.warn(f"{name}: {len(gaps)} missing time steps (e.g. {gaps[0]}) filled as missing values",
@@ -227,6 +228,28 @@ def _parse_times(column: pd.Series, path="the table", time_col="time") -> pd.Ser
                   f"{'day/month' if dayfirst else 'month/day'}, the order that puts the rows on a regular grid "
                   f"({shares})", stacklevel=3)
     return other if dayfirst else times
+
+
+def _off_grid_hint(index: pd.DatetimeIndex, diffs: pd.Series, step: pd.Timedelta, time_col, opt) -> str:
+    """Why the rows miss a fixed grid, where it is recognisable: calendar months (28-31 days apart), or clock
+    jitter (every timestamp within a quarter step of a rounded one)."""
+    days = diffs.dt.total_seconds() / 86400
+    if len(days) and days.between(28, 31).all():
+        return ("; the rows are calendar months (28 to 31 days apart), not a fixed step: stcast reads fixed steps "
+                f"(minutes to days); to forecast them as steps, number the rows 0, 1, 2, ... and give "
+                f"{opt('step_minutes', 1440)}")
+    if len(days) and days.between(365, 366).all():
+        return "; the rows are calendar years, not a fixed step: stcast reads fixed steps (minutes to days)"
+    rounded = index.round(step)
+    if (abs(index - rounded) <= step / 4).all() and not rounded.has_duplicates:
+        return (f"; every timestamp is within {abs(index - rounded).max()} of a whole {step} step (a logger's clock "
+                f"jitter?): round them first, e.g. pandas' df[{time_col!r}].dt.round('{_pandas_freq(step)}')")
+    return ""
+
+
+def _pandas_freq(step: pd.Timedelta) -> str:
+    minutes = int(step / pd.Timedelta(minutes=1))
+    return f"{minutes // 1440}D" if minutes % 1440 == 0 else f"{minutes}min"
 
 
 def _empty_share(times: pd.Series) -> float:
