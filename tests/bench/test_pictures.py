@@ -239,3 +239,25 @@ def test_the_stid_picture_reads_the_longest_trained_table_of_each_setting(tmp_pa
     _write(tmp_path / "none.csv", rows("no stid", "full", 9, [("lstm", 3.5), ("gwnet", 3.4)]))
     with pytest.raises(StcastError, match="no table holds stid beside another model"):
         report.plot_reference(report.read_results([tmp_path / "none.csv"]), tmp_path / "n.png")
+
+
+def test_the_page_gives_welchs_p_where_both_rows_have_seeds(tmp_path):
+    """Per-seed rows are averaged (mean, std, count); Welch's p from those equals scipy's test on the seeds
+    themselves, and it is printed only where both sides have two seeds or more."""
+    from scipy import stats
+
+    a, b = [3.40, 3.47, 3.39], [3.35, 3.356, 3.352]
+    rows = [dict(dataset="metr-la", table="t", model="llm-ts-net", method="llm-ts-net", backbone="pretrained",
+                 mae=v, seed=i) for i, v in enumerate(a)]
+    rows += [dict(dataset="metr-la", table="t", model="llm-ts-net (random)", method="llm-ts-net", backbone="random",
+                  mae=v, seed=i) for i, v in enumerate(b)]
+    rows += [dict(dataset="metr-la", table="t", model="llm-ts-net (removed)", method="llm-ts-net",
+                  backbone="removed", mae=3.5, seed=0)]
+    _write(tmp_path / "r.csv", rows)
+    entries = {e.model: e for e in report.read_results([tmp_path / "r.csv"])}
+    want = stats.ttest_ind(a, b, equal_var=False).pvalue
+    assert abs(report.welch_p(entries["llm-ts-net"], entries["llm-ts-net (random)"]) - want) < 1e-9
+    assert report.welch_p(entries["llm-ts-net"], entries["llm-ts-net (removed)"]) is None  # one seed
+    (line,) = report.lm_lines(list(entries.values()))
+    assert f"pretrained behind random by 0.067 (Welch's t-test over the seeds: p = {want:.2g})" in line
+    assert line.endswith("pretrained ahead of removed by 0.080.")

@@ -402,6 +402,40 @@ def _seeds(e: Entry) -> str:
     return f"{e.seeds} seeds" if e.seeds > 1 else "1 seed"
 
 
+def welch_p(a: Entry, b: Entry) -> float | None:
+    """Welch's two-sided t-test p-value of two rows' MAEs from their seed means and stds; None unless both rows
+    have two seeds or more and a spread."""
+    if a.seeds < 2 or b.seeds < 2 or not (a.mae_std > 0 or b.mae_std > 0):
+        return None
+    from scipy import stats
+
+    p = stats.ttest_ind_from_stats(a.mae, a.mae_std, a.seeds, b.mae, b.mae_std, b.seeds, equal_var=False).pvalue
+    return float(p) if math.isfinite(p) else None
+
+
+def _welch_words(a: Entry, b: Entry) -> str:
+    p = welch_p(a, b)
+    return "" if p is None else f" (Welch's t-test over the seeds: p = {p:.2g})"
+
+
+def lm_lines(entries: list[Entry]) -> list[str]:
+    """One line per method and table with two or more of the pretrained / random / removed rows: each row's MAE and
+    the pretrained row's difference to the others, with Welch's p where both sides have seeds."""
+    out = []
+    for (method, table), kinds in sorted(backbone_groups(entries).items()):
+        rows = [(k, kinds[k]) for k in BACKBONES if k in kinds]
+        shown = ", ".join(f"{k} {_fmt_mae(e)} ({_seeds(e)})" for k, e in rows)
+        line = f"- **{method}** ({rows[0][1].dataset}, {table}): {shown}"
+        pre = kinds.get("pretrained")
+        for k in ("random", "removed"):
+            if pre is not None and k in kinds:
+                d = kinds[k].mae - pre.mae
+                line += (f"; pretrained {'ahead of' if d > 0 else 'behind'} {k} by {abs(d):.3f}"
+                         f"{_welch_words(pre, kinds[k])}")
+        out.append(line + ".")
+    return out
+
+
 def _verdict(rows: list[Entry]) -> str:
     """'model (dataset, table: MAE m); <the other side's best> is x % behind', the other side being the best
     language-model method when a non-LLM model leads, the best other model when an LLM method leads."""
@@ -413,7 +447,7 @@ def _verdict(rows: list[Entry]) -> str:
         other = next((e for e in rows if _is_llm(e.model)), None)
         who = "the best language-model method"
     gap = (f"; {who}, {other.model} ({_seeds(other)}), is {100 * (other.mae / best.mae - 1):.1f} % behind"
-           if other is not None else "")
+           f"{_welch_words(best, other)}" if other is not None else "")
     return f"{best.model} ({best.dataset}, {best.table}: MAE {_fmt_mae(best)}, {_seeds(best)}){gap}"
 
 
@@ -485,6 +519,12 @@ def write_report(entries: list[Entry], out, figures: dict[str, Path], command: s
              "Each leaderboard ranks the rows of one comparison: the same windows, scaler and budget for every row.",
              "`x STID` is the ratio to STID in the same table; `seeds` > 1 rows are mean +- seed std.", "",
              "## Which model to use", "", *advice(entries), ""]
+    lm = lm_lines(entries)
+    if lm:
+        lines += ["## What the language model adds", "",
+                  "The same method with its backbone pretrained, randomly initialised, or removed, within one table "
+                  "(same windows, budget and seeds); p is Welch's two-sided t-test on the per-seed MAEs (from their "
+                  "mean, std and count), shown where both rows have two seeds or more.", "", *lm, ""]
     if figures:
         lines += ["## At a glance", ""]
         for name, path in figures.items():
