@@ -68,3 +68,43 @@ def test_the_graph_reader_takes_the_same_dialects(tmp_path, los):
     ids = [f"s{i}" for i in range(5)]
     pd.DataFrame(adj, index=ids, columns=ids).to_csv(tmp_path / "g.csv", sep=";", decimal=",")
     np.testing.assert_allclose(load_adjacency_file(tmp_path / "g.csv", 5, node_ids=ids), adj, rtol=1e-6)
+
+
+def test_binary_files_under_a_tables_name_are_named_as_such(tmp_path, frame):
+    """A workbook saved as .csv, or any binary file: "'charmap' codec can't decode byte 0x8d in position 1865"
+    before; now what the file is, and what to give instead."""
+    import zipfile
+
+    from stcast.errors import StcastError
+
+    with zipfile.ZipFile(tmp_path / "book.csv", "w") as z:  # an .xlsx is a zip archive
+        z.writestr("xl/worksheets/sheet1.xml", "<worksheet/>")
+    with pytest.raises(StcastError, match=r"holds binary data \(a zip archive: an .xlsx workbook\?\), not a text"):
+        load_user_table(tmp_path / "book.csv")
+    (tmp_path / "image.csv").write_bytes(bytes(range(256)) * 8)
+    with pytest.raises(StcastError, match="holds binary data, not a text table"):
+        load_user_table(tmp_path / "image.csv")
+    frame.to_csv(tmp_path / "zipped.csv.gz", index=False)  # compressed tables are not binary junk
+    assert load_user_table(tmp_path / "zipped.csv.gz").num_nodes == 5
+
+
+def test_a_spreadsheet_is_read_by_pandas_or_names_the_reader_it_needs(tmp_path, frame, monkeypatch):
+    from stcast.errors import StcastError
+
+    seen = {}
+
+    def fake_read_excel(path, sheet_name=0):
+        seen["path"], seen["sheet"] = path, sheet_name
+        return frame
+
+    monkeypatch.setattr(pd, "read_excel", fake_read_excel)
+    (tmp_path / "sensors.xlsx").write_bytes(b"PK\x03\x04")
+    data = load_user_table(tmp_path / "sensors.xlsx")
+    assert seen == {"path": tmp_path / "sensors.xlsx", "sheet": 0} and data.num_nodes == 5
+
+    def missing(path, sheet_name=0):
+        raise ImportError("Missing optional dependency 'openpyxl'.", name="openpyxl")
+
+    monkeypatch.setattr(pd, "read_excel", missing)
+    with pytest.raises(StcastError, match=r"is a spreadsheet; reading it needs openpyxl \(pip install openpyxl\)"):
+        load_user_table(tmp_path / "sensors.xlsx")

@@ -24,13 +24,18 @@ def read_csv(path, **kw) -> pd.DataFrame:
     """A CSV as pandas reads it; a file that is not UTF-8 (a Windows export: 'é' as one byte) is read as Windows-1252
     and said, unless `encoding` is given."""
     path = need_file(path)
+    _refuse_binary(path)
     try:
         try:
             df = pd.read_csv(path, **kw)
         except UnicodeDecodeError as e:
             if "encoding" in kw:
                 raise
-            df = pd.read_csv(path, **kw, encoding=_LEGACY)
+            try:
+                df = pd.read_csv(path, **kw, encoding=_LEGACY)
+            except UnicodeDecodeError:
+                raise StcastError(f"{path} is neither UTF-8 nor {_LEGACY} text ({e.reason} at byte {e.start}): "
+                                  "not a CSV table? Save it as UTF-8 CSV") from e
             warnings.warn(f"{path} is not UTF-8 ({e.reason} at byte {e.start}); read it as {_LEGACY} (Windows' "
                           "Western European encoding): check the names and save as UTF-8 if they look wrong",
                           stacklevel=2)
@@ -47,6 +52,21 @@ def read_csv(path, **kw) -> pd.DataFrame:
 
 
 _LEGACY = "cp1252"
+COMPRESSED = (".gz", ".bz2", ".xz", ".zip", ".zst", ".tar")
+
+
+def _refuse_binary(path: Path) -> None:
+    """A NUL byte in the first 64 KiB of an uncompressed file: a workbook, an archive or an image under a table's
+    name; said plainly instead of a codec error from the middle of the bytes."""
+    if path.suffix.lower() in COMPRESSED:
+        return
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 16)
+    at = head.find(b"\x00")
+    if at >= 0:
+        kind = " (a zip archive: an .xlsx workbook?)" if head.startswith(b"PK\x03\x04") else ""
+        raise StcastError(f"{path} holds binary data{kind}, not a text table (a NUL byte at byte {at}); "
+                          "give a CSV, Parquet or spreadsheet file")
 SEPARATORS = (",", ";", "\t", "|")
 
 

@@ -160,13 +160,14 @@ def _metr_la(path: Path, adj_pkl):
     return loaders.load_dcrnn_h5(path, "metr-la", adj_pkl)
 
 
-TABLE_SUFFIXES = (".csv", ".parquet", ".pq", ".gz")
+TABLE_SUFFIXES = (".csv", ".parquet", ".pq", ".gz")  # what stcast writes (forecast / impute --out)
+READ_SUFFIXES = TABLE_SUFFIXES + (".tsv", ".txt", ".zip", ".bz2", ".xz", ".xlsx", ".xlsm", ".xls", ".ods")  # reads
 
 
 def is_table_path(spec: str) -> bool:
     """A path to the user's own CSV/Parquet table rather than a registered dataset name."""
     path = Path(spec)
-    return path.suffix.lower() in TABLE_SUFFIXES or path.exists()
+    return path.suffix.lower() in READ_SUFFIXES or path.exists()
 
 
 def dataset_names() -> list[str]:

@@ -31,11 +31,30 @@ def load_user_table(path, name: str | None = None, layout: str = "auto", time_co
             raise StcastError(f"{path} is not a readable Parquet file ({e})") from e
         if df.empty:
             raise StcastError(f"{path} has no rows")
+    elif path.suffix.lower() in EXCEL_SUFFIXES:
+        df = _read_workbook(path)
     else:
         df = read_csv(path, **sniff_table(path))
     return frame_to_data(df, name, layout=layout, time_col=time_col, node_col=node_col, value_col=value_col,
                          channel_col=channel_col, adjacency=adjacency, null_value=null_value,
                          step_minutes=step_minutes, source=str(path))
+
+
+EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".ods")
+
+
+def _read_workbook(path: Path) -> pd.DataFrame:
+    """A spreadsheet's first sheet, through pandas' reader (openpyxl, xlrd or odfpy: optional, named when absent)."""
+    try:
+        df = pd.read_excel(path, sheet_name=0)
+    except ImportError as e:
+        raise StcastError(f"{path} is a spreadsheet; reading it needs {e.name or 'openpyxl'} (pip install "
+                          f"{e.name or 'openpyxl'}), or save its sheet as CSV") from e
+    except Exception as e:  # a corrupt or foreign file under a spreadsheet's name
+        raise StcastError(f"{path} is not a readable spreadsheet ({type(e).__name__}: {str(e)[:200]})") from e
+    if df.empty:
+        raise StcastError(f"{path}: its first sheet has no rows")
+    return df
 
 
 def frame_to_data(df: pd.DataFrame, name: str, layout: str = "auto", time_col: str | None = None,
