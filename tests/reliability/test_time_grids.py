@@ -183,3 +183,25 @@ def test_rows_off_a_fixed_grid_say_why_where_it_is_recognisable():
     broken = when.append(pd.DatetimeIndex(["2024-01-02 00:02"]))  # one row 2 minutes off a 5-minute grid
     with pytest.raises(StcastError, match=r"off the 0 days 00:05:00 grid, e.g. 2024-01-02 00:02:00$"):
         frame_to_data(_wide(broken), "b", api=True)
+
+
+def test_missing_markers_among_numbers_are_missing_readings_and_said(tmp_path, los):
+    """A '-' or '?' in one sensor's column of numbers (a spreadsheet's "no reading"): before, the wide table was
+    refused as "non-numeric node columns ... a long table needs --layout long". The markers are read as missing,
+    with their count; other text among numbers names its column, value and time."""
+    values = los.values[:100, :3, 0].round(2).astype(object)
+    values[::9, 1] = "-"
+    values[5, 2] = "?"
+    frame = pd.DataFrame(values, columns=["a", "b", "c"])
+    frame.insert(0, "time", pd.date_range("2024-01-01", periods=100, freq="5min"))
+    frame.to_csv(tmp_path / "marked.csv", index=False)
+    with pytest.warns(UserWarning, match=r"13 cells read as missing readings \('-' x 12, '\?' x 1\)"):
+        data = load_user_table(tmp_path / "marked.csv")
+    assert (~data.mask[::9, 1, 0]).all() and (~data.mask[5, 2, 0]) and data.mask.sum() == 300 - 13
+    np.testing.assert_allclose(data.values[1:9, 1, 0], los.values[1:9, 1, 0].round(2), rtol=1e-6)
+    long = frame.melt(id_vars="time", var_name="node", value_name="value")
+    with pytest.warns(UserWarning, match="13 cells read as missing readings"):
+        assert frame_to_data(long, "l", layout="long").mask.sum() == 300 - 13
+    frame.loc[7, "c"] = "55 mph"
+    with pytest.raises(StcastError, match=r"column 'c' holds text among its numbers: '55 mph' at 2024-01-01 00:35"):
+        frame_to_data(frame, "u")

@@ -40,6 +40,46 @@ def load_user_table(path, name: str | None = None, layout: str = "auto", time_co
                          step_minutes=step_minutes, source=str(path))
 
 
+# what spreadsheets and loggers write for "no reading" beyond pandas' own NA strings ('', 'NA', 'n/a', 'null', ...)
+MISSING_MARKERS = ("-", "--", "---", "?", "??", ".", "x", "missing", "no data", "nodata", "#value!", "#div/0!", "#ref!")
+
+
+def _text_among_numbers(table: pd.DataFrame, columns: list, path, name, opt) -> pd.DataFrame:
+    """Wide columns that are not all numbers. A column of mostly numbers whose other cells are all missing-markers
+    ('-', '?', '#VALUE!', ...) has those cells read as missing, said with their count; other text among numbers
+    is an error naming the column, the text and its line (it said "a long table needs --layout long" before: a
+    '-' in one sensor's column looked like a long table). Columns of mostly text: the long-table hint, as before."""
+    markers, wrong, texty = {}, [], []
+    for c in columns:
+        col = table[c]
+        num = pd.to_numeric(col, errors="coerce")
+        text = num.isna() & col.notna()
+        if num.notna().sum() < text.sum():
+            texty.append(c)
+            continue
+        words = col[text].astype(str).str.strip().str.lower()
+        unknown = ~words.isin(MISSING_MARKERS)
+        if unknown.any():
+            first = words.index[unknown.to_numpy()][0]
+            wrong.append((c, col[first], int(text.sum()), first))
+            continue
+        for w, n in words.value_counts().items():
+            markers[w] = markers.get(w, 0) + int(n)
+        table[c] = num
+    if texty:
+        raise StcastError(f"{path}: non-numeric node columns {texty[:5]} in a wide table; a long table "
+                          f"(time, node, value) needs {opt('layout', 'long')} {opt('node_col')} {opt('value_col')}")
+    if wrong:
+        c, value, n, when = wrong[0]
+        raise StcastError(f"{path}: column {c!r} holds text among its numbers: {value!r} at {when} ({n} such cells"
+                          f"{f'; and {len(wrong) - 1} more column(s)' if len(wrong) > 1 else ''}); remove units or "
+                          "labels from the values, and leave a missing reading empty")
+    if markers:
+        shown = ", ".join(f"{w!r} x {n}" for w, n in sorted(markers.items(), key=lambda kv: -kv[1]))
+        warnings.warn(f"{name}: {sum(markers.values())} cells read as missing readings ({shown})", stacklevel=4)
+    return table
+
+
 EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".ods")
 
 
@@ -108,6 +148,11 @@ def frame_to_data(df: pd.DataFrame, name: str, layout: str = "auto", time_col: s
                               f"{opt('value_col')})")
         if not pd.api.types.is_numeric_dtype(df[value_col]):
             bad = pd.to_numeric(df[value_col], errors="coerce").isna() & df[value_col].notna()
+            words = df[value_col][bad].astype(str).str.strip().str.lower()
+            if bad.any() and words.isin(MISSING_MARKERS).all():  # '-', '?', ...: no reading, said below
+                shown = ", ".join(f"{w!r} x {n}" for w, n in words.value_counts().items())
+                warnings.warn(f"{name}: {int(bad.sum())} cells read as missing readings ({shown})", stacklevel=2)
+                bad[:] = False
             if bad.any():
                 raise StcastError(f"{path}: value column {value_col!r} holds text, e.g. {df[value_col][bad].iloc[0]!r} "
                                   f"in {_row_name(df, int(np.flatnonzero(bad.to_numpy())[0]), api)}")
@@ -124,9 +169,7 @@ def frame_to_data(df: pd.DataFrame, name: str, layout: str = "auto", time_col: s
                               f"table, e.g. pandas' to_csv without index=False?); drop them or name each sensor")
         non_numeric = [c for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])]
         if non_numeric:
-            raise StcastError(f"{path}: non-numeric node columns {non_numeric[:5]} in a wide table; a long table "
-                              f"(time, node, value) needs {opt('layout', 'long')} {opt('node_col')} "
-                              f"{opt('value_col')}")
+            table = _text_among_numbers(table, non_numeric, path, name, opt)
         if table.shape[1] == 0:
             raise StcastError(f"{path}: no node columns besides the time column {time_col!r}")
     else:
