@@ -205,3 +205,17 @@ def test_missing_markers_among_numbers_are_missing_readings_and_said(tmp_path, l
     frame.loc[7, "c"] = "55 mph"
     with pytest.raises(StcastError, match=r"column 'c' holds text among its numbers: '55 mph' at 2024-01-01 00:35"):
         frame_to_data(frame, "u")
+
+
+def test_a_time_column_named_in_another_language_is_found_by_its_values():
+    """'Zeit' (or 'fecha') in the third column: the first column, a sensor, was taken for the time and refused as
+    "holds numbers, not timestamps". Ids that only look date-like ('1-2') are not taken for times."""
+    when = pd.date_range("2024-01-01", periods=60, freq="5min")
+    frame = _wide(np.zeros(60)).drop(columns="ds")
+    frame.insert(2, "Zeit", when.strftime("%Y-%m-%d %H:%M"))
+    data = frame_to_data(frame, "z")
+    assert data.num_steps == 60 and data.node_ids == ["s0", "s1", "s2"]
+    long = pd.DataFrame({"id": np.repeat(["1-2", "3-4"], 60), "fecha": np.tile(when.astype(str), 2),
+                         "value": np.arange(120.0)})
+    data = frame_to_data(long, "l", layout="long", node_col="id")
+    assert data.node_ids == ["1-2", "3-4"] and data.num_steps == 60

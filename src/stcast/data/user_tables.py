@@ -331,7 +331,25 @@ def _find_time_column(df: pd.DataFrame):
         if name in by_name:
             return by_name[name]
     typed = [c for c in df.columns if pd.api.types.is_datetime64_any_dtype(df[c])]
-    return typed[0] if typed else df.columns[0]
+    if typed:
+        return typed[0]
+    for c in df.columns:  # a text column that reads as dates, under a name in another language ('Zeit', 'fecha')
+        if df[c].dtype == object and _looks_like_dates(df[c]):
+            return c
+    return df.columns[0]
+
+
+def _looks_like_dates(column: pd.Series) -> bool:
+    sample = column.dropna().head(20).astype(str)
+    # a date with its year ('1.1.2024') is 8 characters or more: ids such as '1-2' are not dates
+    if sample.empty or sample.str.len().min() < 8 or not sample.str.contains(r"\d[-/.:]\d", regex=True).all():
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return bool(pd.to_datetime(sample, format="mixed", errors="coerce").notna().all())
+        except (ValueError, TypeError, OverflowError):
+            return False
 
 
 def _row_name(df: pd.DataFrame, position: int, api: bool) -> str:
