@@ -108,3 +108,34 @@ def test_a_spreadsheet_is_read_by_pandas_or_names_the_reader_it_needs(tmp_path, 
     monkeypatch.setattr(pd, "read_excel", missing)
     with pytest.raises(StcastError, match=r"is a spreadsheet; reading it needs openpyxl \(pip install openpyxl\)"):
         load_user_table(tmp_path / "sensors.xlsx")
+
+
+def test_spaces_after_the_commas_are_not_part_of_the_names(tmp_path, frame):
+    """'time, s0, s1' named the sensors ' s0', ' s1': a graph or a later table naming 's0' did not match them."""
+    text = frame.to_csv(index=False).replace(",", ", ")
+    (tmp_path / "spaced.csv").write_text(text)
+    frame.to_csv(tmp_path / "plain.csv", index=False)
+    _same(load_user_table(tmp_path / "spaced.csv"), load_user_table(tmp_path / "plain.csv"))
+    (tmp_path / "twice.csv").write_text(text.replace("s1", "s0 ", 1))  # 's0' and 's0 ': one name twice
+    from stcast.errors import StcastError
+
+    with pytest.raises(StcastError, match="'s0' appear more than once"):
+        load_user_table(tmp_path / "twice.csv")
+
+
+def test_a_spreadsheets_empty_margins_are_dropped_and_said(tmp_path, frame):
+    """'time,s0,...,,' and ',,,' rows at the end (what spreadsheets export): "3 rows have no timestamp" before."""
+    from stcast.errors import StcastError
+
+    text = frame.to_csv(index=False).replace("\n", ",,\n")
+    (tmp_path / "margins.csv").write_text(text + ",,,,,,,\n" * 3)
+    frame.to_csv(tmp_path / "plain.csv", index=False)
+    with pytest.warns(UserWarning, match=r"dropped 2 column\(s\) with no name and no value and 3 row\(s\)"):
+        _same(load_user_table(tmp_path / "margins.csv"), load_user_table(tmp_path / "plain.csv"))
+    # an empty row in the middle: a later bad row is still named by its line in the file
+    lines = frame.to_csv(index=False).splitlines()
+    lines.insert(5, ",,,,,")
+    lines[50] = "," + lines[50].split(",", 1)[1]  # readings without a timestamp, on the file's line 51
+    (tmp_path / "middle.csv").write_text("\n".join(lines) + "\n")
+    with pytest.warns(UserWarning, match="dropped 0 column"), pytest.raises(StcastError, match=r"\(e.g. line 51\)"):
+        load_user_table(tmp_path / "middle.csv")

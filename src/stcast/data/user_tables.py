@@ -32,9 +32,13 @@ def load_user_table(path, name: str | None = None, layout: str = "auto", time_co
         if df.empty:
             raise StcastError(f"{path} has no rows")
     elif path.suffix.lower() in EXCEL_SUFFIXES:
-        df = _read_workbook(path)
+        df = _drop_empty_margins(_read_workbook(path), path)
     else:
-        df = read_csv(path, **sniff_table(path))
+        df = read_csv(path, skipinitialspace=True, **sniff_table(path))
+        # 'time, s1, s2' (a space after each comma): the sensors are 's1' and 's2', not ' s1'; a header that then
+        # names a column twice is refused in frame_to_data
+        df.columns = [c.strip() if isinstance(c, str) else c for c in df.columns]
+        df = _drop_empty_margins(df, path)
     return frame_to_data(df, name, layout=layout, time_col=time_col, node_col=node_col, value_col=value_col,
                          channel_col=channel_col, adjacency=adjacency, null_value=null_value,
                          step_minutes=step_minutes, source=str(path))
@@ -81,6 +85,22 @@ def _text_among_numbers(table: pd.DataFrame, columns: list, path, name, opt) -> 
 
 
 EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".ods")
+
+
+def _drop_empty_margins(df: pd.DataFrame, path) -> pd.DataFrame:
+    """What spreadsheets leave around a table: columns with neither a name nor a value ('time,s1,s2,,') and rows
+    with no cell filled (',,,' at the end). Dropped, and said; an unnamed column with values is still refused
+    (most often an index written with the table)."""
+    blank_cols = [c for c in df.columns if isinstance(c, str) and c.startswith("Unnamed: ") and df[c].isna().all()]
+    blank_rows = df.drop(columns=blank_cols).isna().all(axis=1)
+    if blank_cols or blank_rows.any():
+        warnings.warn(f"{path}: dropped {len(blank_cols)} column(s) with no name and no value and "
+                      f"{int(blank_rows.sum())} row(s) with no value at all (a spreadsheet's empty margins)",
+                      stacklevel=3)
+        df = df.drop(columns=blank_cols)[~blank_rows.to_numpy()]
+        if df.empty:
+            raise StcastError(f"{path} has no filled rows")
+    return df
 
 
 def _read_workbook(path: Path) -> pd.DataFrame:
@@ -354,7 +374,10 @@ def _looks_like_dates(column: pd.Series) -> bool:
 
 def _row_name(df: pd.DataFrame, position: int, api: bool) -> str:
     """A row as the user can find it: the frame's index label (API), or the CSV line (header = line 1)."""
-    return f"frame row {df.index[position]!r}" if api else f"line {position + 2}"
+    if api:
+        return f"frame row {df.index[position]!r}"
+    label = df.index[position]  # the reader's row number: right after empty rows were dropped too
+    return f"line {(label if isinstance(label, int | np.integer) else position) + 2}"
 
 
 STEP_ORIGIN = np.datetime64("2000-01-03T00:00")  # a Monday: nominal timestamps for tables indexed by step number
