@@ -139,3 +139,24 @@ def test_a_spreadsheets_empty_margins_are_dropped_and_said(tmp_path, frame):
     (tmp_path / "middle.csv").write_text("\n".join(lines) + "\n")
     with pytest.warns(UserWarning, match="dropped 0 column"), pytest.raises(StcastError, match=r"\(e.g. line 51\)"):
         load_user_table(tmp_path / "middle.csv")
+
+
+def test_a_units_row_under_the_header_is_skipped_and_said(tmp_path, frame):
+    """'UTC,mph,mph,...' on line 2: "column 'time' does not hold timestamps (... UTC)" before. A first row of
+    missing markers ('-') is data, not units; a long table's first row is data."""
+    from stcast.errors import StcastError
+
+    lines = frame.to_csv(index=False).splitlines()
+    (tmp_path / "units.csv").write_text("\n".join([lines[0], "UTC" + ",mph" * 5] + lines[1:]) + "\n")
+    frame.to_csv(tmp_path / "plain.csv", index=False)
+    with pytest.warns(UserWarning, match=r"line 2 \(UTC, mph, mph, mph, ...\) reads as a second header row"):
+        _same(load_user_table(tmp_path / "units.csv"), load_user_table(tmp_path / "plain.csv"))
+    bad = [lines[0], "UTC" + ",mph" * 5] + lines[1:]
+    bad[40] = "," + bad[40].split(",", 1)[1]  # line 41 of the file (list index 40) has no timestamp
+    (tmp_path / "units-bad.csv").write_text("\n".join(bad) + "\n")
+    with pytest.warns(UserWarning, match="second header row"), pytest.raises(StcastError, match=r"e.g. line 41\)"):
+        load_user_table(tmp_path / "units-bad.csv")
+    dashes = [lines[0], lines[1].split(",", 1)[0] + ",-" * 5] + lines[2:]
+    (tmp_path / "dashes.csv").write_text("\n".join(dashes) + "\n")
+    with pytest.warns(UserWarning, match="5 cells read as missing readings"):
+        assert load_user_table(tmp_path / "dashes.csv").num_steps == 200

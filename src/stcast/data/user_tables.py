@@ -34,7 +34,14 @@ def load_user_table(path, name: str | None = None, layout: str = "auto", time_co
     elif path.suffix.lower() in EXCEL_SUFFIXES:
         df = _drop_empty_margins(_read_workbook(path), path)
     else:
-        df = read_csv(path, skipinitialspace=True, **sniff_table(path))
+        dialect = sniff_table(path)
+        df = read_csv(path, skipinitialspace=True, **dialect)
+        if _is_units_row(df):  # 'UTC,mph,mph' under the header: a second header row, skipped and said
+            units = [str(v) for v in df.iloc[0].tolist() if pd.notna(v)]
+            warnings.warn(f"{path}: line 2 ({', '.join(units[:4])}{', ...' if len(units) > 4 else ''}) reads as a "
+                          "second header row (units?) and is skipped", stacklevel=2)
+            df = read_csv(path, skipinitialspace=True, skiprows=[1], **dialect)
+            df.index = df.index + 1  # the file's line numbers in messages: one line was skipped
         # 'time, s1, s2' (a space after each comma): the sensors are 's1' and 's2', not ' s1'; a header that then
         # names a column twice is refused in frame_to_data
         df.columns = [c.strip() if isinstance(c, str) else c for c in df.columns]
@@ -85,6 +92,25 @@ def _text_among_numbers(table: pd.DataFrame, columns: list, path, name, opt) -> 
 
 
 EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".ods")
+
+
+def _is_units_row(df: pd.DataFrame) -> bool:
+    """The first row holds only words (or blanks) in columns whose other cells are numbers: units or labels under
+    the header. Two filled words at least, in columns that are numbers in 90 % of the next 200 rows."""
+    if len(df) < 3:
+        return False
+    first = df.iloc[0]
+
+    def word(v) -> bool:  # a unit or label: not a number, not a date, not a missing-reading marker
+        return (isinstance(v, str) and pd.isna(pd.to_numeric(v, errors="coerce"))
+                and v.strip().lower() not in MISSING_MARKERS and not _looks_like_dates(pd.Series([v])))
+    texty = [c for c in df.columns if word(first[c])]
+    if len(texty) < 2 or any(pd.notna(pd.to_numeric(first[c], errors="coerce")) for c in df.columns
+                             if pd.notna(first[c]) and c not in texty):
+        return False
+    rest = df[texty].iloc[1:201].apply(pd.to_numeric, errors="coerce")
+    numeric_cols = (rest.notna().mean() >= 0.9).sum()
+    return numeric_cols >= max(1, len(texty) - 1)  # the time column's own word ('UTC') may be the one exception
 
 
 def _drop_empty_margins(df: pd.DataFrame, path) -> pd.DataFrame:
