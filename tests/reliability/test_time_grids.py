@@ -219,3 +219,15 @@ def test_a_time_column_named_in_another_language_is_found_by_its_values():
                          "value": np.arange(120.0)})
     data = frame_to_data(long, "l", layout="long", node_col="id")
     assert data.node_ids == ["1-2", "3-4"] and data.num_steps == 60
+
+
+def test_an_hour_repeated_by_daylight_savings_end_is_named_as_such():
+    """Naive local timestamps repeat 01:00-01:55 when the clocks go back: "duplicate timestamps" gave no cause
+    (or suggested a long table)."""
+    when = pd.date_range("2024-11-02 12:00", "2024-11-03 06:00", freq="5min", tz="America/Los_Angeles")
+    local = pd.Series(when.tz_localize(None).astype(str))
+    assert local.duplicated().sum() == 12  # the repeated hour
+    with pytest.raises(StcastError, match=r"all 12 repeats fall within one hour .*daylight saving's end"):
+        frame_to_data(_wide(local.to_numpy()), "dst")
+    with pytest.raises(StcastError, match="if this is a long table"):  # a wide table with repeats all over
+        frame_to_data(_wide(np.tile(pd.date_range("2024-01-01", periods=30, freq="5min").astype(str), 2)), "x")

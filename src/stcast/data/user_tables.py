@@ -222,8 +222,15 @@ def frame_to_data(df: pd.DataFrame, name: str, layout: str = "auto", time_col: s
         raise StcastError(f"unknown layout {layout!r}; use 'wide', 'long' or 'auto'")
     table = table.sort_index()
     if table.index.has_duplicates:
-        hint = ("" if layout == "long" else f"; if this is a long table (time, node, value) pass "
-                f"{opt('layout', 'long')} {opt('node_col')} {opt('value_col')}")
+        repeated = table.index[table.index.duplicated()]
+        if repeated.max() - repeated.min() < pd.Timedelta(hours=1) and table.index.nunique() > 2 * len(repeated):
+            # one hour's timestamps twice in a long series: local clock time when daylight saving ends
+            hint = (f"; all {len(repeated)} repeats fall within one hour ({repeated.min()} .. {repeated.max()}): a "
+                    "local clock set back an hour (daylight saving's end?); write the timestamps with their UTC "
+                    "offset (2024-11-03 01:30-07:00) or in UTC")
+        else:
+            hint = ("" if layout == "long" else f"; if this is a long table (time, node, value) pass "
+                    f"{opt('layout', 'long')} {opt('node_col')} {opt('value_col')}")
         raise StcastError(f"{path}: duplicate timestamps, e.g. {table.index[table.index.duplicated()][0]}{hint}")
     diffs = pd.Series(table.index).diff().dropna()
     if diffs.empty:
