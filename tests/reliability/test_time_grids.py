@@ -231,3 +231,11 @@ def test_an_hour_repeated_by_daylight_savings_end_is_named_as_such():
         frame_to_data(_wide(local.to_numpy()), "dst")
     with pytest.raises(StcastError, match="if this is a long table"):  # a wide table with repeats all over
         frame_to_data(_wide(np.tile(pd.date_range("2024-01-01", periods=30, freq="5min").astype(str), 2)), "x")
+
+
+def test_daylight_savings_repeat_in_a_long_table_is_named_too():
+    when = pd.date_range("2024-11-02 12:00", "2024-11-03 06:00", freq="5min", tz="America/Los_Angeles")
+    local = when.tz_localize(None).astype(str)
+    long = pd.DataFrame({"time": np.tile(local, 2), "node": np.repeat(["a", "b"], len(local)), "value": 1.0})
+    with pytest.raises(StcastError, match=r"24 duplicate \(time, node, channel\) rows; all 12 repeats fall within"):
+        frame_to_data(long, "dst", layout="long")

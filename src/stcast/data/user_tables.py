@@ -222,13 +222,8 @@ def frame_to_data(df: pd.DataFrame, name: str, layout: str = "auto", time_col: s
         raise StcastError(f"unknown layout {layout!r}; use 'wide', 'long' or 'auto'")
     table = table.sort_index()
     if table.index.has_duplicates:
-        repeated = table.index[table.index.duplicated()]
-        if repeated.max() - repeated.min() < pd.Timedelta(hours=1) and table.index.nunique() > 2 * len(repeated):
-            # one hour's timestamps twice in a long series: local clock time when daylight saving ends
-            hint = (f"; all {len(repeated)} repeats fall within one hour ({repeated.min()} .. {repeated.max()}): a "
-                    "local clock set back an hour (daylight saving's end?); write the timestamps with their UTC "
-                    "offset (2024-11-03 01:30-07:00) or in UTC")
-        else:
+        hint = _clock_set_back(table.index[table.index.duplicated()], table.index.nunique())
+        if not hint:
             hint = ("" if layout == "long" else f"; if this is a long table (time, node, value) pass "
                     f"{opt('layout', 'long')} {opt('node_col')} {opt('value_col')}")
         raise StcastError(f"{path}: duplicate timestamps, e.g. {table.index[table.index.duplicated()][0]}{hint}")
@@ -497,6 +492,16 @@ def time_index_as_column(df: pd.DataFrame, time_col: str | None = None) -> pd.Da
     return df.reset_index(names=name)
 
 
+def _clock_set_back(repeated: pd.DatetimeIndex, distinct: int) -> str:
+    """'; ...daylight saving's end...' when every repeated timestamp falls within one hour of a long series (local
+    clock time repeats 01:00-01:59 when the clocks go back), else ''."""
+    if not len(repeated) or repeated.max() - repeated.min() >= pd.Timedelta(hours=1) or distinct <= 2 * len(repeated):
+        return ""
+    return (f"; all {len(repeated)} repeats fall within one hour ({repeated.min()} .. {repeated.max()}): a local "
+            "clock set back an hour (daylight saving's end?); write the timestamps with their UTC offset "
+            "(2024-11-03 01:30-07:00) or in UTC")
+
+
 def _long_to_wide(df: pd.DataFrame, times: pd.Series, node_col, value_col, channel_col, path, name):
     """(time x (node, channel) frame, nodes sorted by name, channels sorted) of a long table, by integer codes: one
     factorize per key column and one scatter, instead of pandas' pivot and sorts over every row (a 17-million-row
@@ -519,7 +524,11 @@ def _long_to_wide(df: pd.DataFrame, times: pd.Series, node_col, value_col, chann
     present = slot >= 0
     dup = len(key) - int(present.sum())
     if dup:
-        raise StcastError(f"{path}: {dup} duplicate (time, node, channel) rows")
+        first_row = np.zeros(len(key), dtype=bool)
+        first_row[slot[present]] = True  # the row each cell kept; the others repeat a cell
+        again = pd.DatetimeIndex(t_values[t_code[~first_row]]).unique()
+        raise StcastError(f"{path}: {dup} duplicate (time, node, channel) rows"
+                          f"{_clock_set_back(again, T)}")
     _say_mixed_steps(present.reshape(T, N, C).any(2), t_values.asi8, [n_values[i] for i in n_order], name)
     grid = np.full(T * N * C, np.nan)
     grid[key] = df[value_col].to_numpy(np.float64, na_value=np.nan)
