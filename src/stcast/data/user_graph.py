@@ -60,7 +60,8 @@ def align_to_nodes(adj: np.ndarray, labels: list, node_ids, source: str) -> np.n
     if node_ids is None:  # a caller without a table (load_adjacency_file alone): the file's order
         return adj
     ids = [_canonical(n) for n in node_ids]
-    unknown = [k for k in keys if k not in set(ids)]
+    known = set(ids)
+    unknown = [k for k in keys if k not in known]
     unlabelled = [i for i in ids if i not in seen]
     if unknown or unlabelled:
         parts = []
