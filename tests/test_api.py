@@ -91,7 +91,8 @@ def test_a_frame_indexed_by_time_is_pandas_own_layout(tmp_path, frame):
 
     wide = frame.pivot(index="ds", columns="unique_id", values="y")
     plain = Forecaster("last-value", null_value=0.0).fit(wide.reset_index())
-    for shaped in (wide, wide.rename_axis("timestamp"), frame.set_index(["ds", "unique_id"])):
+    periods = wide.set_axis(wide.index.to_period("5min"), axis=0)  # a PeriodIndex: each period's start
+    for shaped in (wide, wide.rename_axis("timestamp"), frame.set_index(["ds", "unique_id"]), periods):
         fitted = Forecaster("last-value", null_value=0.0).fit(shaped)
         np.testing.assert_array_equal(fitted.data_.values, plain.data_.values)
         pd.testing.assert_frame_equal(fitted.predict(), plain.predict())

@@ -36,7 +36,7 @@ class _FrameModel:
     def _data(self, df: pd.DataFrame, adjacency=None, name: str = "frame") -> SpatioTemporalData:
         if not isinstance(df, pd.DataFrame):
             raise StcastError(f"expected a pandas DataFrame, got {type(df).__name__}")
-        if isinstance(df.index, pd.DatetimeIndex) and self.time_col not in df.columns:  # pandas' own layout
+        if isinstance(df.index, pd.DatetimeIndex | pd.PeriodIndex) and self.time_col not in df.columns:  # pandas' own
             df = time_index_as_column(df.rename_axis(self.time_col), self.time_col)
         elif isinstance(df.index, pd.MultiIndex) and self.time_col in df.index.names:  # (ds, unique_id) index
             df = time_index_as_column(df, None)

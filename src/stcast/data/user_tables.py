@@ -475,6 +475,9 @@ def time_index_as_column(df: pd.DataFrame, time_col: str | None = None) -> pd.Da
     index = df.index
     if time_col is not None and time_col in df.columns:
         return df
+    if isinstance(index, pd.PeriodIndex):  # hourly or daily periods: their start times
+        df = df.set_axis(index.to_timestamp(), axis=0)
+        index = df.index
     if isinstance(index, pd.MultiIndex):
         levels = [index.get_level_values(i) for i in range(index.nlevels)]
         if any(isinstance(v, pd.DatetimeIndex) for v in levels) and all(n is not None for n in index.names):
