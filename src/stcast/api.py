@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from stcast.data.core import SpatioTemporalData
-from stcast.data.user_tables import frame_to_data, time_index_as_column
+from stcast.data.time_columns import time_index_as_column
+from stcast.data.user_tables import frame_to_data
 from stcast.errors import StcastError
 from stcast.task import Task
 

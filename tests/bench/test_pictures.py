@@ -9,7 +9,7 @@ import pytest
 import torch
 from matplotlib.image import imread
 
-from stcast.bench import pictures, report
+from stcast.bench import pictures, report, report_plots
 from stcast.cli import main
 from stcast.errors import StcastError
 
@@ -205,10 +205,10 @@ def test_the_language_model_picture_never_sets_rows_of_two_tables_side_by_side(t
     assert {k: sorted(v) for k, v in groups.items()} == {("ust-sllm", "2 passes"): ["pretrained", "random"],
                                                           ("ust-sllm", "converged"): ["random", "removed"]}
     assert groups[("ust-sllm", "converged")]["random"].mae == 3.66  # not the 2-pass row of the same name
-    _looks_drawn(report.plot_backbones(report.read_results([tmp_path / "lm.csv"]), tmp_path / "b.png"), 300, 250)
+    _looks_drawn(report_plots.plot_backbones(report.read_results([tmp_path / "lm.csv"]), tmp_path / "b.png"), 300, 250)
     _write(tmp_path / "one.csv", rows[-1:])
     with pytest.raises(StcastError, match="nothing to draw of what the language model adds"):
-        report.plot_backbones(report.read_results([tmp_path / "one.csv"]), tmp_path / "c.png")
+        report_plots.plot_backbones(report.read_results([tmp_path / "one.csv"]), tmp_path / "c.png")
 
 
 def test_a_published_figure_is_shown_beside_ours_and_never_ranked():
@@ -234,11 +234,11 @@ def test_the_stid_picture_reads_the_longest_trained_table_of_each_setting(tmp_pa
            + rows("no stid", "full", 99, [("lstm", 3.5), ("gwnet", 3.4)])
            + rows("other place", "full", 50, [("stid", 3.6), ("lstm", 3.7)], dataset="los-loop"))
     entries = report.read_results([tmp_path / "r.csv"])
-    assert [r[0].table for r in report.reference_tables(entries)] == ["converged", "10 % converged"]
-    _looks_drawn(report.plot_reference(entries, tmp_path / "ref.png"), 500, 200)
+    assert [r[0].table for r in report_plots.reference_tables(entries)] == ["converged", "10 % converged"]
+    _looks_drawn(report_plots.plot_reference(entries, tmp_path / "ref.png"), 500, 200)
     _write(tmp_path / "none.csv", rows("no stid", "full", 9, [("lstm", 3.5), ("gwnet", 3.4)]))
     with pytest.raises(StcastError, match="no table holds stid beside another model"):
-        report.plot_reference(report.read_results([tmp_path / "none.csv"]), tmp_path / "n.png")
+        report_plots.plot_reference(report.read_results([tmp_path / "none.csv"]), tmp_path / "n.png")
 
 
 def test_the_page_gives_welchs_p_where_both_rows_have_seeds(tmp_path):

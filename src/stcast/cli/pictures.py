@@ -32,7 +32,8 @@ def cmd_plot(args) -> int:
                           f"{Path(out).suffix or 'no suffix'} is not one of them")
     check_writable(out)
     if args.what == "results":
-        from stcast.bench.report import plot_results, read_results
+        from stcast.bench.report import read_results
+        from stcast.bench.report_plots import plot_results
 
         path = plot_results(read_results(args.files), out)
     elif args.what == "correlation":
@@ -97,7 +98,7 @@ def cmd_report(args) -> int:
     """`stcast report RESULTS... --out docs/results.md`: the results page and its pictures, from result CSVs."""
     from pathlib import Path
 
-    from stcast.bench import report
+    from stcast.bench import report, report_plots
 
     unranked: list[str] = []
     entries = report.read_results(args.files, unranked)
@@ -108,10 +109,10 @@ def cmd_report(args) -> int:
     check_writable(args.out)
     figures_dir = Path(args.figures or Path(args.out).parent / "figures")
     figures = {}
-    for name, file, draw in (("against STID", "reference", report.plot_reference),
-                             ("leaderboards", "leaderboards", report.plot_leaderboards),
-                             ("accuracy against training cost", "cost", report.plot_cost),
-                             ("what the language model adds", "backbones", report.plot_backbones)):
+    for name, file, draw in (("against STID", "reference", report_plots.plot_reference),
+                             ("leaderboards", "leaderboards", report_plots.plot_leaderboards),
+                             ("accuracy against training cost", "cost", report_plots.plot_cost),
+                             ("what the language model adds", "backbones", report_plots.plot_backbones)):
         try:
             figures[name] = draw(entries, figures_dir / f"results-{file}.png")
         except StcastError as e:  # a picture the rows do not allow: said, the page still written
