@@ -212,15 +212,21 @@ def _best(entries: list[Entry], setting: str) -> tuple[Entry, list[Entry]] | Non
     return rows[0], rows
 
 
+def median_passes(rows: list[Entry]) -> float:
+    """How long a table's rows trained: the median of their passes (a mean let a few cheap rows that made many
+    passes in an equal-time budget outweigh a converged table of slow models)."""
+    import statistics
+
+    p = [e.get("passes") for e in rows if e.get("passes") is not None]
+    return float(statistics.median(p)) if p else 0.0
+
+
 def _longest_trained(entries: list[Entry], setting: str) -> list[Entry] | None:
-    """The table of a setting, of two models or more, whose rows trained the most passes (mean over the rows
+    """The table of a setting, of two models or more, whose rows trained the most passes (median over the rows
     that report passes): the answer with the least budget in it, beside the broadest table's."""
-    def mean_passes(rows):
-        p = [e.get("passes") for e in rows if e.get("passes") is not None]
-        return sum(p) / len(p) if p else 0.0
     groups = [v for v in _tables_of(entries, setting) if len(v) > 1]
-    best = max(groups, key=mean_passes, default=None)
-    return best if best is not None and mean_passes(best) > 0 else None
+    best = max(groups, key=median_passes, default=None)
+    return best if best is not None and median_passes(best) > 0 else None
 
 
 def _seeds(e: Entry) -> str:
@@ -264,12 +270,14 @@ def lm_lines(entries: list[Entry]) -> list[str]:
 def _verdict(rows: list[Entry]) -> str:
     """'model (dataset, table: MAE m); <the other side's best> is x % behind', the other side being the best
     language-model method when a non-LLM model leads, the best other model when an LLM method leads."""
+    def lm(e: Entry) -> bool:  # a language-model method's row with its LM (not the ablation that removes it)
+        return is_llm(e.model) and e.get("backbone") != "removed"
     best = rows[0]
-    if is_llm(best.model):
-        other = next((e for e in rows if not is_llm(e.model)), None)
+    if lm(best):
+        other = next((e for e in rows if not lm(e)), None)
         who = "the best model without a language model"
     else:
-        other = next((e for e in rows if is_llm(e.model)), None)
+        other = next((e for e in rows if lm(e)), None)
         who = "the best language-model method"
     gap = (f"; {who}, {other.model} ({_seeds(other)}), is {100 * (other.mae / best.mae - 1):.1f} % behind"
            f"{_welch_words(best, other)}" if other is not None else "")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from stcast.bench.plots import pyplot, save_figure
-from stcast.bench.report import BACKBONES, Entry, backbone_groups, is_llm, pareto_front, tables
+from stcast.bench.report import BACKBONES, Entry, backbone_groups, is_llm, median_passes, pareto_front, tables
 from stcast.errors import StcastError
 
 
@@ -115,14 +115,11 @@ def reference_tables(entries: list[Entry], reference: str = "stid") -> list[list
         weight[rows[0].dataset] = weight.get(rows[0].dataset, 0) + len(rows)
     ds = max(weight, key=weight.get)
 
-    def mean_passes(rows):
-        p = [e.get("passes") for e in rows if e.get("passes") is not None]
-        return sum(p) / len(p) if p else 0.0
     out = []
     for setting in ("full", "few-shot"):
         pick = [r for r in held if r[0].dataset == ds and r[0].setting == setting and len(r) > 1]
         if pick:
-            out.append(max(pick, key=mean_passes))
+            out.append(max(pick, key=median_passes))
     return out
 
 
