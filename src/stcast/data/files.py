@@ -67,6 +67,8 @@ def _refuse_binary(path: Path) -> None:
         kind = " (a zip archive: an .xlsx workbook?)" if head.startswith(b"PK\x03\x04") else ""
         raise StcastError(f"{path} holds binary data{kind}, not a text table (a NUL byte at byte {at}); "
                           "give a CSV, Parquet or spreadsheet file")
+
+
 SEPARATORS = (",", ";", "\t", "|")
 
 

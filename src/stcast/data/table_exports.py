@@ -16,6 +16,17 @@ from stcast.errors import StcastError
 MISSING_MARKERS = ("-", "--", "---", "?", "??", ".", "x", "missing", "no data", "nodata", "#value!", "#div/0!", "#ref!")
 
 
+def marker_words(cells: pd.Series) -> pd.Series:
+    """Text cells as compared with MISSING_MARKERS: stripped, lower case."""
+    return cells.astype(str).str.strip().str.lower()
+
+
+def say_markers(name, counts: dict) -> None:
+    """The warning that counts each missing-reading marker read as missing."""
+    shown = ", ".join(f"{w!r} x {n}" for w, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    warnings.warn(f"{name}: {sum(counts.values())} cells read as missing readings ({shown})", stacklevel=4)
+
+
 def text_among_numbers(table: pd.DataFrame, columns: list, path, name, opt) -> pd.DataFrame:
     """Wide columns that are not all numbers. A column of mostly numbers whose other cells are all missing-markers
     ('-', '?', '#VALUE!', ...) has those cells read as missing, said with their count; other text among numbers
@@ -29,7 +40,7 @@ def text_among_numbers(table: pd.DataFrame, columns: list, path, name, opt) -> p
         if num.notna().sum() < text.sum():
             texty.append(c)
             continue
-        words = col[text].astype(str).str.strip().str.lower()
+        words = marker_words(col[text])
         unknown = ~words.isin(MISSING_MARKERS)
         if unknown.any():
             first = words.index[unknown.to_numpy()][0]
@@ -47,8 +58,7 @@ def text_among_numbers(table: pd.DataFrame, columns: list, path, name, opt) -> p
                           f"{f'; and {len(wrong) - 1} more column(s)' if len(wrong) > 1 else ''}); remove units or "
                           "labels from the values, and leave a missing reading empty")
     if markers:
-        shown = ", ".join(f"{w!r} x {n}" for w, n in sorted(markers.items(), key=lambda kv: -kv[1]))
-        warnings.warn(f"{name}: {sum(markers.values())} cells read as missing readings ({shown})", stacklevel=4)
+        say_markers(name, markers)
     return table
 
 

@@ -15,7 +15,9 @@ from stcast.data.table_exports import (
     MISSING_MARKERS,
     drop_empty_margins,
     is_units_row,
+    marker_words,
     read_workbook,
+    say_markers,
     text_among_numbers,
 )
 from stcast.data.time_columns import (
@@ -118,10 +120,9 @@ def frame_to_data(df: pd.DataFrame, name: str, layout: str = "auto", time_col: s
                               f"{opt('value_col')})")
         if not pd.api.types.is_numeric_dtype(df[value_col]):
             bad = pd.to_numeric(df[value_col], errors="coerce").isna() & df[value_col].notna()
-            words = df[value_col][bad].astype(str).str.strip().str.lower()
-            if bad.any() and words.isin(MISSING_MARKERS).all():  # '-', '?', ...: no reading, said below
-                shown = ", ".join(f"{w!r} x {n}" for w, n in words.value_counts().items())
-                warnings.warn(f"{name}: {int(bad.sum())} cells read as missing readings ({shown})", stacklevel=2)
+            words = marker_words(df[value_col][bad])
+            if bad.any() and words.isin(MISSING_MARKERS).all():  # '-', '?', ...: no reading, said
+                say_markers(name, words.value_counts().to_dict())
                 bad[:] = False
             if bad.any():
                 raise StcastError(f"{path}: value column {value_col!r} holds text, e.g. {df[value_col][bad].iloc[0]!r} "
