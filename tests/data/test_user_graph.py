@@ -152,3 +152,19 @@ def test_transition_matrix_of_weights_near_float32_range():
 
     a = np.array([[3e38, 3e38, 0], [0, 1, 1], [0, 0, 0]], dtype=np.float32)
     np.testing.assert_allclose(row_normalise(a), [[0.5, 0.5, 0], [0, 0.5, 0.5], [0, 0, 0]])
+
+
+@pytest.mark.parametrize("how", ["file", "array", "frame"])
+def test_a_graph_without_edges_between_sensors_is_said(tmp_path, real, how, recwarn):
+    """A matrix of zeros or of self-loops only is valid but carries nothing: a warning says so (a real graph,
+    even with isolated sensors, does not)."""
+    frame, ids, adj, _ = real
+    np.save(tmp_path / "eye.npy", np.eye(N))
+    given = {"file": str(tmp_path / "eye.npy"), "array": np.zeros((N, N)),
+             "frame": pd.DataFrame(np.eye(N), index=ids, columns=ids)}[how]
+    with pytest.warns(UserWarning, match="no edges between sensors"):
+        _graph(tmp_path, real, given)
+    sparse = adj.copy()
+    sparse[3, :] = sparse[:, 3] = 0  # one isolated sensor is a graph's business, not a warning
+    _graph(tmp_path, real, sparse)
+    assert not [w for w in recwarn if "no edges" in str(w.message)]

@@ -66,6 +66,7 @@ def main(argv=None) -> int:
         os.environ["HF_HUB_OFFLINE"] = os.environ["STCAST_OFFLINE"] = "1"  # read by nn.backbones.offline()
     warnings.formatwarning = _format_warning
     try:
+        common.check_no_clobber(args)
         return args.func(args)
     except StcastError as e:
         print(f"stcast: error: {e}", file=sys.stderr)

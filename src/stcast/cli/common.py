@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from importlib import resources
 from pathlib import Path
 
@@ -156,6 +157,50 @@ def dataset_source(spec: str) -> str:
     return str(path.resolve()) if path.exists() else spec
 
 
+INPUT_FLAGS = ("dataset", "adjacency", "model_file", "config", "init_from", "parts", "files")
+OUTPUT_FLAGS = ("out", "checkpoint", "log_csv")
+
+
+def _flag(dest: str) -> str:
+    return dest if dest in ("parts", "files") else "--" + dest.replace("_", "-")
+
+
+def _paths(args, dests) -> list[tuple[str, Path]]:
+    found = []
+    for dest in dests:
+        value = getattr(args, dest, None)
+        for item in value if isinstance(value, list | tuple) else [value]:
+            if isinstance(item, str | Path) and str(item):
+                found.append((_flag(dest), Path(item)))
+    return found
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """One file under two names (links, `..`, a folder not made yet: `sub/../table.csv`)."""
+    try:
+        if a.exists() and b.exists():
+            return a.samefile(b)
+    except OSError:
+        pass
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_no_clobber(args) -> None:
+    """Nothing a user hands us is lost: an output path that is one of the command's input files (the table, its
+    graph, the model file, the config, a part to merge), or two outputs on one path, is an error before any work.
+    `train --resume` reads and writes its --checkpoint by design, the one exception."""
+    outputs = _paths(args, OUTPUT_FLAGS)
+    for i, (flag, path) in enumerate(outputs):
+        for other_flag, other in outputs[i + 1:]:
+            if _same_file(path, other):
+                raise StcastError(f"{flag} and {other_flag} are the same file ({path}): one would overwrite the "
+                                  "other; give each its own path")
+        for in_flag, source in _paths(args, INPUT_FLAGS):
+            if _same_file(path, source):
+                raise StcastError(f"{flag} {path} is the file given as {in_flag} {source}: writing there would "
+                                  f"overwrite your input; choose another {flag} path")
+
+
 def check_table_out(out: str) -> None:
     """--out of forecast/impute: a CSV (optionally .csv.gz) or Parquet path, writable; checked first."""
     suffix = Path(out).suffix.lower()
@@ -172,13 +217,19 @@ def write_table(df, out: str) -> None:
         return
     out_path = Path(out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    if out_path.suffix in (".parquet", ".pq"):
-        try:
-            df.to_parquet(out_path, index=False)
-        except ImportError as e:
-            raise StcastError("writing Parquet needs pyarrow: pip install 'stcast[parquet]'") from e
-    else:
-        df.to_csv(out_path, index=False)
+    # written beside, then moved over: a kill or a full disk mid-write leaves the old file whole, never half a table
+    tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
+    try:
+        if out_path.suffix in (".parquet", ".pq"):
+            try:
+                df.to_parquet(tmp, index=False)
+            except ImportError as e:
+                raise StcastError("writing Parquet needs pyarrow: pip install 'stcast[parquet]'") from e
+        else:
+            df.to_csv(tmp, index=False, compression="gzip" if out_path.suffix.lower() == ".gz" else None)
+        os.replace(tmp, out_path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def check_node(node: int, num_nodes: int, where: str) -> None:

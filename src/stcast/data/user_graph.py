@@ -20,6 +20,7 @@ connected the wrong sensors.
 
 from __future__ import annotations
 
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -102,7 +103,7 @@ def adjacency_from_frame(frame: pd.DataFrame, num_nodes: int, node_ids, name: st
             values = values[:, [where[_canonical(r)] for r in rows]]
         check_adjacency(values, num_nodes, name)
         values = align_to_nodes(values, rows, node_ids, source)
-    return check_adjacency(values, num_nodes, name)
+    return warn_if_edgeless(check_adjacency(values, num_nodes, name), name)
 
 
 def load_adjacency_file(path, num_nodes: int, name: str = "dataset", node_ids=None) -> np.ndarray:
@@ -135,6 +136,16 @@ def load_adjacency_file(path, num_nodes: int, name: str = "dataset", node_ids=No
     adj = check_adjacency(adj.astype(np.float32), num_nodes, where)
     if labels is not None:
         adj = align_to_nodes(adj, labels, node_ids, f"adjacency file {path}")
+    return warn_if_edgeless(adj, where)
+
+
+def warn_if_edgeless(adj: np.ndarray, name: str) -> np.ndarray:
+    """A graph of zeros (or of self-loops only) is a valid matrix that carries nothing: graph models would train
+    without neighbours and nobody would know. Said, not refused (a user may mean it, e.g. an ablation)."""
+    n = adj.shape[0]
+    if n > 1 and not np.any(adj[~np.eye(n, dtype=bool)]):
+        warnings.warn(f"the adjacency of {name} has no edges between sensors (every off-diagonal weight is 0): "
+                      "graph models get no neighbour information from it", stacklevel=3)
     return adj
 
 

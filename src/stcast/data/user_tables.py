@@ -28,7 +28,7 @@ from stcast.data.time_columns import (
     step_index_times,
     time_index_as_column,
 )
-from stcast.data.user_graph import adjacency_from_frame, load_adjacency_file
+from stcast.data.user_graph import adjacency_from_frame, load_adjacency_file, warn_if_edgeless
 from stcast.errors import StcastError
 
 
@@ -194,7 +194,7 @@ def frame_to_data(df: pd.DataFrame, name: str, layout: str = "auto", time_col: s
             arr = np.asarray(adjacency, dtype=np.float32)
         except (TypeError, ValueError) as e:
             raise StcastError(f"adjacency for {name} is not a numeric matrix ({e})") from e
-        adj = check_adjacency(arr, len(nodes), name)
+        adj = warn_if_edgeless(check_adjacency(arr, len(nodes), name), name)
     data = SpatioTemporalData.from_array(values, full.to_numpy("datetime64[ns]"), meta,
                                          node_ids=[str(n) for n in nodes], adjacency=adj)
     data.extra["gaps"] = full.difference(table.dropna(how="all").index).size if len(gaps) else 0

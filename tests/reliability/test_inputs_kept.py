@@ -1,0 +1,83 @@
+"""Round five: nothing a user hands us is lost. An output path that is one of the command's own input files (the
+table, its graph, the model file, a part to merge), under any name (`sub/../table.csv`, a link), or two outputs on
+one path, is an error before any work, and the input's bytes are unchanged."""
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stcast.cli import main
+
+
+@pytest.fixture()
+def files(tmp_path, los):
+    wide = pd.DataFrame(los.values[:400, :4, 0].copy(), columns=["a", "b", "c", "d"])
+    wide.insert(0, "time", pd.DatetimeIndex(los.timestamps[:400]))
+    table = tmp_path / "table.csv"
+    wide.to_csv(table, index=False)
+    graph = tmp_path / "graph.npy"
+    np.save(graph, np.ones((4, 4)))
+    model = tmp_path / "model.pt"
+    assert main(["train", "--dataset", str(table), "--model", "last-value", "--out", str(model)]) == 0
+    return table, graph, model
+
+
+def _kept(path, run, capsys, message):
+    before = path.read_bytes()
+    assert main(run) == 2
+    assert message in capsys.readouterr().err
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("name", ["same", "dotdot", "link"])
+@pytest.mark.parametrize("command", ["forecast", "impute", "train"])
+def test_an_output_onto_the_input_table_is_refused(files, command, name, capsys, tmp_path):
+    table, _, model = files
+    out = {"same": str(table), "dotdot": str(tmp_path / "not-made-yet" / ".." / "table.csv"),
+           "link": str(tmp_path / "link.csv")}[name]
+    if name == "link":
+        os.symlink(table, out)
+    run = {"forecast": ["forecast", "--model-file", str(model), "--dataset", str(table), "--out", out],
+           "impute": ["impute", "--dataset", str(table), "--out", out],
+           "train": ["train", "--dataset", str(table), "--model", "stid", "--epochs", "1", "--out", out]}[command]
+    _kept(table, run, capsys, f"is the file given as --dataset {table}")
+    assert not (tmp_path / "not-made-yet").exists()
+
+
+def test_outputs_onto_the_graph_the_model_or_a_part_are_refused(files, capsys, tmp_path):
+    table, graph, model = files
+    _kept(graph, ["train", "--dataset", str(table), "--adjacency", str(graph), "--model", "stid", "--out",
+                  str(graph)], capsys, "--adjacency")
+    _kept(model, ["train", "--dataset", str(table), "--init-from", str(model), "--out", str(model)], capsys,
+          "--init-from")
+    _kept(model, ["forecast", "--model-file", str(model), "--dataset", str(table), "--out", str(model)], capsys,
+          "--model-file")
+    part = tmp_path / "part.csv"
+    part.write_text("dataset,model,mae\nx,stid,1.0\n")
+    _kept(part, ["merge", str(part), "--out", str(part)], capsys, "given as parts")
+
+
+def test_two_outputs_on_one_path_are_refused_and_resume_still_reads_its_checkpoint(files, capsys, tmp_path):
+    table, *_ = files
+    out = tmp_path / "m.pt"
+    assert main(["train", "--dataset", str(table), "--model", "stid", "--epochs", "1", "--out", str(out),
+                 "--checkpoint", str(out)]) == 2
+    assert "--out and --checkpoint are the same file" in capsys.readouterr().err and not out.exists()
+    ck = tmp_path / "ck.pt"
+    args = ["train", "--dataset", str(table), "--model", "stid", "--out", str(out), "--checkpoint", str(ck)]
+    assert main([*args, "--epochs", "1"]) == 0
+    assert main([*args, "--epochs", "2", "--resume"]) == 0  # --checkpoint is read and written by design
+    assert out.exists() and ck.exists()
+
+
+def test_tables_are_written_whole_and_nothing_else_is_left(files, tmp_path):
+    """forecast/impute write beside the output and move it over (a kill mid-write keeps the old file whole); a
+    .csv.gz is still gzip, and no temporary file stays behind."""
+    table, _, model = files
+    out = tmp_path / "out" / "fc.csv.gz"
+    assert main(["forecast", "--model-file", str(model), "--dataset", str(table), "--out", str(out)]) == 0
+    assert out.read_bytes()[:2] == b"\x1f\x8b" and len(pd.read_csv(out)) == 12 * 4
+    assert main(["impute", "--dataset", str(table), "--out", str(out)]) == 0  # replaces the old file
+    assert len(pd.read_csv(out)) > 12 * 4 and os.listdir(out.parent) == ["fc.csv.gz"]
