@@ -14,4 +14,4 @@ run no-prope --no-prope
 run no-gate --no-gate
 run no-quantile-loss --no-quantile-loss
 run no-random-mask --no-random-mask
-.venv/bin/stcast --threads 2 benchmark --config experiments/factost/factost-utp-ablation.yaml --out-dir results/bench
+.venv/bin/stcast --threads 2 benchmark --config experiments/factost/factost-utp-ablation.yaml --out-dir results/bench --resume

@@ -6,5 +6,5 @@ config=$1; threads=${2:-2}
 name=$(basename "$config" .yaml)
 for seed in ${SEEDS:-0 1 2}; do
   .venv/bin/stcast --threads "$threads" benchmark --config "$config" --out-dir results/lm-ablation \
-    --set train.seed=$seed --set name=$name-seed$seed
+    --set train.seed=$seed --set name=$name-seed$seed --resume   # a rerun continues, never discards
 done

@@ -302,5 +302,26 @@ def test_a_run_stopped_inside_its_first_row_resumes_and_a_resume_with_nothing_to
     with pytest.raises(StcastError, match="train.epochs: 1 -> 3"):  # its config was recorded at the start
         RunState(csv_path, BenchConfig(models=["stid", "ha"], datasets=["los-loop"], train={"epochs": 3}),
                  resume=True)
-    RunState(csv_path, cfg, resume=False)  # a fresh start discards the stopped row's checkpoint
+    with pytest.raises(StcastError, match="a row's epoch checkpoint, t.state.json.*--resume.*--overwrite"):
+        RunState(csv_path, cfg, resume=False)  # a rerun that forgot --resume: the stopped row is kept
+    assert Path(first.checkpoint).exists()
+    RunState(csv_path, cfg, resume=False, overwrite=True)  # a fresh start, asked for, discards the checkpoint
     assert not Path(first.checkpoint).exists()
+
+
+def test_a_rerun_without_resume_keeps_the_finished_rows(tmp_path, capsys):
+    """The same command run again (no --resume) never drops an earlier run's rows: an error names them and the
+    ways on; --overwrite starts over; --resume with --overwrite is a contradiction; the demo reruns at will."""
+    from stcast.cli import main
+
+    run = ["benchmark", "--models", "last-value,ha", "--datasets", "los-loop", "--set", "name=t",
+           "--out-dir", str(tmp_path)]
+    assert main(run) == 0
+    table = (tmp_path / "t.csv").read_bytes()
+    assert main(run) == 2
+    err = capsys.readouterr().err
+    assert "an earlier run of 't' is there (2 finished rows, t.state.json)" in err and "--overwrite" in err
+    assert (tmp_path / "t.csv").read_bytes() == table
+    assert main([*run, "--resume", "--overwrite"]) == 2
+    assert "give one of them" in capsys.readouterr().err
+    assert main([*run, "--overwrite"]) == 0 and main([*run, "--resume"]) == 0

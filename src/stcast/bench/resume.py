@@ -54,7 +54,7 @@ def _safe(text: str) -> str:
 class RunState:
     """What a benchmark run has finished, kept on disk as it goes."""
 
-    def __init__(self, rows_csv, cfg: BenchConfig, resume: bool):
+    def __init__(self, rows_csv, cfg: BenchConfig, resume: bool, overwrite: bool = False):
         rows_csv = Path(rows_csv)
         self.path = rows_csv.with_name(rows_csv.stem + ".state.json")
         self.ckpt_dir = rows_csv.with_name(rows_csv.stem + ".ckpt")
@@ -63,13 +63,31 @@ class RunState:
         self.note = ""  # what the runner tells the user about the start (a resume with nothing to resume)
         if resume and self.path.is_file():
             self._load()
-        else:  # a fresh run: what an earlier run of this name left is discarded
+        else:  # a fresh run: what an earlier run of this name left is discarded, when the user says so
+            if not overwrite:
+                self._refuse_to_discard(rows_csv)
             if resume:
                 self.note = (f"--resume: no earlier run of '{rows_csv.stem}' in {rows_csv.parent} ({self.path.name} "
                              "does not exist): starting it")
             shutil.rmtree(self.ckpt_dir, ignore_errors=True)
         if is_global_zero():  # the config is on disk before the first row ends: a run stopped inside it resumes too
             self._save()
+
+    def _refuse_to_discard(self, rows_csv: Path) -> None:
+        """Hours of finished rows (or a row's epoch checkpoint) are never dropped by a rerun that forgot --resume."""
+        rows = 0
+        if self.path.is_file():
+            try:
+                rows = len(json.loads(self.path.read_text()).get("rows") or {})
+            except (ValueError, AttributeError):
+                rows = 0  # a state that is not ours holds nothing to keep
+        running = self.ckpt_dir.is_dir() and any(self.ckpt_dir.iterdir())
+        if rows or running:
+            held = " and ".join(x for x in (f"{rows} finished row{'s' * (rows != 1)}" if rows else "",
+                                            "a row's epoch checkpoint" if running else "") if x)
+            raise StcastError(f"{rows_csv.parent}: an earlier run of '{rows_csv.stem}' is there ({held}, "
+                              f"{self.path.name}); pass --resume to keep and continue it, --overwrite to discard it "
+                              "and start over, or name this run otherwise (--set name=...)")
 
     def _save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

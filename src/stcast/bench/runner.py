@@ -34,12 +34,13 @@ class BenchReport:
 
 
 def run_benchmark(cfg: BenchConfig, data_dir=None, collect: bool = True, log=print, rows_csv=None,
-                  resume: bool = False) -> BenchReport:
+                  resume: bool = False, overwrite: bool = False) -> BenchReport:
     """Every model on every dataset. With `rows_csv`, the rows finished so far are rewritten there after each
     one, and the run keeps a state beside it (bench/resume.py): with `resume`, finished rows are kept and the row
-    that was running continues from its last epoch checkpoint."""
+    that was running continues from its last epoch checkpoint; an earlier run of the same name is discarded only
+    with `overwrite`."""
     results, data = [], {}
-    state = RunState(rows_csv, cfg, resume) if rows_csv is not None else None
+    state = RunState(rows_csv, cfg, resume, overwrite) if rows_csv is not None else None
     if state is not None and state.note:
         log(f"  {state.note}")
 

@@ -40,10 +40,13 @@ def cmd_benchmark(args) -> int:
         raise StcastError(f"{given}: for tables of your own (.csv / .parquet paths in --datasets); "
                           f"{', '.join(map(str, names)) or 'the config'} names registered datasets only")
     cfg = BenchConfig.from_dict(raw, source=args.config or "command line")
-    return _run_and_report(cfg, args.out_dir, args.data_dir, args.wide, args.resume)
+    if args.resume and args.overwrite:
+        raise StcastError("--resume keeps an earlier run and --overwrite discards it: give one of them")
+    return _run_and_report(cfg, args.out_dir, args.data_dir, args.wide, args.resume, args.overwrite)
 
 
-def _run_and_report(cfg, out_dir, data_dir=None, wide: bool = False, resume: bool = False) -> int:
+def _run_and_report(cfg, out_dir, data_dir=None, wide: bool = False, resume: bool = False,
+                    overwrite: bool = False) -> int:
     from stcast.bench.runner import run_benchmark, write_results
     from stcast.bench.tables import print_report
 
@@ -51,7 +54,8 @@ def _run_and_report(cfg, out_dir, data_dir=None, wide: bool = False, resume: boo
           f"({cfg.task}), torch threads {torch.get_num_threads()}")
     rows_csv = Path(out_dir) / f"{cfg.name}.csv"
     check_writable(rows_csv, "--out-dir")  # before hours of training, not after
-    report = run_benchmark(cfg, data_dir, rows_csv=rows_csv, resume=resume)  # rows kept on disk as they finish
+    # rows kept on disk as they finish
+    report = run_benchmark(cfg, data_dir, rows_csv=rows_csv, resume=resume, overwrite=overwrite)
     print()
     print_report(report.rows(), report.config.steps, wide=wide)
     paths = write_results(report, out_dir)
@@ -76,7 +80,7 @@ def cmd_demo(args) -> int:
         cfg.model_train = {k: v for k, v in cfg.model_train.items() if v.get("epochs") == 0}  # zero-shot stays
         cfg.train.update(epochs=1, max_batches_per_epoch=5)
         cfg.name = "demo-quick"
-    return _run_and_report(cfg, args.out_dir, wide=args.wide)
+    return _run_and_report(cfg, args.out_dir, wide=args.wide, overwrite=True)  # a demo is minutes: rerun it at will
 
 
 def register(sub) -> None:
@@ -94,6 +98,9 @@ def register(sub) -> None:
     sp.add_argument("--resume", action="store_true",
                     help="continue a stopped run (same config and --out-dir): finished rows are kept, the row that "
                          "was running continues from its last epoch checkpoint")
+    sp.add_argument("--overwrite", action="store_true",
+                    help="discard an earlier run of the same name in --out-dir (its rows and checkpoint); without "
+                         "it, or --resume, such a run is an error, never silently replaced")
     data_args(sp)
     train_args(sp)
     sp.set_defaults(func=cmd_benchmark)
