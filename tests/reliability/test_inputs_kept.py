@@ -81,3 +81,29 @@ def test_tables_are_written_whole_and_nothing_else_is_left(files, tmp_path):
     assert out.read_bytes()[:2] == b"\x1f\x8b" and len(pd.read_csv(out)) == 12 * 4
     assert main(["impute", "--dataset", str(table), "--out", str(out)]) == 0  # replaces the old file
     assert len(pd.read_csv(out)) > 12 * 4 and os.listdir(out.parent) == ["fc.csv.gz"]
+
+
+def test_a_pretraining_rerun_never_replaces_the_earlier_checkpoint_unasked(tmp_path, capsys):
+    out = tmp_path / "utp.pt"
+    for held in (out, out.with_suffix(".state.pt")):  # a finished run's checkpoint; a stopped run's state
+        held.write_bytes(b"hours of pretraining")
+        _kept(held, ["pretrain", "factost", "--out", str(out), "--steps", "1"], capsys,
+              f"an earlier pretraining run is there ({held.name}); pass --resume")
+        held.unlink()
+    out.write_bytes(b"x")
+    _kept(out, ["pretrain", "factost", "--out", str(out), "--resume", "--overwrite"], capsys, "give one of them")
+
+
+def test_a_training_rerun_never_starts_over_on_a_stopped_runs_checkpoint_unasked(files, capsys, tmp_path):
+    table, *_ = files
+    ck = tmp_path / "ck.pt"
+    run = ["train", "--dataset", str(table), "--model", "stid", "--epochs", "1", "--checkpoint", str(ck)]
+    assert main(run) == 0
+    _kept(ck, run, capsys, f"--checkpoint {ck} holds an earlier run's training state; pass --resume")
+    _kept(ck, [*run, "--resume", "--overwrite"], capsys, "give one of them")
+    import torch
+
+    assert main([*run[:-4], "--epochs", "2", "--checkpoint", str(ck), "--resume"]) == 0  # continued: 2 epochs
+    assert torch.load(ck, weights_only=True)["epoch"] == 1  # the last finished epoch, counted from 0
+    assert main([*run, "--overwrite"]) == 0  # asked for: started over, one epoch
+    assert torch.load(ck, weights_only=True)["epoch"] == 0

@@ -14,12 +14,14 @@ from stcast.cli.common import (
     positive_int,
     unit_fraction,
 )
+from stcast.errors import StcastError
 
 
 def cmd_pretrain(args) -> int:
     from stcast.pretrain.utp import UTPRun, pretrain
 
     check_writable(args.out)  # before the pretraining, not after it
+    _keep_earlier_run(args)
     check_writable(Path(args.out).with_suffix(".json"), "--out (its .json record)")
     model = {"variant": args.variant, "max_context": args.context, "min_context": args.min_context,
              "max_horizon": args.horizon,
@@ -31,6 +33,21 @@ def cmd_pretrain(args) -> int:
                  **{k: getattr(args, k) for k in PLACEMENT_FLAGS[:-1] if getattr(args, k) is not None})
     pretrain(run, args.data_dir)
     return 0
+
+
+def _keep_earlier_run(args) -> None:
+    """A rerun that forgot --resume never replaces hours of pretraining: a checkpoint or run state at --out is an
+    error naming the ways on, unless --overwrite says to start over."""
+    if args.resume and args.overwrite:
+        raise StcastError("--resume continues the earlier run and --overwrite discards it: give one of them")
+    if args.resume or args.overwrite:
+        return
+    out = Path(args.out)
+    held = [p for p in (out, out.with_suffix(".state.pt")) if p.is_file()]
+    if held:
+        raise StcastError(f"--out {out}: an earlier pretraining run is there ({', '.join(p.name for p in held)}); "
+                          "pass --resume to continue it, --overwrite to start over and replace it, or choose "
+                          "another --out")
 
 
 def register(sub) -> None:
@@ -53,6 +70,7 @@ def register(sub) -> None:
     sp.add_argument("--p-mix", type=unit_fraction, default=0.5, help="share of TSMixup windows per batch")
     sp.add_argument("--no-augment", action="store_true", help="no TSMixup and no random scaling (the first recipe)")
     sp.add_argument("--resume", action="store_true", help="continue from <out>.state.pt")
+    sp.add_argument("--overwrite", action="store_true", help="start over where an earlier run left <out> or its state")
     for flag in ("no-prope", "no-gate", "no-random-mask", "no-quantile-loss"):
         sp.add_argument(f"--{flag}", action="store_true", help="UTP ablation (Table X)")
     placement_args(sp)

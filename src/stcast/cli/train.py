@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from stcast import config
 from stcast.cli.common import (
@@ -39,6 +40,12 @@ def cmd_train(args) -> int:
             raise StcastError(f"--init-from {args.init_from}: a warm start keeps the saved model's hyper-parameters; "
                               f"drop the model_kw settings ({', '.join(model_kw)})")
         model_kw = warm["hparams"]
+    if args.resume and args.overwrite:
+        raise StcastError("--resume continues from --checkpoint and --overwrite discards it: give one of them")
+    if args.checkpoint and not (args.resume or args.overwrite) and Path(args.checkpoint).is_file():
+        # a rerun that forgot --resume would start over and write its first epoch over the stopped run's state
+        raise StcastError(f"--checkpoint {args.checkpoint} holds an earlier run's training state; pass --resume to "
+                          "continue it, --overwrite to start over and replace it, or give another --checkpoint")
     for path, what in ((args.out, "--out"), (args.checkpoint, "--checkpoint"), (args.log_csv, "--log-csv")):
         if path:
             check_writable(path, what)
@@ -175,7 +182,8 @@ def register(sub) -> None:
     sp.add_argument("--few-shot", type=float, default=None)
     sp.add_argument("--out", default=None, help="write the trained model here (.pt)")
     sp.add_argument("--checkpoint", default=None, help="training checkpoint (for --resume)")
-    sp.add_argument("--resume", action="store_true")
+    sp.add_argument("--resume", action="store_true", help="continue the run saved in --checkpoint")
+    sp.add_argument("--overwrite", action="store_true", help="start over where --checkpoint holds an earlier run")
     sp.add_argument("--log-csv", default=None)
     sp.add_argument("--wide", action="store_true", help="print every column (default: a table that fits the console)")
     data_args(sp)
