@@ -34,7 +34,8 @@ class _FrameModel:
         self.model_ = self.scaler_ = self.data_ = None
         self.metrics_: dict = {}
 
-    def _data(self, df: pd.DataFrame, adjacency=None, name: str = "frame") -> SpatioTemporalData:
+    def _data(self, df: pd.DataFrame, adjacency=None, name: str = "frame", keep_exact: bool = False
+              ) -> SpatioTemporalData:
         if not isinstance(df, pd.DataFrame):
             raise StcastError(f"expected a pandas DataFrame, got {type(df).__name__}")
         if isinstance(df.index, pd.DatetimeIndex | pd.PeriodIndex) and self.time_col not in df.columns:  # pandas' own
@@ -48,7 +49,7 @@ class _FrameModel:
         data = frame_to_data(df, name, layout="long" if long else "wide", time_col=self.time_col,
                              node_col=self.id_col, value_col=self.target_col, adjacency=adjacency,
                              null_value=self.null_value, step_minutes=self.step_minutes, source="the frame",
-                             api=True)
+                             api=True, keep_exact=keep_exact)
         if self.model_ is not None:
             self._check_same_series(data)
         return data
@@ -219,7 +220,7 @@ class Imputer(_FrameModel):
     def fit(self, df: pd.DataFrame, adjacency=None) -> Imputer:
         from stcast.engine.experiment import Experiment
 
-        data = self._data(df, adjacency)
+        data = self._data(df, adjacency, keep_exact=True)
         self._train(Experiment(self.model, data, task=Task.IMPUTE, input_len=self.input_len, horizon=0,
                                split=self.split, missing_kw=self.missing_kw, model_kw=self.model_kw,
                                train=self._train_config()), data)
@@ -228,11 +229,12 @@ class Imputer(_FrameModel):
     def transform(self, df: pd.DataFrame | None = None, keep_empty: bool = False) -> pd.DataFrame:
         """The frame with its NaNs filled; a series never observed stays NaN (with a warning), or with
         `keep_empty` keeps the model's answer."""
-        from stcast.engine.inference import impute_array
+        from stcast.engine.inference import impute_array, with_observed_as_given
 
         self._fitted()
-        data = self.data_ if df is None else self._data(df)
+        data = self.data_ if df is None else self._data(df, keep_exact=True)
         filled, observed = impute_array(self.model_, self.scaler_, data, keep_empty=keep_empty)
+        filled = with_observed_as_given(filled, observed, data)
         T, N = filled.shape[:2]
         return pd.DataFrame({self.id_col: np.tile(data.node_ids, T), self.time_col: np.repeat(data.timestamps, N),
                              self.target_col: filled[:, :, 0].reshape(-1),

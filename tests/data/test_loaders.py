@@ -194,7 +194,7 @@ def test_user_table_errors(tmp_path):
 
 
 def test_adjacency_file_of_wrong_size(tmp_path):
-    np.save(tmp_path / "adj.npy", np.eye(5, dtype=np.float32))
+    np.save(tmp_path / "adj.npy", np.eye(5, dtype=np.float32) + np.eye(5, k=1, dtype=np.float32))  # a chain
     with pytest.raises(StcastError, match="5x5; expected 4x4"):
         load_adjacency_file(tmp_path / "adj.npy", 4)
     with warnings.catch_warnings():

@@ -107,3 +107,35 @@ def test_a_training_rerun_never_starts_over_on_a_stopped_runs_checkpoint_unasked
     assert torch.load(ck, weights_only=True)["epoch"] == 1  # the last finished epoch, counted from 0
     assert main([*run, "--overwrite"]) == 0  # asked for: started over, one epoch
     assert torch.load(ck, weights_only=True)["epoch"] == 0
+
+
+def test_imputation_hands_observed_readings_back_exactly_as_given(tmp_path, los):
+    """Models work in float32, which rounds a reading written 62.66666667 (Los-loop's own CSV holds such values);
+    `impute` and `Imputer.transform` return every observed entry exactly as the table gave it, and only the
+    missing ones filled. A table float32 holds exactly keeps no second copy."""
+    from stcast import Imputer
+    from stcast.data.user_tables import load_user_table
+
+    # readings with 8 decimals, as averaging loggers write them (pandas' CSV parser is exact to ~15 digits; a
+    # machine-written 17-digit float may come back one unit in the last place off)
+    wide = pd.DataFrame(np.round(los.values[:300, :3, 0].astype(np.float64) / 3.0, 8), columns=["a", "b", "c"])
+    wide.iloc[4, 1] = 55.123456789
+    wide.iloc[10:14, 2] = np.nan
+    wide.insert(0, "time", pd.DatetimeIndex(los.timestamps[:300]))
+    table, out = tmp_path / "t.csv", tmp_path / "filled.csv"
+    wide.to_csv(table, index=False)
+    given = pd.read_csv(table).iloc[:, 1:].to_numpy()
+    assert (given.astype(np.float32) != given)[np.isfinite(given)].any()  # float32 would round this table
+    assert main(["impute", "--dataset", str(table), "--method", "interpolate", "--out", str(out)]) == 0
+    back = pd.read_csv(out).iloc[:, 1:].to_numpy()
+    seen = np.isfinite(given)
+    assert np.array_equal(back[seen], given[seen]) and np.isfinite(back).all()
+    long = wide.melt(id_vars="time", var_name="unique_id", value_name="y").rename(columns={"time": "ds"})
+    res = Imputer("interpolate", window=24).fit(long).transform(long).merge(long, on=["unique_id", "ds"],
+                                                                            suffixes=("", "_in"))
+    kept = res[~res.y_imputed]
+    assert len(kept) == seen.sum() and (kept.y == kept.y_in).all()
+    assert "exact_values" not in load_user_table(table).extra  # training and forecasting keep no second copy
+    plain = tmp_path / "plain.csv"
+    wide.assign(a=1.5, b=2.25, c=3.0).to_csv(plain, index=False)
+    assert "exact_values" not in load_user_table(plain, keep_exact=True).extra

@@ -86,7 +86,7 @@ def reading_options(args) -> dict:
     return {k: getattr(args, k) for k in READING_FLAGS if getattr(args, k, None) is not None}
 
 
-def resolve_dataset(spec: str, args, recorded: dict | None = None) -> object:
+def resolve_dataset(spec: str, args, recorded: dict | None = None, keep_exact: bool = False) -> object:
     """A registered name, or a path to the user's own CSV/Parquet table, read with `recorded` (how a model file's
     table was read: --null-value, --layout, columns, step) unless a flag here says otherwise; a flag that differs
     from the recorded value is used, with a warning naming both."""
@@ -108,7 +108,7 @@ def resolve_dataset(spec: str, args, recorded: dict | None = None) -> object:
         data = load_user_table(path, layout=opts.get("layout") or "auto", time_col=opts.get("time_col"),
                                node_col=opts.get("node_col") or "node", value_col=opts.get("value_col") or "value",
                                channel_col=opts.get("channel_col") or "channel", null_value=opts.get("null_value"),
-                               step_minutes=opts.get("step_minutes"))
+                               step_minutes=opts.get("step_minutes"), keep_exact=keep_exact)
         adj = getattr(args, "adjacency", None)
         if adj:
             data.adjacency = load_adjacency_file(adj, data.num_nodes, data.meta.name, node_ids=data.node_ids)

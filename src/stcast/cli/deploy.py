@@ -34,19 +34,20 @@ def cmd_impute(args) -> int:
     import pandas as pd
 
     from stcast.engine.checkpoint import load_model
-    from stcast.engine.inference import impute_array, statistical_imputer
+    from stcast.engine.inference import impute_array, statistical_imputer, with_observed_as_given
 
     check_table_out(args.out)
     if args.model_file:
         model, scaler, info = load_model(args.model_file)
-        data = resolve_dataset(args.dataset, args, info["protocol"].get("reading"))
+        data = resolve_dataset(args.dataset, args, info["protocol"].get("reading"), keep_exact=True)
         if Task.parse(info["task"]) is not Task.IMPUTE:
             raise StcastError(f"{args.model_file} was trained for {info['task']}, not imputation")
         check_data_fits(model, data, info)
     else:
-        data = resolve_dataset(args.dataset, args)
+        data = resolve_dataset(args.dataset, args, keep_exact=True)
         model, scaler = statistical_imputer(args.method, data, args.window)
     filled, observed = impute_array(model, scaler, data, args.batch_size, keep_empty=args.keep_empty)
+    filled = with_observed_as_given(filled, observed, data)
     n_missing = int((~observed).sum())
     n_filled = int((~observed & np.isfinite(filled)).sum())  # a series never observed stays NaN (see impute_array)
     nodes = data.node_ids or [str(i) for i in range(data.num_nodes)]

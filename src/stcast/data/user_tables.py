@@ -35,9 +35,10 @@ from stcast.errors import StcastError
 def load_user_table(path, name: str | None = None, layout: str = "auto", time_col: str | None = None,
                     node_col: str = "node", value_col: str = "value", channel_col: str = "channel",
                     adjacency=None, null_value: float | None = None,
-                    step_minutes: int | None = None) -> SpatioTemporalData:
+                    step_minutes: int | None = None, keep_exact: bool = False) -> SpatioTemporalData:
     """The user's CSV or Parquet: `wide` (timestamp + one column per node) or `long` (timestamp, node,
-    value[, channel]). Gaps in the time index are filled as missing and reported, never shifted."""
+    value[, channel]). Gaps in the time index are filled as missing and reported, never shifted. `keep_exact`:
+    see `frame_to_data`."""
     path = need_file(path)
     name = name or path.stem
     if path.suffix in (".parquet", ".pq"):
@@ -66,17 +67,19 @@ def load_user_table(path, name: str | None = None, layout: str = "auto", time_co
         df = drop_empty_margins(df, path)
     return frame_to_data(df, name, layout=layout, time_col=time_col, node_col=node_col, value_col=value_col,
                          channel_col=channel_col, adjacency=adjacency, null_value=null_value,
-                         step_minutes=step_minutes, source=str(path))
+                         step_minutes=step_minutes, source=str(path), keep_exact=keep_exact)
 
 
 def frame_to_data(df: pd.DataFrame, name: str, layout: str = "auto", time_col: str | None = None,
                   node_col: str = "node", value_col: str = "value", channel_col: str = "channel", adjacency=None,
                   null_value: float | None = None, step_minutes: int | None = None,
-                  source: str | None = None, api: bool = False) -> SpatioTemporalData:
+                  source: str | None = None, api: bool = False, keep_exact: bool = False) -> SpatioTemporalData:
     """A DataFrame (wide or long, as `load_user_table` reads it) as a dataset; `adjacency` is a path or an
     (N, N) array. The same checks as for a file; the messages speak the caller's language (`api`: keyword
     arguments and frame row labels; else command-line flags and CSV line numbers). Without `time_col` the time
-    column is found by name (timestamp, time, date, datetime, ds) or by type, wherever it stands."""
+    column is found by name (timestamp, time, date, datetime, ds) or by type, wherever it stands. `keep_exact`
+    (imputation, which hands the observed entries back): values that float32 rounds are also kept as read, in
+    `extra["exact_values"]`."""
     path = source or "the table"
 
     def opt(name: str, value: str = "NAME") -> str:  # --node-col NAME, or node_col='NAME' for the Python API
@@ -180,6 +183,7 @@ def frame_to_data(df: pd.DataFrame, name: str, layout: str = "auto", time_col: s
             raise StcastError(f"{path}: {int(big.sum())} values are beyond float32's range (|x| > 3.4e38), e.g. "
                               f"{wide[t, j]:g} at {full[t]} in column {table.columns[j]!r}: rescale the table first")
     values = values.reshape(len(full), len(nodes), len(channels))
+    exact = _exact_if_float32_rounds(table, values.shape) if keep_exact else None
     step_min = int(step / pd.Timedelta(minutes=1))
     meta = DatasetMeta(name, step_min, max(1, 1440 // step_min), tuple(map(str, channels)), "",
                        null_value=null_value)
@@ -198,6 +202,8 @@ def frame_to_data(df: pd.DataFrame, name: str, layout: str = "auto", time_col: s
     data = SpatioTemporalData.from_array(values, full.to_numpy("datetime64[ns]"), meta,
                                          node_ids=[str(n) for n in nodes], adjacency=adj)
     data.extra["gaps"] = full.difference(table.dropna(how="all").index).size if len(gaps) else 0
+    if exact is not None:
+        data.extra["exact_values"] = exact
     observed = data.mask
     zero_share = float((observed & (data.values == 0)).sum() / max(int(observed.sum()), 1))
     if null_value is None and zero_share > 0.05:
@@ -210,6 +216,16 @@ def frame_to_data(df: pd.DataFrame, name: str, layout: str = "auto", time_col: s
         warnings.warn(f"{name}: {int(never.sum())} node(s) have no observed value at all (e.g. {', '.join(ids)}); "
                       "they are kept but nothing can be learned or scored for them", stacklevel=2)
     return data
+
+
+def _exact_if_float32_rounds(table: pd.DataFrame, shape) -> np.ndarray | None:
+    """The table's values as read (float64) when float32, which models and windows use, rounds any of them (a
+    reading written 62.66666667): kept so that `impute` hands the observed entries back exactly as given. None,
+    and no copy kept, when float32 holds every value."""
+    exact = table.to_numpy(np.float64)
+    with np.errstate(over="ignore"):
+        held = np.array_equal(exact.astype(np.float32).astype(np.float64), exact, equal_nan=True)
+    return None if held else exact.reshape(shape)
 
 
 def _row_name(df: pd.DataFrame, position: int, api: bool) -> str:

@@ -128,6 +128,19 @@ def impute_array(model: STModel, scaler: StandardScaler, data: SpatioTemporalDat
     return filled, observed
 
 
+def with_observed_as_given(filled: np.ndarray, observed: np.ndarray, data: SpatioTemporalData) -> np.ndarray:
+    """The imputed series with every observed entry exactly as the user's table gave it: models work in float32,
+    which rounds a reading such as 62.66666667; the table reader keeps the float64 values when it does
+    (`extra["exact_values"]`), and they replace the observed entries here (float64 out). Else `filled` as is."""
+    exact = data.extra.get("exact_values")
+    if exact is None or exact.shape != filled.shape:
+        return filled
+    out = np.array(exact, dtype=np.float64, copy=True)
+    # the imputed entries at float32's shortest digits (66.1, not 66.0999984741211): what the model computed
+    out[~observed] = filled[~observed].astype(str).astype(np.float64)
+    return out
+
+
 def statistical_imputer(method: str, data: SpatioTemporalData, window: int) -> tuple[STModel, StandardScaler]:
     """A statistical imputer (interpolate, mean-impute, ha) fitted on the whole series in `window`-step tiles,
     with its scaler: `stcast impute` without a model file (nothing is hidden; every observed entry is used)."""
