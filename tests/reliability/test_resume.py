@@ -325,3 +325,28 @@ def test_a_rerun_without_resume_keeps_the_finished_rows(tmp_path, capsys):
     assert main([*run, "--resume", "--overwrite"]) == 2
     assert "give one of them" in capsys.readouterr().err
     assert main([*run, "--overwrite"]) == 0 and main([*run, "--resume"]) == 0
+
+
+def test_two_processes_never_write_one_table(tmp_path, capsys):
+    """A second run of a table while the first is writing it would overwrite its rows: refused, naming the
+    holder and the way out; a lock whose process is gone (a kill) is taken over; a finished run leaves none."""
+    import socket
+    import subprocess
+
+    from stcast.cli import main
+
+    run = ["benchmark", "--models", "last-value", "--datasets", "los-loop", "--set", "name=t", "--out-dir",
+           str(tmp_path)]
+    lock = tmp_path / "t.lock"
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock.write_text(f"{other.pid} {socket.gethostname()}")
+        assert main(run) == 2
+        err = capsys.readouterr().err
+        assert f"'t' is being written by process {other.pid}" in err and "stcast merge" in err
+        assert not (tmp_path / "t.csv").exists() and not (tmp_path / "t.state.json").exists()
+    finally:
+        other.kill()
+        other.wait()
+    assert main(run) == 0  # the holder is gone: its lock is taken over
+    assert not lock.exists() and (tmp_path / "t.csv").exists()

@@ -19,6 +19,7 @@ import math
 import os
 import re
 import shutil
+import socket
 from pathlib import Path
 
 from stcast.config import BenchConfig, TrainConfig
@@ -61,6 +62,17 @@ class RunState:
         self.config = fingerprint(cfg)
         self.rows: dict[str, dict] = {}
         self.note = ""  # what the runner tells the user about the start (a resume with nothing to resume)
+        self.lock = rows_csv.with_name(rows_csv.stem + ".lock")
+        self._locked = False
+        if is_global_zero():  # one writer per table: a second process would overwrite the first one's rows
+            self._take_lock(rows_csv)
+        try:
+            self._start(rows_csv, resume, overwrite)
+        except BaseException:
+            self.release()
+            raise
+
+    def _start(self, rows_csv: Path, resume: bool, overwrite: bool) -> None:
         if resume and self.path.is_file():
             self._load()
         else:  # a fresh run: what an earlier run of this name left is discarded, when the user says so
@@ -72,6 +84,36 @@ class RunState:
             shutil.rmtree(self.ckpt_dir, ignore_errors=True)
         if is_global_zero():  # the config is on disk before the first row ends: a run stopped inside it resumes too
             self._save()
+
+    def _take_lock(self, rows_csv: Path) -> None:
+        """`<name>.lock` (pid and host) while a run writes the table; a lock left by a process that is gone (a
+        kill) is taken over."""
+        me = f"{os.getpid()} {socket.gethostname()}"
+        self.lock.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):
+            try:
+                fd = os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                holder = self.lock.read_text(errors="replace").split()
+                if len(holder) == 2 and holder[1] == socket.gethostname() and (
+                        holder[0] == str(os.getpid()) or not _alive(holder[0])):
+                    self.lock.unlink(missing_ok=True)  # its process is gone (a stopped run's lock), or is this one
+                    continue
+                who = f"process {holder[0]} on {holder[1]}" if len(holder) == 2 else "another process"
+                raise StcastError(f"{rows_csv.parent}: '{rows_csv.stem}' is being written by {who} "
+                                  f"({self.lock.name}); two runs of one table would overwrite each other's rows: "
+                                  "run parts under other names (--set name=...) and `stcast merge` them, or, if "
+                                  f"no run is writing it, delete {self.lock}") from None
+            with os.fdopen(fd, "w") as fh:
+                fh.write(me)
+            self._locked = True
+            return
+
+    def release(self) -> None:
+        """The lock goes (the run ended, finished or not)."""
+        if self._locked:
+            self.lock.unlink(missing_ok=True)
+            self._locked = False
 
     def _refuse_to_discard(self, rows_csv: Path) -> None:
         """Hours of finished rows (or a row's epoch checkpoint) are never dropped by a rerun that forgot --resume."""
@@ -143,6 +185,17 @@ class RunState:
     def close(self) -> None:
         """The whole table is written: the checkpoint folder goes (the state stays, so `--resume` is a no-op)."""
         shutil.rmtree(self.ckpt_dir, ignore_errors=True)
+        self.release()
+
+
+def _alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _plain(v):
