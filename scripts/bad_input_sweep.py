@@ -308,6 +308,26 @@ cases += [
     ("train no model", ["train", "--dataset", G]),
     ("num-nodes no launcher", T + ["--dataset", G, "--num-nodes", "2"]),
 ]
+# round five: nothing a user hands us is lost (outputs onto inputs, reruns without --resume, two writers)
+np.save(f"{D}/zero_graph.npy", np.zeros((6, 6)))
+M5 = OUT + "/m5.pt"
+cases += [
+    ("keep: out onto table", T + ["--dataset", G, "--out", G]),
+    ("keep: out via dotdot", T + ["--dataset", G, "--out", f"{D}/new/../good.csv"]),
+    ("keep: impute onto table", ["impute", "--dataset", G, "--out", G]),
+    ("keep: out onto graph", T + ["--dataset", G, "--adjacency", f"{D}/zero_graph.npy", "--out",
+                                  f"{D}/zero_graph.npy"]),
+    ("keep: out is checkpoint", T + ["--dataset", G, "--out", M5, "--checkpoint", M5]),
+    ("keep: graph without edges", ["train", "--model", "gwnet", "--epochs", "1", "--dataset", G, "--adjacency",
+                                   f"{D}/zero_graph.npy"]),
+    ("keep: bench first run", ["benchmark", "--models", "ha", "--datasets", G, "--out-dir", OUT + "/b5"]),
+    ("keep: bench rerun", ["benchmark", "--models", "ha", "--datasets", G, "--out-dir", OUT + "/b5"]),
+    ("keep: bench resume+overwrite", ["benchmark", "--models", "ha", "--datasets", G, "--out-dir", OUT + "/b5",
+                                      "--resume", "--overwrite"]),
+    ("keep: ck first run", T + ["--dataset", G, "--checkpoint", OUT + "/ck5.pt"]),
+    ("keep: ck rerun", T + ["--dataset", G, "--checkpoint", OUT + "/ck5.pt"]),
+    ("keep: pretrain onto file", ["pretrain", "factost", "--steps", "1", "--out", G]),
+]
 if len(sys.argv) > 1:  # only the cases whose name contains this text (e.g. `describe`)
     cases = [c for c in cases if sys.argv[1] in c[0]]
 print(len(cases), "cases", file=sys.stderr)

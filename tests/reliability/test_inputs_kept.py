@@ -88,7 +88,7 @@ def test_a_pretraining_rerun_never_replaces_the_earlier_checkpoint_unasked(tmp_p
     for held in (out, out.with_suffix(".state.pt")):  # a finished run's checkpoint; a stopped run's state
         held.write_bytes(b"hours of pretraining")
         _kept(held, ["pretrain", "factost", "--out", str(out), "--steps", "1"], capsys,
-              f"an earlier pretraining run is there ({held.name}); pass --resume")
+              f"{held.name} already exists (an earlier pretraining run?); pass --resume")
         held.unlink()
     out.write_bytes(b"x")
     _kept(out, ["pretrain", "factost", "--out", str(out), "--resume", "--overwrite"], capsys, "give one of them")

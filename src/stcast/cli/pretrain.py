@@ -45,9 +45,9 @@ def _keep_earlier_run(args) -> None:
     out = Path(args.out)
     held = [p for p in (out, out.with_suffix(".state.pt")) if p.is_file()]
     if held:
-        raise StcastError(f"--out {out}: an earlier pretraining run is there ({', '.join(p.name for p in held)}); "
-                          "pass --resume to continue it, --overwrite to start over and replace it, or choose "
-                          "another --out")
+        raise StcastError(f"--out {out}: {' and '.join(p.name for p in held)} already exist{'s' * (len(held) == 1)} "
+                          "(an earlier pretraining run?); pass --resume to continue that run, --overwrite to start "
+                          "over and replace it, or choose another --out")
 
 
 def register(sub) -> None:
