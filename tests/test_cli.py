@@ -24,7 +24,10 @@ def test_datasets_and_models_listing(capsys):
     out = capsys.readouterr().out
     assert "los-loop" in out and "pems04" in out and "aqi36" in out
     assert main(["models"]) == 0
-    assert "gwnet" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    rows = {ln.split()[0]: ln.split()[1] for ln in out.splitlines() if ln[:1].isalpha()}  # name -> tasks column
+    assert rows["gwnet"] == "forecast" and rows["lookback-average"] == "forecast"  # no name runs into its tasks
+    assert rows["ust-sllm"] == "forecast,impute,multitask"
     assert main(["datasets", "describe", "los-loop"]) == 0
     assert "N=207" in capsys.readouterr().out
 

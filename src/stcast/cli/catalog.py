@@ -60,13 +60,15 @@ def cmd_models(args) -> int:
         text = re.sub(r";?\s*\.\./shared/papers/[^\s);]+", "", text)  # a developer's path, not the user's
         first = re.split(r"(?<=\.)\s", text, maxsplit=1)[0] if text else ""
         rows.append((n, ",".join(map(str, cls.tasks)), "yes" if cls.needs_graph else "", first))
-    width = max(len(r[1]) for r in rows) + 2  # columns never run together (forecast,impute,multitask)
-    indent = 16 + width + 7
+    # columns never run together (lookback-average, forecast,impute,multitask): each as wide as its longest entry
+    name_w = max(len(r[0]) for r in rows) + 2
+    width = max(len(r[1]) for r in rows) + 2
+    indent = name_w + width + 7
     cols = shutil.get_terminal_size((100, 24)).columns if sys.stdout.isatty() else 100
-    print(f"{'name':<16}{'tasks':<{width}}{'graph':<7}description")
+    print(f"{'name':<{name_w}}{'tasks':<{width}}{'graph':<7}description")
     for n, tasks, graph, doc in rows:
         lines = textwrap.wrap(doc, max(30, cols - indent)) or [""]
-        print(f"{n:<16}{tasks:<{width}}{graph:<7}{lines[0]}")
+        print(f"{n:<{name_w}}{tasks:<{width}}{graph:<7}{lines[0]}")
         for more in lines[1:]:
             print(" " * indent + more)
     return 0
