@@ -281,3 +281,17 @@ def test_embedding_only_the_window_texts_a_batch_reads_changes_no_loss_and_no_gr
     assert cut_g.keys() == whole_g.keys() and any("text" in n for n in cut_g)  # the LM adapter learns in both
     for n in cut_g:
         torch.testing.assert_close(cut_g[n], whole_g[n], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("input_len,patch", [(12, 3), (4, 2), (7, 1), (8, 2)])
+def test_the_default_patch_divides_any_input_length(splits, input_len, patch):
+    """3 steps a patch where 3 divides the lookback, else 2, else 1: a registered dataset's own window (chickenpox's
+    4 weekly lags) trains with the defaults; a patch_len given that does not divide it stays an error naming the
+    ones that do."""
+    from dataclasses import replace
+
+    spec = replace(splits.spec, input_len=input_len)
+    m = build_model("llm-ts-net", spec, **{k: v for k, v in KW.items() if k != "patch_len"})
+    assert m.patch_len == patch and m.step_pos.shape[0] == input_len // patch
+    with pytest.raises(StcastError, match=r"patch_len to one of \[1, 2, 4\]"):
+        build_model("llm-ts-net", replace(splits.spec, input_len=4), **{**KW, "patch_len": 3})

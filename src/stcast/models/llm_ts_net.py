@@ -33,7 +33,8 @@ The summary names the mechanisms, not their equations; where it is silent the ch
    log-likelihood |y - mu| / b + log b (errors weighted by the predicted uncertainty); quantiles (and so CRPS
    and 80 % / 98 % coverage) follow from the Laplace distribution.
 
-CPU choices (ours): the series enter as patches of `patch_len` steps (12 steps -> 4 tokens, plus K prompts);
+CPU choices (ours): the series enter as patches of `patch_len` steps (default 3: 12 steps -> 4 tokens, plus K
+prompts; 2, else 1, for an input length 3 does not divide, e.g. chickenpox's 4 weekly lags);
 while training, each step re-embeds `text_sample` random sensor texts and the window texts its batch reads with
 gradient, the other texts keep their last embedding (every text is fresh at evaluation); descriptions read the
 first channel of multi-channel data.
@@ -272,8 +273,8 @@ class LLMTSNet(STModel):
                  lm: str = "minilm-l6", lm_layers: int | None = None, tune_layers: int = 1,
                  lm_adapter: str = "lora-amr", lora_rank: int = 8, lora_alpha: float = 16.0, pretrained: bool = True,
                  pool_queries: int = 4, max_text_tokens: int = 64, text_sample: int | None = 32,
-                 patch_len: int = 3, identity: bool = True, dropout: float = 0.1, text_tuning_steps: int = 100,
-                 text_tuning_lr: float = 1e-3):
+                 patch_len: int | None = None, identity: bool = True, dropout: float = 0.1,
+                 text_tuning_steps: int = 100, text_tuning_lr: float = 1e-3):
         super().__init__(spec)
         N, L, C, H = spec.num_nodes, spec.input_len, spec.num_channels, spec.horizon
         if text_scope not in SCOPES:
@@ -282,8 +283,13 @@ class LLMTSNet(STModel):
             raise StcastError(f"d_model={d_model} must be a positive multiple of heads={heads}")
         if kv_groups < 1 or heads % kv_groups:
             raise StcastError(f"kv_groups={kv_groups} must divide heads={heads} (grouped-query attention)")
+        if patch_len is None:  # 3 (12 steps -> 4 tokens); an input length 3 does not divide takes 2, else 1
+            patch_len = next(p for p in (3, 2, 1) if L % p == 0)
         if patch_len < 1 or L % patch_len:
-            raise StcastError(f"patch_len={patch_len} must divide the input length {L}")
+            fits = [p for p in range(1, L + 1) if L % p == 0]
+            raise StcastError(f"patch_len={patch_len} must divide the input length {L}: set the model's patch_len "
+                              f"to one of {fits} (config: model_kw.{self.name}.patch_len), or an input length that "
+                              f"is a multiple of {max(patch_len, 1)} (--input-len)")
         if text_sample is not None and text_sample < 1:
             raise StcastError(f"text_sample={text_sample} must be >= 1 (or null: every sensor text each step)")
         if text_tuning_steps < 0 or text_tuning_lr <= 0:

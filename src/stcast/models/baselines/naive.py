@@ -45,7 +45,10 @@ class SeasonalNaive(_Statistical):
         if self.season < spec.horizon:
             from stcast.errors import StcastError
 
-            raise StcastError(f"seasonal-naive needs season >= horizon ({self.season} < {spec.horizon})")
+            raise StcastError(f"seasonal-naive needs season >= horizon ({self.season} < {spec.horizon}): the default "
+                              f"season is one day ({spec.steps_per_day} step{'s' * (spec.steps_per_day != 1)} here); "
+                              "set model_kw.seasonal-naive.season to the series' period in steps (e.g. 52 for "
+                              "weekly data with a yearly cycle), or a shorter --horizon")
         self._data = self._scaler = None
 
     def fit_statistics(self, train_windows) -> None:
