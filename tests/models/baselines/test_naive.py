@@ -68,3 +68,19 @@ def test_imputers_keep_observed_values(los):
         m.fit_statistics(s.train)
         out = m(b).point
         assert torch.equal(out[b.x_mask], b.x[b.x_mask]), name
+
+
+def test_seasonal_naive_says_when_no_target_has_a_season_behind_it(los):
+    """A series no longer than one season (a one-day Milan sample at a daily season) makes every forecast the last
+    value: said, not hidden; a series that holds seasons is not warned about."""
+    import warnings
+
+    s = prepare_windows(los, "forecast", 12, 12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        build_model("seasonal-naive", s.spec).fit_statistics(s.train)  # a week of data, daily season: fine
+    day = type(los)(values=los.values[:288, :4].copy(), timestamps=los.timestamps[:288], meta=los.meta,
+                    mask=los.observed(slice(0, 288))[:, :4], node_ids=los.node_ids[:4])
+    short = prepare_windows(day, "forecast", 12, 12)
+    with pytest.warns(UserWarning, match="288 steps, not more than one season .*falls back to the last value"):
+        build_model("seasonal-naive", short.spec).fit_statistics(short.train)

@@ -56,6 +56,12 @@ class SeasonalNaive(_Statistical):
 
     def attach(self, data, scaler) -> None:
         self._data, self._scaler = data, scaler
+        if data.num_steps <= self.season:  # no target has a value one season earlier: it is last value throughout
+            import warnings
+
+            warnings.warn(f"seasonal-naive: {data.meta.name} has {data.num_steps} steps, not more than one season "
+                          f"({self.season} steps): every forecast falls back to the last value (set "
+                          "model_kw.seasonal-naive.season to a shorter period)", stacklevel=2)
 
     def forward(self, batch) -> Prediction:
         starts = batch.start.cpu().numpy()
