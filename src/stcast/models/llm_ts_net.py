@@ -34,10 +34,9 @@ The summary names the mechanisms, not their equations; where it is silent the ch
    and 80 % / 98 % coverage) follow from the Laplace distribution.
 
 CPU choices (ours): the series enter as patches of `patch_len` steps (default 3: 12 steps -> 4 tokens, plus K
-prompts; 2, else 1, for an input length 3 does not divide, e.g. chickenpox's 4 weekly lags);
-while training, each step re-embeds `text_sample` random sensor texts and the window texts its batch reads with
-gradient, the other texts keep their last embedding (every text is fresh at evaluation); descriptions read the
-first channel of multi-channel data.
+prompts; 2, else 1, where 3 does not divide the lookback: chickenpox's 4 lags); while training, each step re-embeds
+`text_sample` random sensor texts and the window texts its batch reads with gradient, the other texts keep their
+last embedding (every text is fresh at evaluation); descriptions read the first channel of multi-channel data.
 
 Switches for the ablations: `use_text=False` (w/o text), `shuffle_text=True` (each node reads another node's
 texts under a fixed permutation: does the text carry more than an id?), `writer`, `pool_size=0` (w/o prompt
@@ -283,18 +282,15 @@ class LLMTSNet(STModel):
             raise StcastError(f"d_model={d_model} must be a positive multiple of heads={heads}")
         if kv_groups < 1 or heads % kv_groups:
             raise StcastError(f"kv_groups={kv_groups} must divide heads={heads} (grouped-query attention)")
-        if patch_len is None:  # 3 (12 steps -> 4 tokens); an input length 3 does not divide takes 2, else 1
-            patch_len = next(p for p in (3, 2, 1) if L % p == 0)
+        patch_len = next(p for p in (3, 2, 1) if L % p == 0) if patch_len is None else patch_len
         if patch_len < 1 or L % patch_len:
-            fits = [p for p in range(1, L + 1) if L % p == 0]
-            raise StcastError(f"patch_len={patch_len} must divide the input length {L}: set the model's patch_len "
-                              f"to one of {fits} (config: model_kw.{self.name}.patch_len), or an input length that "
-                              f"is a multiple of {max(patch_len, 1)} (--input-len)")
+            raise StcastError(f"patch_len={patch_len} must divide the input length {L}: set model_kw.{self.name}."
+                              f"patch_len to one of {[p for p in range(1, L + 1) if L % p == 0]}, or an input "
+                              f"length that is a multiple of {max(patch_len, 1)} (--input-len)")
         if text_sample is not None and text_sample < 1:
             raise StcastError(f"text_sample={text_sample} must be >= 1 (or null: every sensor text each step)")
         if text_tuning_steps < 0 or text_tuning_lr <= 0:
-            raise StcastError(f"text_tuning_steps={text_tuning_steps} must be >= 0 and text_tuning_lr="
-                              f"{text_tuning_lr} > 0")
+            raise StcastError(f"text_tuning_steps={text_tuning_steps}, text_tuning_lr={text_tuning_lr}: need >= 0, > 0")
         self.text_tuning_steps, self.text_tuning_lr = text_tuning_steps, text_tuning_lr
         self.text_tuning_report: dict | None = None
         if layers < 1 or pool_size < 0:
@@ -329,8 +325,6 @@ class LLMTSNet(STModel):
         if self.uncertainty:
             self.levels = tuple(spec.quantiles) if spec.quantiles else DEFAULT_LEVELS
         self.describe_report = None
-
-    # ------------------------------------------------------------------------------------------ texts
 
     def fit_statistics(self, train_windows) -> None:
         """Sensor statistics and descriptions from the training steps only; the texts go into the model."""
