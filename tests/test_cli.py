@@ -65,7 +65,7 @@ def test_impute_fills_only_missing_entries(tmp_path, own_csv):
         assert main(["impute", "--dataset", str(own_csv), "--method", "interpolate", "--out", str(out)]) == 0
     filled = pd.read_parquet(out)
     src = pd.read_csv(own_csv)
-    assert len(filled) == 864 and not filled.drop(columns="timestamp").isna().any().any()
+    assert len(filled) == 864 and not filled.drop(columns="time").isna().any().any()  # its own time column
     assert filled.loc[99, "s3"] == pytest.approx(src.loc[99, "s3"])  # observed values untouched
     lo, hi = sorted([src.loc[99, "s3"], src.loc[111, "s3"]])
     assert lo - 1e-3 <= filled.loc[105, "s3"] <= hi + 1e-3  # interpolated between the neighbours

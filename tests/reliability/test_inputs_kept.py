@@ -139,3 +139,32 @@ def test_imputation_hands_observed_readings_back_exactly_as_given(tmp_path, los)
     plain = tmp_path / "plain.csv"
     wide.assign(a=1.5, b=2.25, c=3.0).to_csv(plain, index=False)
     assert "exact_values" not in load_user_table(plain, keep_exact=True).extra
+
+
+def test_an_imputed_table_comes_back_laid_out_as_it_was_given(tmp_path, los):
+    """A wide table back as wide under its own time column's name; a long one as long with its own column names
+    and an `imputed` flag; time-zone-aware timestamps (read as UTC) back as UTC with their offset, not shifted
+    clock times without one."""
+    wide = pd.DataFrame(los.values[:200, :3, 0].copy(), columns=["a", "b", "c"])
+    wide.iloc[20:23, 1] = np.nan
+    times = pd.DatetimeIndex(los.timestamps[:200])
+    wide.insert(0, "Zeit", times)
+    src, out = tmp_path / "w.csv", tmp_path / "w_out.csv"
+    wide.to_csv(src, index=False)
+    assert main(["impute", "--dataset", str(src), "--method", "interpolate", "--out", str(out)]) == 0
+    back = pd.read_csv(out)
+    assert list(back.columns) == ["Zeit", "a", "b", "c"] and back["b"].notna().all()
+    assert (pd.to_datetime(back["Zeit"]) == times).all()
+
+    long = wide.melt(id_vars="Zeit", var_name="sensor", value_name="speed").dropna()
+    long["Zeit"] = long["Zeit"].dt.tz_localize("America/Los_Angeles")
+    src = tmp_path / "l.csv"
+    long.to_csv(src, index=False)
+    assert main(["impute", "--dataset", str(src), "--layout", "long", "--node-col", "sensor", "--value-col",
+                 "speed", "--method", "interpolate", "--out", str(out)]) == 0
+    back = pd.read_csv(out)
+    assert list(back.columns) == ["Zeit", "sensor", "speed", "imputed"] and len(back) == 200 * 3
+    assert back["imputed"].sum() == 3 and back["speed"].notna().all()
+    assert back["Zeit"].str.endswith("+00:00").all()  # UTC, said
+    first = pd.to_datetime(back["Zeit"]).min()
+    assert first == long["Zeit"].min()  # the same instant as the input's first reading

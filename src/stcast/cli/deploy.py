@@ -31,7 +31,6 @@ def cmd_forecast(args) -> int:
 
 
 def cmd_impute(args) -> int:
-    import pandas as pd
 
     from stcast.engine.checkpoint import load_model
     from stcast.engine.inference import impute_array, statistical_imputer, with_observed_as_given
@@ -50,19 +49,34 @@ def cmd_impute(args) -> int:
     filled = with_observed_as_given(filled, observed, data)
     n_missing = int((~observed).sum())
     n_filled = int((~observed & np.isfinite(filled)).sum())  # a series never observed stays NaN (see impute_array)
-    nodes = data.node_ids or [str(i) for i in range(data.num_nodes)]
-    if data.num_channels == 1:
-        df = pd.DataFrame(filled[:, :, 0], columns=nodes)
-        df.insert(0, "timestamp", data.timestamps)
-    else:
-        T, N, C = filled.shape
-        df = pd.DataFrame({"timestamp": np.repeat(data.timestamps, N * C), "node": np.tile(np.repeat(nodes, C), T),
-                           "channel": np.tile(list(data.meta.channels), T * N), "value": filled.reshape(-1),
-                           "imputed": (~observed).reshape(-1)})
-    write_table(df, args.out)
+    write_table(imputed_table(data, filled, observed), args.out)
     left = f" ({n_missing - n_filled} left NaN: series never observed)" if n_filled < n_missing else ""
     print(f"{n_filled} missing entries of {observed.size} filled{left}; written to {args.out}")
     return 0
+
+
+def imputed_table(data, filled: np.ndarray, observed: np.ndarray):
+    """The filled series laid out as the user's table was: a wide table back as wide (its time column's name), a
+    long one as long (its own column names, one row per time and sensor, `imputed` marking the filled entries);
+    time-zone-aware timestamps (read as UTC) written back as UTC, with their offset. A registered dataset: wide
+    for one channel, long with `imputed` for several (`timestamp`, `node`, `channel`, `value`)."""
+    import pandas as pd
+
+    src = data.extra.get("source_columns") or {"layout": "wide" if data.num_channels == 1 else "long",
+                                               "time": "timestamp", "node": "node", "value": "value",
+                                               "channel": "channel", "utc": False}
+    times = pd.DatetimeIndex(data.timestamps)
+    times = times.tz_localize("UTC") if src["utc"] else times
+    nodes = data.node_ids or [str(i) for i in range(data.num_nodes)]
+    T, N, C = filled.shape
+    if src["layout"] == "wide" and C == 1:
+        df = pd.DataFrame(filled[:, :, 0], columns=nodes)
+        df.insert(0, src["time"], times)
+        return df
+    cols = {src["time"]: np.repeat(times, N * C), src["node"]: np.tile(np.repeat(nodes, C), T)}
+    if C > 1 or src["channel"]:
+        cols[src["channel"] or "channel"] = np.tile(list(data.meta.channels), T * N)
+    return pd.DataFrame({**cols, src["value"]: filled.reshape(-1), "imputed": (~observed).reshape(-1)})
 
 
 def register(sub) -> None:

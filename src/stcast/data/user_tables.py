@@ -111,7 +111,8 @@ def frame_to_data(df: pd.DataFrame, name: str, layout: str = "auto", time_col: s
     if times.isna().any():
         raise StcastError(f"{path}: {int(times.isna().sum())} rows have no timestamp in column {time_col!r} "
                           f"(e.g. {_row_name(df, int(np.flatnonzero(times.isna().to_numpy())[0]), api)})")
-    if getattr(times.dt, "tz", None) is not None:  # one clock: aware timestamps become naive UTC
+    aware = getattr(times.dt, "tz", None) is not None
+    if aware:  # one clock: aware timestamps become naive UTC
         times = times.dt.tz_convert("UTC").dt.tz_localize(None)
     if layout == "auto":
         layout = "long" if {node_col, value_col} <= set(df.columns) else "wide"
@@ -204,6 +205,9 @@ def frame_to_data(df: pd.DataFrame, name: str, layout: str = "auto", time_col: s
     data.extra["gaps"] = full.difference(table.dropna(how="all").index).size if len(gaps) else 0
     if exact is not None:
         data.extra["exact_values"] = exact
+    # how the table was laid out, so what stcast writes back (an imputed table) reads like it
+    data.extra["source_columns"] = {"layout": layout, "time": time_col, "node": node_col, "value": value_col,
+                                    "channel": channel_col if channel_col in df.columns else None, "utc": aware}
     observed = data.mask
     zero_share = float((observed & (data.values == 0)).sum() / max(int(observed.sum()), 1))
     if null_value is None and zero_share > 0.05:
