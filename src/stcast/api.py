@@ -186,7 +186,7 @@ class Forecaster(_FrameModel):
         warnings.warn(msg, stacklevel=3)
 
     def _long(self, fc: pd.DataFrame) -> pd.DataFrame:
-        out = pd.DataFrame({self.id_col: fc["node"], self.time_col: fc["timestamp"]})
+        out = pd.DataFrame({self.id_col: fc["node"], self.time_col: _as_given(fc["timestamp"], self.data_)})
         if "cutoff" in fc.columns:
             out["cutoff"] = fc["cutoff"]
         out[self.model] = fc["forecast"]
@@ -200,7 +200,8 @@ class Forecaster(_FrameModel):
     def _long_values(self, data: SpatioTemporalData) -> pd.DataFrame:
         values = np.where(data.mask[:, :, 0], data.values[:, :, 0], np.nan)
         T, N = values.shape
-        return pd.DataFrame({self.id_col: np.tile(data.node_ids, T), self.time_col: np.repeat(data.timestamps, N),
+        times = _as_given(pd.Series(np.repeat(data.timestamps, N)), data)
+        return pd.DataFrame({self.id_col: np.tile(data.node_ids, T), self.time_col: times,
                              self.target_col: values.reshape(-1)})
 
 
@@ -236,12 +237,20 @@ class Imputer(_FrameModel):
         filled, observed = impute_array(self.model_, self.scaler_, data, keep_empty=keep_empty)
         filled = with_observed_as_given(filled, observed, data)
         T, N = filled.shape[:2]
-        return pd.DataFrame({self.id_col: np.tile(data.node_ids, T), self.time_col: np.repeat(data.timestamps, N),
+        times = _as_given(pd.Series(np.repeat(data.timestamps, N)), data)
+        return pd.DataFrame({self.id_col: np.tile(data.node_ids, T), self.time_col: times,
                              self.target_col: filled[:, :, 0].reshape(-1),
                              f"{self.target_col}_imputed": ~observed[:, :, 0].reshape(-1)})
 
     def fit_transform(self, df: pd.DataFrame, adjacency=None) -> pd.DataFrame:
         return self.fit(df, adjacency).transform(df)
+
+
+def _as_given(times: pd.Series, data: SpatioTemporalData | None) -> pd.Series:
+    """Times of a frame whose timestamps had UTC offsets are read as UTC: handed back as UTC, with the offset, so
+    they compare (and merge) with the frame's own."""
+    utc = data is not None and (data.extra.get("source_columns") or {}).get("utc")
+    return times.dt.tz_localize("UTC") if utc else times
 
 
 def _forecast(fc: Forecaster, data: SpatioTemporalData, ends, keep_empty: bool = False) -> pd.DataFrame:
@@ -255,12 +264,14 @@ def _history(data: SpatioTemporalData) -> dict:
     keep = min(data.num_steps, 2 * 288)
     return {"values": np.where(data.mask[-keep:], data.values[-keep:], np.nan)[:, :, 0].tolist(),
             "start": str(data.timestamps[-keep]), "node_ids": list(data.node_ids),
-            "step_minutes": data.meta.step_minutes}
+            "step_minutes": data.meta.step_minutes,
+            "utc": bool((data.extra.get("source_columns") or {}).get("utc"))}
 
 
 def _from_history(h: dict, name: str, api: dict) -> SpatioTemporalData:
     values = np.asarray(h["values"], dtype=np.float32)
-    ts = pd.date_range(h["start"], periods=len(values), freq=f"{h['step_minutes']}min")
+    ts = pd.date_range(h["start"], periods=len(values), freq=f"{h['step_minutes']}min",
+                       tz="UTC" if h.get("utc") else None)  # a frame with UTC offsets stays one
     frame = pd.DataFrame(values, columns=h["node_ids"])
     frame.insert(0, api["time_col"], ts)
     return frame_to_data(frame, name, layout="wide", time_col=api["time_col"], null_value=api["null_value"],

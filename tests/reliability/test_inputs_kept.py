@@ -168,3 +168,35 @@ def test_an_imputed_table_comes_back_laid_out_as_it_was_given(tmp_path, los):
     assert back["Zeit"].str.endswith("+00:00").all()  # UTC, said
     first = pd.to_datetime(back["Zeit"]).min()
     assert first == long["Zeit"].min()  # the same instant as the input's first reading
+
+
+def test_forecasts_of_a_table_with_utc_offsets_carry_their_offset(tmp_path, los):
+    wide = pd.DataFrame(los.values[:300, :3, 0].copy(), columns=["a", "b", "c"])
+    wide.insert(0, "time", pd.DatetimeIndex(los.timestamps[:300]).tz_localize("America/Los_Angeles"))
+    src, model, out = tmp_path / "t.csv", tmp_path / "m.pt", tmp_path / "fc.csv"
+    wide.to_csv(src, index=False)
+    assert main(["train", "--dataset", str(src), "--model", "last-value", "--out", str(model)]) == 0
+    assert main(["forecast", "--model-file", str(model), "--dataset", str(src), "--out", str(out)]) == 0
+    fc = pd.read_csv(out)
+    assert fc["timestamp"].str.endswith("+00:00").all()
+    assert pd.to_datetime(fc["timestamp"]).min() == wide["time"].max() + pd.Timedelta(minutes=5)  # the next step
+
+
+def test_the_python_api_hands_times_with_utc_offsets_back_with_their_offset(tmp_path, los):
+    """Imputer.transform, Forecaster.predict and cross_validation, and a Forecaster saved and loaded: a frame
+    whose `ds` carries offsets gets UTC times back that merge with its own (naive times would not)."""
+    from stcast import Forecaster, Imputer
+
+    wide = pd.DataFrame(los.values[:300, :3, 0].copy(), columns=["a", "b", "c"])
+    wide.iloc[5:8, 1] = np.nan
+    wide.insert(0, "ds", pd.DatetimeIndex(los.timestamps[:300]).tz_localize("America/Los_Angeles"))
+    long = wide.melt(id_vars="ds", var_name="unique_id", value_name="y")
+    filled = Imputer("interpolate", window=24).fit(long).transform(long)
+    merged = filled.merge(long, on=["unique_id", "ds"], suffixes=("", "_in"))
+    assert len(merged) == len(long) and merged.y_imputed.sum() == 3
+    fc = Forecaster("last-value").fit(long.dropna())
+    nxt = long.ds.max() + pd.Timedelta(minutes=5)
+    assert str(fc.predict().ds.dt.tz) == "UTC" and fc.predict().ds.min() == nxt
+    assert fc.cross_validation(long.dropna(), n_windows=2).y.notna().all()  # the actuals merged by time
+    fc.save(tmp_path / "fc.pt")
+    assert Forecaster.load(tmp_path / "fc.pt").predict().ds.min() == nxt

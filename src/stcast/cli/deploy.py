@@ -24,6 +24,8 @@ def cmd_forecast(args) -> int:
     df = forecast_frame(model, scaler, data, end=args.end, keep_empty=args.keep_empty)
     H, N, C = model.spec.horizon, data.num_nodes, data.num_channels
     times = df["timestamp"].iloc[[0, -1]].to_numpy()
+    if (data.extra.get("source_columns") or {}).get("utc"):  # the input's times had offsets: read as UTC, said so
+        df["timestamp"] = df["timestamp"].dt.tz_localize("UTC")
     write_table(df, args.out)
     print(f"{len(df)} rows ({H} steps x {N} nodes x {C} channels) written to {args.out} "
           f"({str(times[0])[:16]} .. {str(times[-1])[:16]})")
