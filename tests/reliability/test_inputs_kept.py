@@ -200,3 +200,9 @@ def test_the_python_api_hands_times_with_utc_offsets_back_with_their_offset(tmp_
     assert fc.cross_validation(long.dropna(), n_windows=2).y.notna().all()  # the actuals merged by time
     fc.save(tmp_path / "fc.pt")
     assert Forecaster.load(tmp_path / "fc.pt").predict().ds.min() == nxt
+
+
+def test_a_registered_datasets_name_is_no_file_to_overwrite(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a model file named like the dataset, in a folder without such a file: allowed
+    assert main(["train", "--dataset", "los-loop", "--model", "last-value", "--out", "los-loop"]) == 0
+    assert (tmp_path / "los-loop").is_file()  # (a second run would read that file as its table, and refuse)

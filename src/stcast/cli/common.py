@@ -170,16 +170,21 @@ def _paths(args, dests) -> list[tuple[str, Path]]:
     for dest in dests:
         value = getattr(args, dest, None)
         for item in value if isinstance(value, list | tuple) else [value]:
+            if dest == "dataset" and isinstance(item, str) and not is_table_path(item):
+                continue  # a registered dataset's name, not a file of the user's
             if isinstance(item, str | Path) and str(item):
                 found.append((_flag(dest), Path(item)))
     return found
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    """One file under two names (links, `..`, a folder not made yet: `sub/../table.csv`)."""
+def _same_file(a: Path, b: Path, b_must_exist: bool = True) -> bool:
+    """One file under two names (links, `..`, a folder not made yet: `sub/../table.csv`). An input that is not a
+    file (a registered dataset's name) is no file to overwrite."""
     try:
         if a.exists() and b.exists():
             return a.samefile(b)
+        if b_must_exist and not b.exists():
+            return False
     except OSError:
         pass
     return os.path.realpath(a) == os.path.realpath(b)
@@ -192,7 +197,7 @@ def check_no_clobber(args) -> None:
     outputs = _paths(args, OUTPUT_FLAGS)
     for i, (flag, path) in enumerate(outputs):
         for other_flag, other in outputs[i + 1:]:
-            if _same_file(path, other):
+            if _same_file(path, other, b_must_exist=False):
                 raise StcastError(f"{flag} and {other_flag} are the same file ({path}): one would overwrite the "
                                   "other; give each its own path")
         for in_flag, source in _paths(args, INPUT_FLAGS):
