@@ -39,76 +39,81 @@ def run_benchmark(cfg: BenchConfig, data_dir=None, collect: bool = True, log=pri
     one, and the run keeps a state beside it (bench/resume.py): with `resume`, finished rows are kept and the row
     that was running continues from its last epoch checkpoint; an earlier run of the same name is discarded only
     with `overwrite`."""
-    results, data = [], {}
     state = RunState(rows_csv, cfg, resume, overwrite) if rows_csv is not None else None
     try:
-        if state is not None and state.note:
-            log(f"  {state.note}")
-
-        def load(name):
-            if is_table_path(name):
-                from stcast.data.user_tables import load_user_table
-
-                d = load_user_table(name, **cfg.tables.get(name, {}))
-            else:
-                d = load_dataset(name, data_dir)
-            if cfg.cluster is not None:
-                from stcast.data.transforms import cluster_nodes
-
-                d = cluster_nodes(d, **cfg.cluster)
-            return d
-
-        target = load(cfg.transfer_to) if cfg.transfer_to else None
-        total, done, t_start = len(cfg.datasets) * len(cfg.models), 0, time.time()
-        steps_of: dict[str, tuple[int, ...]] = {}  # per dataset: the per-step columns its horizon has
-        for ds in cfg.datasets:
-            d = load(ds)
-            data[ds] = d
-            for m in cfg.models:
-                cls = get_model_class(cfg.base_model(m))
-                task = Task.parse(cfg.task).scored.value
-                if task not in cls.tasks:
-                    log(f"  skip {m}: it does not support {task}")
-                    total -= 1
-                    continue
-                t0 = time.time()
-                stored = state.finished(ds, m) if state is not None else None
-                if stored is not None:  # finished before the run was stopped: kept, not re-run
-                    results.append(StoredRow(stored))
-                    done += 1
-                    log(f"  [{done}/{total}] {ds} {m}: MAE {stored.get('mae', float('nan')):.4f} (finished earlier)")
-                    continue
-                train = cfg.train_config(m)
-                if state is not None:
-                    train = state.train_config(train, ds, m)
-                    if train.resume:
-                        log(f"  {ds} {m}: continues from its last epoch checkpoint ({train.checkpoint})")
-                exp = Experiment(cfg.base_model(m), d, task=cfg.task, input_len=cfg.input_len, horizon=cfg.horizon,
-                                 split=cfg.split,
-                                 protocol=cfg.protocol, missing=cfg.missing, missing_kw=cfg.missing_kw,
-                                 few_shot_fraction=cfg.few_shot_of(m), model_kw=cfg.model_kwargs(m),
-                                 train=train, quantiles=cfg.quantiles, eval_stride=cfg.eval_stride,
-                                 context_len=cfg.context_len_of(m), val_stride=cfg.val_stride_of(m))
-                if ds not in steps_of:  # checked before the dataset's first row trains; a note once, not per row
-                    steps_of[ds] = _steps_within(cfg, exp.horizon, log)
-                res = exp.run(collect=collect and target is None, steps=steps_of[ds])
-                if target is not None:
-                    res = exp.evaluate_zero_shot(target, steps=steps_of[ds])
-                res.model = m  # the variant's label in the tables
-                results.append(res)
-                if rows_csv is not None:
-                    _write_rows([r.row() for r in results], Path(rows_csv))
-                    if is_global_zero():
-                        state.finish(ds, m, res.row(), train)
-                done += 1
-                log(f"  [{done}/{total}] {ds} {m}: MAE {res.metrics['mae']:.4f} ({time.time() - t0:.1f}s)"
-                    f"{_eta(time.time() - t_start, done, total)}")
-        if state is not None and is_global_zero():
-            state.close()
-        return BenchReport(cfg, results, data)
+        return _run_rows(cfg, data_dir, collect, log, rows_csv, state)
     finally:  # the table's lock goes however the run ends (finished, an error, Ctrl-C)
         if state is not None:
             state.release()
+
+
+def _run_rows(cfg: BenchConfig, data_dir, collect: bool, log, rows_csv, state: RunState | None) -> BenchReport:
+    """run_benchmark's rows, with the run state (and its lock) held by the caller."""
+    results, data = [], {}
+    if state is not None and state.note:
+        log(f"  {state.note}")
+
+    def load(name):
+        if is_table_path(name):
+            from stcast.data.user_tables import load_user_table
+
+            d = load_user_table(name, **cfg.tables.get(name, {}))
+        else:
+            d = load_dataset(name, data_dir)
+        if cfg.cluster is not None:
+            from stcast.data.transforms import cluster_nodes
+
+            d = cluster_nodes(d, **cfg.cluster)
+        return d
+
+    target = load(cfg.transfer_to) if cfg.transfer_to else None
+    total, done, t_start = len(cfg.datasets) * len(cfg.models), 0, time.time()
+    steps_of: dict[str, tuple[int, ...]] = {}  # per dataset: the per-step columns its horizon has
+    for ds in cfg.datasets:
+        d = load(ds)
+        data[ds] = d
+        for m in cfg.models:
+            cls = get_model_class(cfg.base_model(m))
+            task = Task.parse(cfg.task).scored.value
+            if task not in cls.tasks:
+                log(f"  skip {m}: it does not support {task}")
+                total -= 1
+                continue
+            t0 = time.time()
+            stored = state.finished(ds, m) if state is not None else None
+            if stored is not None:  # finished before the run was stopped: kept, not re-run
+                results.append(StoredRow(stored))
+                done += 1
+                log(f"  [{done}/{total}] {ds} {m}: MAE {stored.get('mae', float('nan')):.4f} (finished earlier)")
+                continue
+            train = cfg.train_config(m)
+            if state is not None:
+                train = state.train_config(train, ds, m)
+                if train.resume:
+                    log(f"  {ds} {m}: continues from its last epoch checkpoint ({train.checkpoint})")
+            exp = Experiment(cfg.base_model(m), d, task=cfg.task, input_len=cfg.input_len, horizon=cfg.horizon,
+                             split=cfg.split,
+                             protocol=cfg.protocol, missing=cfg.missing, missing_kw=cfg.missing_kw,
+                             few_shot_fraction=cfg.few_shot_of(m), model_kw=cfg.model_kwargs(m),
+                             train=train, quantiles=cfg.quantiles, eval_stride=cfg.eval_stride,
+                             context_len=cfg.context_len_of(m), val_stride=cfg.val_stride_of(m))
+            if ds not in steps_of:  # checked before the dataset's first row trains; a note once, not per row
+                steps_of[ds] = _steps_within(cfg, exp.horizon, log)
+            res = exp.run(collect=collect and target is None, steps=steps_of[ds])
+            if target is not None:
+                res = exp.evaluate_zero_shot(target, steps=steps_of[ds])
+            res.model = m  # the variant's label in the tables
+            results.append(res)
+            if rows_csv is not None:
+                _write_rows([r.row() for r in results], Path(rows_csv))
+                if is_global_zero():
+                    state.finish(ds, m, res.row(), train)
+            done += 1
+            log(f"  [{done}/{total}] {ds} {m}: MAE {res.metrics['mae']:.4f} ({time.time() - t0:.1f}s)"
+                f"{_eta(time.time() - t_start, done, total)}")
+    if state is not None and is_global_zero():
+        state.close()
+    return BenchReport(cfg, results, data)
 
 
 def _steps_within(cfg: BenchConfig, horizon: int, log) -> tuple[int, ...]:

@@ -40,8 +40,6 @@ def cmd_benchmark(args) -> int:
         raise StcastError(f"{given}: for tables of your own (.csv / .parquet paths in --datasets); "
                           f"{', '.join(map(str, names)) or 'the config'} names registered datasets only")
     cfg = BenchConfig.from_dict(raw, source=args.config or "command line")
-    if args.resume and args.overwrite:
-        raise StcastError("--resume keeps an earlier run and --overwrite discards it: give one of them")
     return _run_and_report(cfg, args.out_dir, args.data_dir, args.wide, args.resume, args.overwrite)
 
 

@@ -193,7 +193,10 @@ def _same_file(a: Path, b: Path, b_must_exist: bool = True) -> bool:
 def check_no_clobber(args) -> None:
     """Nothing a user hands us is lost: an output path that is one of the command's input files (the table, its
     graph, the model file, the config, a part to merge), or two outputs on one path, is an error before any work.
-    `train --resume` reads and writes its --checkpoint by design, the one exception."""
+    `train --resume` reads and writes its --checkpoint by design, the one exception. `--resume` (keep an earlier
+    run) with `--overwrite` (discard it) is a contradiction, refused here for every command that has both."""
+    if getattr(args, "resume", False) and getattr(args, "overwrite", False):
+        raise StcastError("--resume continues the earlier run and --overwrite discards it: give one of them")
     outputs = _paths(args, OUTPUT_FLAGS)
     for i, (flag, path) in enumerate(outputs):
         for other_flag, other in outputs[i + 1:]:

@@ -33,7 +33,6 @@ def cmd_forecast(args) -> int:
 
 
 def cmd_impute(args) -> int:
-
     from stcast.engine.checkpoint import load_model
     from stcast.engine.inference import impute_array, statistical_imputer, with_observed_as_given
 

@@ -38,9 +38,7 @@ def cmd_pretrain(args) -> int:
 def _keep_earlier_run(args) -> None:
     """A rerun that forgot --resume never replaces hours of pretraining: a checkpoint or run state at --out is an
     error naming the ways on, unless --overwrite says to start over."""
-    if args.resume and args.overwrite:
-        raise StcastError("--resume continues the earlier run and --overwrite discards it: give one of them")
-    if args.resume or args.overwrite:
+    if args.resume or args.overwrite:  # (both at once is refused in check_no_clobber)
         return
     out = Path(args.out)
     held = [p for p in (out, out.with_suffix(".state.pt")) if p.is_file()]

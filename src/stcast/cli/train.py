@@ -40,8 +40,6 @@ def cmd_train(args) -> int:
             raise StcastError(f"--init-from {args.init_from}: a warm start keeps the saved model's hyper-parameters; "
                               f"drop the model_kw settings ({', '.join(model_kw)})")
         model_kw = warm["hparams"]
-    if args.resume and args.overwrite:
-        raise StcastError("--resume continues from --checkpoint and --overwrite discards it: give one of them")
     if args.checkpoint and not (args.resume or args.overwrite) and Path(args.checkpoint).is_file():
         # a rerun that forgot --resume would start over and write its first epoch over the stopped run's state
         raise StcastError(f"--checkpoint {args.checkpoint} holds an earlier run's training state; pass --resume to "
