@@ -59,6 +59,7 @@ class RunState:
         rows_csv = Path(rows_csv)
         self.path = rows_csv.with_name(rows_csv.stem + ".state.json")
         self.ckpt_dir = rows_csv.with_name(rows_csv.stem + ".ckpt")
+        self.windows_dir = rows_csv.with_name(rows_csv.stem + ".windows")  # per-window test errors of each row
         self.config = fingerprint(cfg)
         self.rows: dict[str, dict] = {}
         self.note = ""  # what the runner tells the user about the start (a resume with nothing to resume)
@@ -82,6 +83,7 @@ class RunState:
                 self.note = (f"--resume: no earlier run of '{rows_csv.stem}' in {rows_csv.parent} ({self.path.name} "
                              "does not exist): starting it")
             shutil.rmtree(self.ckpt_dir, ignore_errors=True)
+            shutil.rmtree(self.windows_dir, ignore_errors=True)
         if is_global_zero():  # the config is on disk before the first row ends: a run stopped inside it resumes too
             self._save()
 
@@ -174,6 +176,12 @@ class RunState:
         """The row's training settings with its epoch checkpoint (resumed when one is there)."""
         ck = self.ckpt_dir / f"{_safe(dataset)}--{_safe(label)}.pt"
         return dataclasses.replace(train, checkpoint=str(ck), resume=ck.exists())
+
+    def save_window_errors(self, dataset: str, label: str, predictions: dict, meta: dict) -> Path:
+        """A finished row's per-window test errors, `<name>.windows/<dataset>--<row>.npz` (`stcast compare`)."""
+        from stcast.bench.paired import save_window_errors
+
+        return save_window_errors(self.windows_dir / f"{_safe(dataset)}--{_safe(label)}.npz", predictions, meta)
 
     def finish(self, dataset: str, label: str, row: dict, train: TrainConfig) -> None:
         """Record a finished row (atomically) and drop its checkpoint."""

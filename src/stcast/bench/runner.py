@@ -107,6 +107,11 @@ def _run_rows(cfg: BenchConfig, data_dir, collect: bool, log, rows_csv, state: R
             if rows_csv is not None:
                 _write_rows([r.row() for r in results], Path(rows_csv))
                 if is_global_zero():
+                    if res.predictions:  # per-window errors for paired tests (bench/paired.py), before the row counts
+                        state.save_window_errors(ds, m, res.predictions,
+                                                 {"model": m, "dataset": ds, "task": res.task,
+                                                  "steps_per_day": d.meta.steps_per_day, "mae": res.metrics["mae"],
+                                                  "seed": train.seed, "table": cfg.name})
                     state.finish(ds, m, res.row(), train)
             done += 1
             log(f"  [{done}/{total}] {ds} {m}: MAE {res.metrics['mae']:.4f} ({time.time() - t0:.1f}s)"

@@ -70,6 +70,17 @@ def cmd_merge(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from stcast.bench.paired import describe, load_window_errors, paired_test
+
+    if args.lag is not None and args.lag < 0:
+        raise StcastError(f"--lag {args.lag}: must be >= 0 (windows)")
+    a = [load_window_errors(p) for p in args.runs]
+    b = [load_window_errors(p) for p in args.against]
+    print(describe(paired_test(a, b, step=args.step, lag=args.lag)))
+    return 0
+
+
 def cmd_demo(args) -> int:
     from stcast.config import BenchConfig
 
@@ -108,6 +119,15 @@ def register(sub) -> None:
     sp.add_argument("parts", nargs="+", help="the partial CSVs")
     sp.add_argument("--out", required=True, help="the merged CSV")
     sp.set_defaults(func=cmd_merge)
+
+    sp = sub.add_parser("compare", help="paired test of two models over the same test windows (Diebold-Mariano, "
+                                        "per-day t): their per-window errors from <name>.windows/ or --errors-out")
+    sp.add_argument("runs", nargs="+", help="model A's per-window error files (.npz; several: seeds, averaged)")
+    sp.add_argument("--against", nargs="+", required=True, help="model B's files")
+    sp.add_argument("--step", type=positive_int, default=None, help="one output step (default: all steps pooled)")
+    sp.add_argument("--lag", type=int, default=None,
+                    help="Newey-West lag in windows (default: one day of windows)")
+    sp.set_defaults(func=cmd_compare)
 
     sp = sub.add_parser("demo", help="the embedded default job: baselines, STID, U-STS-LLM and FactoST-v2 zero-shot "
                                      "on the bundled Los-loop data, a table and a plot")

@@ -158,7 +158,7 @@ def dataset_source(spec: str) -> str:
 
 
 INPUT_FLAGS = ("dataset", "adjacency", "model_file", "config", "init_from", "parts", "files")
-OUTPUT_FLAGS = ("out", "checkpoint", "log_csv")
+OUTPUT_FLAGS = ("out", "checkpoint", "log_csv", "errors_out")
 
 
 def _flag(dest: str) -> str:

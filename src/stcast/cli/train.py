@@ -99,9 +99,20 @@ def cmd_evaluate(args) -> int:
     from stcast.engine.scoring import score_saved
     from stcast.metrics import nothing_scored
 
+    if args.errors_out:
+        check_writable(args.errors_out, "--errors-out")
     model, scaler, info, data, record = load_saved(args)
     # the model's own scaler (fitted on its training data); multitask: forecast on unhidden inputs + impute_mae
-    m, _, _ = score_saved(model, scaler, data, record, refit_statistics=True)
+    m, _, _ = score_saved(model, scaler, data, record, refit_statistics=True, collect=bool(args.errors_out))
+    if args.errors_out:  # per-window errors for `stcast compare`
+        from stcast.bench.paired import save_window_errors
+
+        preds = {k: m.pop(k) for k in ("pred", "truth", "mask", "starts")}
+        m.pop("band", None), m.pop("band_levels", None)
+        save_window_errors(args.errors_out, preds, {"model": info["model"], "dataset": data.meta.name,
+                                                    "task": Task.parse(record.get("task", "forecast")).value,
+                                                    "steps_per_day": data.meta.steps_per_day, "mae": m["mae"],
+                                                    "model_file": str(args.model_file)})
     from stcast.bench.tables import print_results, table_columns
 
     row = {"model": info["model"], "dataset": data.meta.name, **m}
@@ -195,5 +206,7 @@ def register(sub) -> None:
     sp.add_argument("--protocol", default=None, help="default: the protocol the model was trained with")
     sp.add_argument("--missing", default=None, choices=["point", "block"])
     sp.add_argument("--wide", action="store_true", help="print every column (default: a table that fits the console)")
+    sp.add_argument("--errors-out", default=None,
+                    help="write the per-window test errors (.npz) for `stcast compare`")
     data_args(sp)
     sp.set_defaults(func=cmd_evaluate)
