@@ -167,5 +167,8 @@ def test_a_benchmark_keeps_each_rows_window_errors_and_compare_reads_them(tmp_pa
     clash = subprocess.run(cli + ["evaluate", "--model-file", str(model), "--errors-out", str(model)],
                            capture_output=True, text=True)
     assert clash.returncode == 2 and "overwrite your input" in clash.stderr
+    csv_out = subprocess.run(cli + ["evaluate", "--model-file", str(model), "--errors-out", str(tmp_path / "e.csv")],
+                             capture_output=True, text=True)
+    assert csv_out.returncode == 2 and "written as .npz" in csv_out.stderr and not (tmp_path / "e.csv").exists()
     run_benchmark(cfg, log=lambda *a: None, rows_csv=tmp_path / "t.csv", overwrite=True)  # a rerun replaces them
     assert sorted(p.name for p in (tmp_path / "t.windows").iterdir()) == sorted(p.name for p in files.values())

@@ -100,6 +100,9 @@ def cmd_evaluate(args) -> int:
     from stcast.metrics import nothing_scored
 
     if args.errors_out:
+        if not str(args.errors_out).lower().endswith(".npz"):  # numpy arrays, not a table a user would open
+            raise StcastError(f"--errors-out {args.errors_out}: per-window errors are written as .npz (read by "
+                              "`stcast compare`); name the file e.g. errors.npz")
         check_writable(args.errors_out, "--errors-out")
     model, scaler, info, data, record = load_saved(args)
     # the model's own scaler (fitted on its training data); multitask: forecast on unhidden inputs + impute_mae
