@@ -1,5 +1,6 @@
 """Mean +- std over seeds of benchmark rows CSVs (one CSV per seed, same models), as a Markdown table, and the
-gap between two rows in units of their pooled seed standard deviation, with Welch's t-test p-value.
+gap between two rows in units of their pooled seed standard deviation, with Welch's t-test p-value, and, where every
+run kept its per-window errors (`<name>.windows/`), the paired test over the test windows (bench/paired.py).
 
     .venv/bin/python scripts/seed_table.py results/lm-ablation/metr-la-ust-sllm-lm-epochs-seed*.csv \
         --compare ust-sllm,ust-sllm-random [--compare a,b ...] [--reference stid]
@@ -84,10 +85,27 @@ def main() -> int:
         line = f"\n{a} vs {b}: pooled MAE {ra.mean():.4f} vs {rb.mean():.4f}; {a} lower by {gap:.4f}"
         if min(len(ra), len(rb)) < 2:
             print(line + f" ({len(ra)} and {len(rb)} seeds: a seed spread needs >= 2 on each side)")
+            print(paired(g.get_group(a), g.get_group(b)))
             continue
         sd = ((ra.var(ddof=1) + rb.var(ddof=1)) / 2) ** 0.5
         print(line + f" = {gap / sd:.2f} seed std (std {sd:.4f}; the issue's bar: > 2); {welch(ra, rb)}")
+        print(paired(g.get_group(a), g.get_group(b)))
     return 0
+
+
+def paired(rows_a, rows_b) -> str:
+    """The test-window view beside the seed view, where every run kept its per-window errors (bench/paired.py)."""
+    from stcast.bench.paired import load_window_errors, paired_test, window_errors_path
+
+    files = [[window_errors_path(r["run"], r["dataset"], r["model"]) for _, r in rows.iterrows()]
+             for rows in (rows_a, rows_b)]
+    if not all(f.is_file() for side in files for f in side):
+        return "  (paired over test windows: not every run kept its per-window errors)"
+    r = paired_test(*[[load_window_errors(f) for f in side] for side in files])
+    day = f", ahead on {r['days_a_ahead']} of {r['days']} days" if "days" in r else ""
+    day += f", t over days p = {r['day_p']:.2g}" if "day_p" in r else ""
+    return (f"  paired over {r['windows']:,} test windows (seeds averaged per window): Diebold-Mariano z = "
+            f"{r['dm_z']:+.2f}, p = {r['dm_p']:.2g}{day}")
 
 
 if __name__ == "__main__":

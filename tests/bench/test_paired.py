@@ -8,6 +8,7 @@ import json
 import pickle
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -170,5 +171,14 @@ def test_a_benchmark_keeps_each_rows_window_errors_and_compare_reads_them(tmp_pa
     csv_out = subprocess.run(cli + ["evaluate", "--model-file", str(model), "--errors-out", str(tmp_path / "e.csv")],
                              capture_output=True, text=True)
     assert csv_out.returncode == 2 and "written as .npz" in csv_out.stderr and not (tmp_path / "e.csv").exists()
+    script = Path(__file__).parents[2] / "scripts" / "seed_table.py"  # the seed table shows the paired view too
+    seeds = subprocess.run([sys.executable, str(script), str(tmp_path / "t.csv"), "--compare", "dlinear,last-value"],
+                           capture_output=True, text=True)
+    assert seeds.returncode == 0, seeds.stderr
+    assert "paired over" in seeds.stdout and "Diebold-Mariano" in seeds.stdout
+    (tmp_path / "u.csv").write_text((tmp_path / "t.csv").read_text())  # a table whose runs kept no errors
+    seeds = subprocess.run([sys.executable, str(script), str(tmp_path / "u.csv"), "--compare", "dlinear,last-value"],
+                           capture_output=True, text=True)
+    assert "not every run kept its per-window errors" in seeds.stdout
     run_benchmark(cfg, log=lambda *a: None, rows_csv=tmp_path / "t.csv", overwrite=True)  # a rerun replaces them
     assert sorted(p.name for p in (tmp_path / "t.windows").iterdir()) == sorted(p.name for p in files.values())

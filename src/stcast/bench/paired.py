@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,13 @@ def window_errors(pred: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor) -
     err = torch.where(valid, (pred.double() - truth.double()).abs(), 0.0)
     dims = tuple(range(2, pred.dim()))  # (W, H, N, C): sum over sensors and channels
     return err.sum(dims).numpy(), valid.sum(dims).numpy().astype(np.int64)
+
+
+def window_errors_path(rows_csv, dataset: str, label: str) -> Path:
+    """Where a benchmark table's row keeps its per-window errors: `<name>.windows/<dataset>--<row>.npz`."""
+    rows_csv = Path(rows_csv)
+    safe = lambda text: re.sub(r"[^A-Za-z0-9._-]+", "_", text)  # noqa: E731 - as the row checkpoints are named
+    return rows_csv.with_name(rows_csv.stem + ".windows") / f"{safe(dataset)}--{safe(label)}.npz"
 
 
 def save_window_errors(path, predictions: dict, meta: dict) -> Path:

@@ -59,6 +59,7 @@ class RunState:
         rows_csv = Path(rows_csv)
         self.path = rows_csv.with_name(rows_csv.stem + ".state.json")
         self.ckpt_dir = rows_csv.with_name(rows_csv.stem + ".ckpt")
+        self.rows_csv = rows_csv
         self.windows_dir = rows_csv.with_name(rows_csv.stem + ".windows")  # per-window test errors of each row
         self.config = fingerprint(cfg)
         self.rows: dict[str, dict] = {}
@@ -179,9 +180,9 @@ class RunState:
 
     def save_window_errors(self, dataset: str, label: str, predictions: dict, meta: dict) -> Path:
         """A finished row's per-window test errors, `<name>.windows/<dataset>--<row>.npz` (`stcast compare`)."""
-        from stcast.bench.paired import save_window_errors
+        from stcast.bench.paired import save_window_errors, window_errors_path
 
-        return save_window_errors(self.windows_dir / f"{_safe(dataset)}--{_safe(label)}.npz", predictions, meta)
+        return save_window_errors(window_errors_path(self.rows_csv, dataset, label), predictions, meta)
 
     def finish(self, dataset: str, label: str, row: dict, train: TrainConfig) -> None:
         """Record a finished row (atomically) and drop its checkpoint."""
