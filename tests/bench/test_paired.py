@@ -23,6 +23,7 @@ from stcast.bench.paired import (
     window_errors,
 )
 from stcast.bench.runner import run_benchmark
+from stcast.cli.bench import _winner_paired
 from stcast.config import BenchConfig
 from stcast.errors import StcastError
 from stcast.metrics import MetricAccumulator
@@ -149,6 +150,10 @@ def test_a_benchmark_keeps_each_rows_window_errors_and_compare_reads_them(tmp_pa
         e = load_window_errors(files[r["model"]])
         assert e.abs_sum.sum() / e.count.sum() == pytest.approx(r["mae"], rel=1e-6)
         assert len(e.starts) == r["test_windows"] and e.meta["steps_per_day"] == 288
+    best, second = sorted(rows, key=lambda r: r["mae"])
+    lines = _winner_paired(rows, tmp_path / "t.csv")  # the line `stcast benchmark` prints under the winner
+    assert len(lines) == 1 and f"{best['model']} against the runner-up {second['model']}" in lines[0]
+    assert _winner_paired(rows, tmp_path / "elsewhere.csv") == []  # no per-window errors kept: no line
     out = subprocess.run([sys.executable, "-m", "stcast.cli", "compare", str(files["dlinear"]), "--against",
                           str(files["last-value"]), "--step", "12"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

@@ -203,15 +203,16 @@ def describe(r: dict) -> str:
     lines = [f"{r['model_a']}{runs(r['runs_a'])}: MAE {r['mae_a']:.4f}   {r['model_b']}{runs(r['runs_b'])}: MAE "
              f"{r['mae_b']:.4f}   ratio {r['ratio']:.4f}   ({r['dataset']}, {what}, {r['windows']:,} test windows)",
              f"mean difference {r['mean_diff']:+.4f}; Diebold-Mariano (Newey-West, lag {r['lag']} windows): "
-             f"z = {r['dm_z']:+.2f}, p {_p(r['dm_p'])}"]
+             f"z = {r['dm_z']:+.2f}, p {p_words(r['dm_p'])}"]
     if "days" in r:
         day = f"over {r['days']} days: {r['model_a']} ahead on {r['days_a_ahead']}"
         if "day_t" in r:
-            day += f"; paired t over days: t = {r['day_t']:+.2f}, p {_p(r['day_p'])}"
+            day += f"; paired t over days: t = {r['day_t']:+.2f}, p {p_words(r['day_p'])}"
         lines.append(day)
     lines.append("(test windows only: the spread over training seeds is another question, Welch's test over seeds)")
     return "\n".join(lines)
 
 
-def _p(p: float) -> str:
+def p_words(p: float) -> str:
+    """`= 0.017` or `< 1e-4`: a p-value as printed after `p `."""
     return f"= {p:.2g}" if p >= 1e-4 else "< 1e-4"

@@ -56,9 +56,33 @@ def _run_and_report(cfg, out_dir, data_dir=None, wide: bool = False, resume: boo
     report = run_benchmark(cfg, data_dir, rows_csv=rows_csv, resume=resume, overwrite=overwrite)
     print()
     print_report(report.rows(), report.config.steps, wide=wide)
+    for line in _winner_paired(report.rows(), rows_csv):
+        print(line)
     paths = write_results(report, out_dir)
     print("\n" + "\n".join(f"{k}: {v}" for k, v in paths.items()))
     return 0
+
+
+def _winner_paired(rows: list[dict], rows_csv: Path) -> list[str]:
+    """Per dataset: is the winner's lead over the runner-up more than which test windows were scored? (the paired
+    test of `stcast compare`, from the rows' per-window errors; nothing where a row kept none)."""
+    from stcast.bench.paired import load_window_errors, p_words, paired_test, window_errors_path
+
+    out = []
+    for ds in dict.fromkeys(r["dataset"] for r in rows):
+        scored = sorted((r for r in rows if r["dataset"] == ds and isinstance(r.get("mae"), float)
+                         and r["mae"] == r["mae"]), key=lambda r: r["mae"])
+        files = [window_errors_path(rows_csv, ds, r["model"]) for r in scored[:2]]
+        if len(files) < 2 or not all(f.is_file() for f in files):
+            continue
+        try:
+            res = paired_test([load_window_errors(files[0])], [load_window_errors(files[1])])
+        except StcastError:
+            continue  # rows of other protocols in one table: no pair to test
+        days = f"ahead on {res['days_a_ahead']} of {res['days']} test days, " if "days" in res else ""
+        out.append(f"  {scored[0]['model']} against the runner-up {scored[1]['model']}, paired over "
+                   f"{res['windows']:,} test windows: {days}Diebold-Mariano p {p_words(res['dm_p'])}")
+    return out
 
 
 def cmd_merge(args) -> int:
