@@ -56,11 +56,15 @@ def window_errors(pred: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor) -
     return err.sum(dims).numpy(), valid.sum(dims).numpy().astype(np.int64)
 
 
+def windows_dir(rows_csv) -> Path:
+    """The folder of a benchmark table's per-window errors: `<name>.windows/` beside `<name>.csv`."""
+    return Path(rows_csv).with_name(Path(rows_csv).stem + ".windows")
+
+
 def window_errors_path(rows_csv, dataset: str, label: str) -> Path:
     """Where a benchmark table's row keeps its per-window errors: `<name>.windows/<dataset>--<row>.npz`."""
-    rows_csv = Path(rows_csv)
     safe = lambda text: re.sub(r"[^A-Za-z0-9._-]+", "_", text)  # noqa: E731 - as the row checkpoints are named
-    return rows_csv.with_name(rows_csv.stem + ".windows") / f"{safe(dataset)}--{safe(label)}.npz"
+    return windows_dir(rows_csv) / f"{safe(dataset)}--{safe(label)}.npz"
 
 
 def save_window_errors(path, predictions: dict, meta: dict) -> Path:

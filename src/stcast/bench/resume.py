@@ -22,6 +22,7 @@ import shutil
 import socket
 from pathlib import Path
 
+from stcast.bench.paired import save_window_errors, window_errors_path, windows_dir
 from stcast.config import BenchConfig, TrainConfig
 from stcast.engine.distributed import is_global_zero
 from stcast.errors import StcastError
@@ -60,7 +61,7 @@ class RunState:
         self.path = rows_csv.with_name(rows_csv.stem + ".state.json")
         self.ckpt_dir = rows_csv.with_name(rows_csv.stem + ".ckpt")
         self.rows_csv = rows_csv
-        self.windows_dir = rows_csv.with_name(rows_csv.stem + ".windows")  # per-window test errors of each row
+        self.windows_dir = windows_dir(rows_csv)  # per-window test errors of each row
         self.config = fingerprint(cfg)
         self.rows: dict[str, dict] = {}
         self.note = ""  # what the runner tells the user about the start (a resume with nothing to resume)
@@ -180,8 +181,6 @@ class RunState:
 
     def save_window_errors(self, dataset: str, label: str, predictions: dict, meta: dict) -> Path:
         """A finished row's per-window test errors, `<name>.windows/<dataset>--<row>.npz` (`stcast compare`)."""
-        from stcast.bench.paired import save_window_errors, window_errors_path
-
         return save_window_errors(window_errors_path(self.rows_csv, dataset, label), predictions, meta)
 
     def finish(self, dataset: str, label: str, row: dict, train: TrainConfig) -> None:

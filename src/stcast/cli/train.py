@@ -111,7 +111,8 @@ def cmd_evaluate(args) -> int:
         from stcast.bench.paired import save_window_errors
 
         preds = {k: m.pop(k) for k in ("pred", "truth", "mask", "starts")}
-        m.pop("band", None), m.pop("band_levels", None)
+        for key in ("band", "band_levels"):  # the plots' interval band: not a figure to print
+            m.pop(key, None)
         save_window_errors(args.errors_out, preds, {"model": info["model"], "dataset": data.meta.name,
                                                     "task": Task.parse(record.get("task", "forecast")).value,
                                                     "steps_per_day": data.meta.steps_per_day, "mae": m["mae"],
