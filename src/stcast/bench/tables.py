@@ -148,18 +148,24 @@ def print_report(rows: list[dict], steps, file=None, wide: bool = False) -> None
         print(line, file=file or sys.stdout)
 
 
+def ranked(rows: list[dict], dataset: str) -> list[dict]:
+    """A dataset's rows with a pooled MAE, best first."""
+    return sorted((r for r in rows if r["dataset"] == dataset and isinstance(r.get("mae"), float)
+                   and r["mae"] == r["mae"]), key=lambda r: r["mae"])
+
+
 def winner_lines(rows: list[dict]) -> list[str]:
     """One line per dataset: the row with the lowest pooled MAE, and how far below the last-value baseline (or
     the runner-up) it is."""
     out = []
     for ds in dict.fromkeys(r["dataset"] for r in rows):
-        scored = [r for r in rows if r["dataset"] == ds and isinstance(r.get("mae"), float) and r["mae"] == r["mae"]]
+        scored = ranked(rows, ds)
         if not scored:
             continue
-        best = min(scored, key=lambda r: r["mae"])
+        best = scored[0]
         ref = next((r for r in scored if r["model"] == "last-value" and r is not best), None)
         if ref is None and len(scored) > 1:
-            ref = sorted(scored, key=lambda r: r["mae"])[1]
+            ref = scored[1]
         vs = f", {100 * (1 - best['mae'] / ref['mae']):.1f} % below {ref['model']} ({ref['mae']:.3f})" if ref else ""
         out.append(f"best on {ds}: {best['model']} (pooled MAE {best['mae']:.3f}){vs}")
     return out

@@ -67,11 +67,11 @@ def _winner_paired(rows: list[dict], rows_csv: Path) -> list[str]:
     """Per dataset: is the winner's lead over the runner-up more than which test windows were scored? (the paired
     test of `stcast compare`, from the rows' per-window errors; nothing where a row kept none)."""
     from stcast.bench.paired import load_window_errors, p_words, paired_test, window_errors_path
+    from stcast.bench.tables import ranked
 
     out = []
     for ds in dict.fromkeys(r["dataset"] for r in rows):
-        scored = sorted((r for r in rows if r["dataset"] == ds and isinstance(r.get("mae"), float)
-                         and r["mae"] == r["mae"]), key=lambda r: r["mae"])
+        scored = ranked(rows, ds)
         files = [window_errors_path(rows_csv, ds, r["model"]) for r in scored[:2]]
         if len(files) < 2 or not all(f.is_file() for f in files):
             continue
