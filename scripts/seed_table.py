@@ -104,8 +104,9 @@ def paired(rows_a, rows_b) -> str:
     r = paired_test(*[[load_window_errors(f) for f in side] for side in files])
     day = f", ahead on {r['days_a_ahead']} of {r['days']} days" if "days" in r else ""
     day += f", t over days p = {r['day_p']:.2g}" if "day_p" in r else ""
+    note = f"\n  {r['environment_note']}" if r["environment_note"] else ""
     return (f"  paired over {r['windows']:,} test windows (seeds averaged per window): Diebold-Mariano z = "
-            f"{r['dm_z']:+.2f}, p = {r['dm_p']:.2g}{day}")
+            f"{r['dm_z']:+.2f}, p = {r['dm_p']:.2g}{day}{note}")
 
 
 if __name__ == "__main__":

@@ -187,3 +187,25 @@ def test_a_benchmark_keeps_each_rows_window_errors_and_compare_reads_them(tmp_pa
     assert "not every run kept its per-window errors" in seeds.stdout
     run_benchmark(cfg, log=lambda *a: None, rows_csv=tmp_path / "t.csv", overwrite=True)  # a rerun replaces them
     assert sorted(p.name for p in (tmp_path / "t.windows").iterdir()) == sorted(p.name for p in files.values())
+
+
+def test_merged_parts_keep_their_rows_window_errors(tmp_path, capsys):
+    """`stcast merge` of a table run in two processes copies each row's per-window errors, so the merged table
+    pairs as its parts did (the winner line, `stcast compare` on `<out>.windows/`)."""
+    from stcast.cli import main
+
+    for part, model in (("a", "last-value"), ("b", "ha")):
+        cfg = BenchConfig.from_dict({"name": part, "models": [model], "datasets": ["los-loop"]})
+        run_benchmark(cfg, log=lambda *a: None, rows_csv=tmp_path / f"{part}.csv")
+    out = tmp_path / "all.csv"
+    assert main(["merge", str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), "--out", str(out)]) == 0
+    assert "per-window errors of 2 rows in" in capsys.readouterr().out
+    merged = {p.name: p.read_bytes() for p in (tmp_path / "all.windows").iterdir()}
+    assert merged == {"los-loop--last-value.npz": (tmp_path / "a.windows" / "los-loop--last-value.npz").read_bytes(),
+                      "los-loop--ha.npz": (tmp_path / "b.windows" / "los-loop--ha.npz").read_bytes()}
+    import csv
+
+    with open(out, newline="") as fh:
+        rows = [{**r, "mae": float(r["mae"])} for r in csv.DictReader(fh)]
+    assert len(_winner_paired(rows, out)) == 1  # the merged table's winner line pairs its two rows
+    assert main(["merge", str(tmp_path / "a.csv"), "--out", str(tmp_path / "a.csv")]) == 2  # never onto a part

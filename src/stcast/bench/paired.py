@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from stcast.bench.environment import environments_note
 from stcast.errors import StcastError
 
 _KEYS = ("starts", "abs_sum", "count", "meta")
@@ -184,6 +185,8 @@ def paired_test(a: list[WindowErrors], b: list[WindowErrors], step: int | None =
            "mae_a": float(abs_a.sum() / count.sum()), "mae_b": float(abs_b.sum() / count.sum()),
            "mean_diff": mean, "lag": lag, "dm_z": z, "dm_p": p}
     out["ratio"] = out["mae_a"] / out["mae_b"] if out["mae_b"] > 0 else math.nan
+    # runs from different environments: part of the difference may be the environment's (bench/environment.py)
+    out["environment_note"] = environments_note([r.meta.get("environment") for r in a + b], "the compared runs")
     if spd:
         day = (starts - starts[0]) // spd
         days = np.unique(day)
@@ -214,6 +217,8 @@ def describe(r: dict) -> str:
             day += f"; paired t over days: t = {r['day_t']:+.2f}, p {p_words(r['day_p'])}"
         lines.append(day)
     lines.append("(test windows only: the spread over training seeds is another question, Welch's test over seeds)")
+    if r.get("environment_note"):
+        lines.append(r["environment_note"])
     return "\n".join(lines)
 
 

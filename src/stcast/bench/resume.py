@@ -22,6 +22,7 @@ import shutil
 import socket
 from pathlib import Path
 
+from stcast.bench.environment import environment, environments_note
 from stcast.bench.paired import save_window_errors, window_errors_path, windows_dir
 from stcast.config import BenchConfig, TrainConfig
 from stcast.engine.distributed import is_global_zero
@@ -64,6 +65,8 @@ class RunState:
         self.windows_dir = windows_dir(rows_csv)  # per-window test errors of each row
         self.config = fingerprint(cfg)
         self.rows: dict[str, dict] = {}
+        self.environment = environment()  # where this process computes (bench/environment.py)
+        self.environments: dict[str, dict] = {}  # row key -> where that row was computed (kept across resumes)
         self.note = ""  # what the runner tells the user about the start (a resume with nothing to resume)
         self.lock = rows_csv.with_name(rows_csv.stem + ".lock")
         self._locked = False
@@ -138,7 +141,8 @@ class RunState:
     def _save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps({"config": self.config, "rows": self.rows}, default=_plain))
+        tmp.write_text(json.dumps({"config": self.config, "rows": self.rows, "environments": self.environments,
+                                   "started_in": self.environment}, default=_plain))
         os.replace(tmp, self.path)
 
     def _load(self) -> None:
@@ -166,6 +170,14 @@ class RunState:
             raise StcastError(f"--resume: finished rows are not in this run's models and datasets ({', '.join(dropped)}"
                               "); keep them in the list (--models), or start a new run under another name")
         self.rows = rows
+        kept = saved.get("environments")
+        self.environments = {k: v for k, v in kept.items() if k in rows} if isinstance(kept, dict) else {}
+        before = saved.get("started_in") if isinstance(saved.get("started_in"), dict) else None
+        note = environments_note([before, self.environment], f"the earlier part of '{self.rows_csv.stem}' and this one")
+        if note and (rows or (self.ckpt_dir.is_dir() and any(self.ckpt_dir.iterdir()))):
+            self.note = (note + ". Its finished rows keep their figures (each row's environment is in the run state "
+                         "and the Markdown table); a row resumed from its checkpoint is not bit-identical to an "
+                         "uninterrupted run")
 
     @staticmethod
     def key(dataset: str, label: str) -> str:
@@ -181,11 +193,13 @@ class RunState:
 
     def save_window_errors(self, dataset: str, label: str, predictions: dict, meta: dict) -> Path:
         """A finished row's per-window test errors, `<name>.windows/<dataset>--<row>.npz` (`stcast compare`)."""
-        return save_window_errors(window_errors_path(self.rows_csv, dataset, label), predictions, meta)
+        return save_window_errors(window_errors_path(self.rows_csv, dataset, label), predictions,
+                                  {**meta, "environment": self.environment})
 
     def finish(self, dataset: str, label: str, row: dict, train: TrainConfig) -> None:
         """Record a finished row (atomically) and drop its checkpoint."""
         self.rows[self.key(dataset, label)] = row
+        self.environments[self.key(dataset, label)] = self.environment
         self._save()
         if train.checkpoint:
             Path(train.checkpoint).unlink(missing_ok=True)
@@ -238,12 +252,15 @@ def _part_config(part: Path) -> dict | None:
         raise StcastError(f"merge: {state} (beside {part.name}) is not a run state written by stcast ({e})") from e
 
 
-def merge_tables(parts, out) -> Path:
+def merge_tables(parts, out) -> tuple[Path, int]:
     """Partial result CSVs of one table (e.g. `--models` split over two processes) into one: rows in the order
     the parts give them, columns the union; a (dataset, model) row in two parts must be the same row. Parts of
     different tables are refused: their run states (beside the CSVs) must agree in every setting but the rows and
-    the name, and every row must be of one task; an MAE that is not a number (nan: a diverged row) is refused."""
+    the name, and every row must be of one task; an MAE that is not a number (nan: a diverged row) is refused.
+    Each row's per-window errors (`<part>.windows/`) are copied to `<out>.windows/`, so the merged table pairs
+    (`stcast compare`, the benchmark's winner line) as its parts did; returns the table and how many were copied."""
     rows: dict[tuple, dict] = {}
+    source: dict[tuple, Path] = {}  # the part each kept row came from
     columns: list[str] = []
     first: tuple[Path, dict] | None = None
     tasks: dict[str, Path] = {}
@@ -284,10 +301,18 @@ def merge_tables(parts, out) -> Path:
                     raise StcastError(f"merge: {key[1]} on {key[0]} appears in two parts with different figures "
                                       f"(the second in {part})")
                 rows.setdefault(key, row)
+                source.setdefault(key, part)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows.values())
-    return out
+    copied = 0
+    for (dataset, model), part in source.items():
+        src, dst = window_errors_path(part, dataset, model), window_errors_path(out, dataset, model)
+        if src.is_file() and src.resolve() != dst.resolve():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dst)
+            copied += 1
+    return out, copied

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import csv
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from stcast.bench.environment import describe_environment, environment
 from stcast.bench.resume import RunState, StoredRow
 from stcast.bench.tables import markdown_table, table_columns
 from stcast.config import BenchConfig
@@ -28,9 +29,21 @@ class BenchReport:
     config: BenchConfig
     results: list  # ExperimentResult, or StoredRow for rows finished before a resume
     data: dict  # dataset name -> SpatioTemporalData
+    environments: dict = field(default_factory=dict)  # "dataset model" -> where the row ran (None: not recorded)
 
     def rows(self) -> list[dict]:
         return [r.row() for r in self.results]
+
+    def environment_lines(self) -> list[str]:
+        """Where the rows were computed, for the Markdown table: one line, or one per environment with its rows
+        (a table resumed in another environment, or rows finished before environments were recorded)."""
+        groups: dict[str, list[str]] = {}
+        for row, env in self.environments.items():
+            groups.setdefault(describe_environment(env), []).append(row)
+        if len(groups) <= 1:  # one environment (or no rows)
+            return [f"Run in: {env}." for env in groups]
+        return [f"Rows ran in {len(groups)} environments (same-seed reruns differ across environments):"] + \
+            [f"- {', '.join(rows)}: {env}" for env, rows in groups.items()]
 
 
 def run_benchmark(cfg: BenchConfig, data_dir=None, collect: bool = True, log=print, rows_csv=None,
@@ -49,7 +62,8 @@ def run_benchmark(cfg: BenchConfig, data_dir=None, collect: bool = True, log=pri
 
 def _run_rows(cfg: BenchConfig, data_dir, collect: bool, log, rows_csv, state: RunState | None) -> BenchReport:
     """run_benchmark's rows, with the run state (and its lock) held by the caller."""
-    results, data = [], {}
+    results, data, environments = [], {}, {}
+    here = state.environment if state is not None else environment()
     if state is not None and state.note:
         log(f"  {state.note}")
 
@@ -83,6 +97,7 @@ def _run_rows(cfg: BenchConfig, data_dir, collect: bool, log, rows_csv, state: R
             stored = state.finished(ds, m) if state is not None else None
             if stored is not None:  # finished before the run was stopped: kept, not re-run
                 results.append(StoredRow(stored))
+                environments[f"{ds} {m}"] = state.environments.get(state.key(ds, m))
                 done += 1
                 log(f"  [{done}/{total}] {ds} {m}: MAE {stored.get('mae', float('nan')):.4f} (finished earlier)")
                 continue
@@ -104,6 +119,7 @@ def _run_rows(cfg: BenchConfig, data_dir, collect: bool, log, rows_csv, state: R
                 res = exp.evaluate_zero_shot(target, steps=steps_of[ds])
             res.model = m  # the variant's label in the tables
             results.append(res)
+            environments[f"{ds} {m}"] = here
             if rows_csv is not None:
                 _write_rows([r.row() for r in results], Path(rows_csv))
                 if is_global_zero():
@@ -118,7 +134,7 @@ def _run_rows(cfg: BenchConfig, data_dir, collect: bool, log, rows_csv, state: R
                 f"{_eta(time.time() - t_start, done, total)}")
     if state is not None and is_global_zero():
         state.close()
-    return BenchReport(cfg, results, data)
+    return BenchReport(cfg, results, data, environments)
 
 
 def _steps_within(cfg: BenchConfig, horizon: int, log) -> tuple[int, ...]:
@@ -157,7 +173,7 @@ def write_results(report: BenchReport, out_dir, plot: bool = True) -> dict[str, 
     cols = table_columns(rows, report.config.steps)
     paths = {"csv": out_dir / f"{report.config.name}.csv", "md": out_dir / f"{report.config.name}.md"}
     _write_rows(rows, paths["csv"])
-    paths["md"].write_text(markdown_table(rows, cols) + "\n")
+    paths["md"].write_text("\n\n".join([markdown_table(rows, cols), "\n".join(report.environment_lines())]) + "\n")
     first = report.data.get(report.config.datasets[0]) if report.config.datasets else None
     if plot and first is not None and any(r.predictions and r.dataset == first.meta.name for r in report.results):
         from stcast.bench.plots import plot_report

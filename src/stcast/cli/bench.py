@@ -82,15 +82,19 @@ def _winner_paired(rows: list[dict], rows_csv: Path) -> list[str]:
         days = f"ahead on {res['days_a_ahead']} of {res['days']} test days, " if "days" in res else ""
         out.append(f"  {scored[0]['model']} against the runner-up {scored[1]['model']}, paired over "
                    f"{res['windows']:,} test windows: {days}Diebold-Mariano p {p_words(res['dm_p'])}")
+        if res["environment_note"]:  # a table resumed in another environment
+            out.append(f"  {res['environment_note']}")
     return out
 
 
 def cmd_merge(args) -> int:
+    from stcast.bench.paired import windows_dir
     from stcast.bench.resume import merge_tables
 
     check_writable(args.out)
-    path = merge_tables(args.parts, args.out)
-    print(f"wrote {path}")
+    path, copied = merge_tables(args.parts, args.out)
+    print(f"wrote {path}" + (f" (and the per-window errors of {copied} row{'s' * (copied != 1)} in "
+                             f"{windows_dir(path)})" if copied else ""))
     return 0
 
 

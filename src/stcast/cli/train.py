@@ -108,6 +108,7 @@ def cmd_evaluate(args) -> int:
     # the model's own scaler (fitted on its training data); multitask: forecast on unhidden inputs + impute_mae
     m, _, _ = score_saved(model, scaler, data, record, refit_statistics=True, collect=bool(args.errors_out))
     if args.errors_out:  # per-window errors for `stcast compare`
+        from stcast.bench.environment import environment
         from stcast.bench.paired import save_window_errors
 
         preds = {k: m.pop(k) for k in ("pred", "truth", "mask", "starts")}
@@ -116,7 +117,8 @@ def cmd_evaluate(args) -> int:
         save_window_errors(args.errors_out, preds, {"model": info["model"], "dataset": data.meta.name,
                                                     "task": Task.parse(record.get("task", "forecast")).value,
                                                     "steps_per_day": data.meta.steps_per_day, "mae": m["mae"],
-                                                    "model_file": str(args.model_file)})
+                                                    "model_file": str(args.model_file),
+                                                    "environment": environment()})  # where it was scored
     from stcast.bench.tables import print_results, table_columns
 
     row = {"model": info["model"], "dataset": data.meta.name, **m}
