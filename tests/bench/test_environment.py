@@ -10,6 +10,7 @@ import torch
 
 from stcast.bench import resume as resume_module
 from stcast.bench.environment import (
+    cpu_model,
     describe_environment,
     differences,
     environment,
@@ -31,6 +32,15 @@ def test_the_environment_names_the_libraries_and_the_cpu_kernels_a_run_used():
     line = describe_environment(env)
     assert f"torch {torch.__version__}" in line and f"cpu {env['cpu']}" in line
     assert describe_environment(None) == "not recorded"
+
+
+def test_the_processor_is_named_by_generation_not_only_by_kernel_level(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\ncpu family\t: 25\nmodel\t\t: 17\nmodel name\t: AMD EPYC 9654\nstepping\t: 1\n"
+                    "\nprocessor\t: 1\ncpu family\t: 6\nmodel name\t: another\n")
+    assert cpu_model(info) == "AMD EPYC 9654 (family 25, model 17, stepping 1)"  # the first processor's block
+    assert differences({"cpu_model": cpu_model(info)}, {"cpu_model": "AMD EPYC 9654 (family 26, model 2)"})
+    cpu_model(tmp_path / "missing")  # no /proc (macOS, Windows): what `platform` says, or None; never an error
 
 
 def test_the_commit_is_read_from_the_git_folder_without_running_git(tmp_path):

@@ -8,9 +8,10 @@ error file and every table's Markdown records the environment it ran in, and `st
 
 Recorded: the stcast version and, when it runs from a git checkout, the commit; Python; the versions of the
 libraries whose numerics or random streams a row depends on (torch, numpy, scipy, pandas, lightning,
-transformers, peft, where installed); torch's CPU kernel level (AVX2 / AVX512), the machine, the torch threads,
-and the GPU when one is used. Reading a commit needs no `git` process: the `.git` folder is read directly (the
-commit checked out, not whether the tree had uncommitted changes; a run from an exported snapshot records none).
+transformers, peft, where installed); torch's CPU kernel level (AVX2 / AVX512) and the processor (name, family,
+model), the machine, the torch threads, and the GPU when one is used. Reading a commit needs no `git` process:
+the `.git` folder is read directly (the commit checked out, not whether the tree had uncommitted changes; a run
+from an exported snapshot records none).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 import torch
 
 _LIBRARIES = ("torch", "numpy", "scipy", "pandas", "lightning", "transformers", "peft")
-_ORDER = ("stcast", "commit", "python", *_LIBRARIES, "cpu", "machine", "threads", "gpu")
+_ORDER = ("stcast", "commit", "python", *_LIBRARIES, "cpu", "cpu_model", "machine", "threads", "gpu")
 
 
 def environment() -> dict:
@@ -40,11 +41,32 @@ def environment() -> dict:
         except metadata.PackageNotFoundError:
             continue
     env["cpu"] = torch.backends.cpu.get_cpu_capability()
+    model = cpu_model()
+    if model:
+        env["cpu_model"] = model
     env["machine"] = platform.machine()
     env["threads"] = torch.get_num_threads()
     if torch.cuda.is_available():
         env["gpu"] = torch.cuda.get_device_name(0)
     return env
+
+
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:
+    """The processor, e.g. `AMD EPYC (family 26, model 2, stepping 1)`: the kernel level alone (AVX512) does not
+    tell two CPU generations apart, and the math libraries pick kernels per generation. Linux's /proc/cpuinfo,
+    else what `platform` knows; None when neither says."""
+    try:
+        fields: dict[str, str] = {}
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if not line.strip():
+                break  # the first processor's block is enough
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        return platform.processor() or None
+    name = fields.get("model name") or fields.get("Model") or platform.processor()
+    ids = ", ".join(f"{k.split()[-1]} {fields[k]}" for k in ("cpu family", "model", "stepping") if fields.get(k))
+    return (f"{name} ({ids})" if ids else name) or None
 
 
 def git_commit(root: Path) -> str | None:
