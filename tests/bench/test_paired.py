@@ -20,6 +20,7 @@ from stcast.bench.paired import (
     newey_west_variance,
     paired_test,
     save_window_errors,
+    step_table,
     window_errors,
 )
 from stcast.bench.runner import run_benchmark
@@ -155,9 +156,10 @@ def test_a_benchmark_keeps_each_rows_window_errors_and_compare_reads_them(tmp_pa
     assert len(lines) == 1 and f"{best['model']} against the runner-up {second['model']}" in lines[0]
     assert _winner_paired(rows, tmp_path / "elsewhere.csv") == []  # no per-window errors kept: no line
     out = subprocess.run([sys.executable, "-m", "stcast.cli", "compare", str(files["dlinear"]), "--against",
-                          str(files["last-value"]), "--step", "12"], capture_output=True, text=True)
+                          str(files["last-value"]), "--step", "12", "--steps", "3,12"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "Diebold-Mariano" in out.stdout and "dlinear" in out.stdout and "step 12" in out.stdout
+    assert "\n| 3 | " in out.stdout and "\n| 12 | " in out.stdout  # the per-step table
     bad = subprocess.run([sys.executable, "-m", "stcast.cli", "compare", str(files["dlinear"]), "--against",
                           str(tmp_path / "t.csv")], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.startswith("stcast: error:") and "Traceback" not in bad.stderr
@@ -209,3 +211,22 @@ def test_merged_parts_keep_their_rows_window_errors(tmp_path, capsys):
         rows = [{**r, "mae": float(r["mae"])} for r in csv.DictReader(fh)]
     assert len(_winner_paired(rows, out)) == 1  # the merged table's winner line pairs its two rows
     assert main(["merge", str(tmp_path / "a.csv"), "--out", str(tmp_path / "a.csv")]) == 2  # never onto a part
+
+
+def test_the_step_table_is_the_paired_test_at_each_step():
+    rng = np.random.default_rng(3)
+    base = rng.gamma(2.0, 5.0, (480, 4))
+    a = _run(base * np.array([0.9, 1.0, 1.0, 1.1]) + rng.normal(0, 0.5, base.shape).clip(0))  # ahead early, behind late
+    b = _run(base)
+    lines = step_table([a], [b], [1, 4]).splitlines()
+    assert lines[0].startswith("| step | m | m |") and len(lines) == 4
+    for line, k in zip(lines[2:], (1, 4)):
+        r = paired_test([a], [b], step=k)
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells[:5] == [str(k), f"{r['mae_a']:.4f}", f"{r['mae_b']:.4f}", f"{r['ratio']:.4f}",
+                             f"{r['dm_z']:+.2f}"]
+        assert cells[6] == f"{r['days_a_ahead']} of {r['days']}"
+    assert float(lines[2].split("|")[4]) < 1 < float(lines[3].split("|")[4])  # the sign flips between the steps
+    assert len(step_table([a], [b], None).splitlines()) == 2 + 4  # every step
+    with pytest.raises(StcastError, match="--steps 5: the runs have steps 1 to 4"):
+        step_table([a], [b], [1, 5])

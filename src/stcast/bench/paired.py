@@ -198,6 +198,30 @@ def paired_test(a: list[WindowErrors], b: list[WindowErrors], step: int | None =
     return out
 
 
+def step_table(a: list[WindowErrors], b: list[WindowErrors], steps: list[int] | None,
+               lag: int | None = None) -> str:
+    """The paired test at each output step, as a Markdown table to paste beside a results table (steps 3 / 6 / 12
+    are the field's columns); `steps` None: every step."""
+    h = a[0].abs_sum.shape[1]
+    steps = list(range(1, h + 1)) if steps is None else steps
+    outside = [k for k in steps if not 1 <= k <= h]
+    if outside:
+        raise StcastError(f"--steps {','.join(map(str, outside))}: the runs have steps 1 to {h}")
+    first = paired_test(a, b, step=steps[0], lag=lag)
+    lines = [f"| step | {first['model_a']} | {first['model_b']} | ratio | DM z | DM p | days ahead | t over days p |",
+             "|---|---|---|---|---|---|---|---|"]
+    for k in steps:
+        r = first if k == steps[0] else paired_test(a, b, step=k, lag=lag)
+        days = f"{r['days_a_ahead']} of {r['days']}" if "days" in r else "-"
+        lines.append(f"| {k} | {r['mae_a']:.4f} | {r['mae_b']:.4f} | {r['ratio']:.4f} | {r['dm_z']:+.2f} | "
+                     f"{_p_cell(r['dm_p'])} | {days} | {_p_cell(r['day_p']) if 'day_p' in r else '-'} |")
+    return "\n".join(lines)
+
+
+def _p_cell(p: float) -> str:
+    return p_words(p).removeprefix("= ")
+
+
 def _names(runs: list[WindowErrors]) -> str:
     """A side's label: its model's name once (seeds of one model), else the names joined by '+'."""
     return "+".join(dict.fromkeys(r.name for r in runs))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import torch
@@ -99,12 +100,29 @@ def cmd_merge(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from stcast.bench.paired import describe, load_window_errors, paired_test
+    from stcast.bench.paired import describe, load_window_errors, paired_test, step_table
 
     a = [load_window_errors(p) for p in args.runs]
     b = [load_window_errors(p) for p in args.against]
-    print(describe(paired_test(a, b, step=args.step, lag=args.lag)))
+    pooled = describe(paired_test(a, b, step=args.step, lag=args.lag))
+    # the same test at each step, a table to paste beside the results (checked before anything is printed)
+    steps = "" if args.steps is None else "\n\n" + step_table(a, b, None if args.steps == "all" else args.steps,
+                                                              lag=args.lag)
+    print(pooled + steps)
     return 0
+
+
+def _steps(text: str):
+    """`--steps 3,6,12` or `--steps all`."""
+    if text.strip().lower() == "all":
+        return "all"
+    try:
+        steps = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        steps = []
+    if not steps or min(steps) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give output steps as 3,6,12 (1-based), or all")
+    return list(dict.fromkeys(steps))
 
 
 def cmd_demo(args) -> int:
@@ -151,6 +169,8 @@ def register(sub) -> None:
     sp.add_argument("runs", nargs="+", help="model A's per-window error files (.npz; several: seeds, averaged)")
     sp.add_argument("--against", nargs="+", required=True, help="model B's files")
     sp.add_argument("--step", type=positive_int, default=None, help="one output step (default: all steps pooled)")
+    sp.add_argument("--steps", type=_steps, default=None, metavar="3,6,12|all",
+                    help="also the test at each of these output steps, as a Markdown table")
     sp.add_argument("--lag", type=int, default=None,
                     help="Newey-West lag in windows (default: one day of windows)")
     sp.set_defaults(func=cmd_compare)
