@@ -57,6 +57,7 @@ def main() -> int:
     frames = [pd.read_csv(p).assign(run=p) for p in args.csv]
     df = pd.concat(frames)
     columns = [c for c in COLUMNS if c in df]  # imputation rows have no per-step columns
+    steps = [int(c.split("@")[1]) for c in columns if c.startswith("mae@")]
     g = df.groupby("model", sort=False)
     print(f"{len(frames)} runs: {', '.join(args.csv)}\n")
     ref = None
@@ -85,28 +86,31 @@ def main() -> int:
         line = f"\n{a} vs {b}: pooled MAE {ra.mean():.4f} vs {rb.mean():.4f}; {a} lower by {gap:.4f}"
         if min(len(ra), len(rb)) < 2:
             print(line + f" ({len(ra)} and {len(rb)} seeds: a seed spread needs >= 2 on each side)")
-            print(paired(g.get_group(a), g.get_group(b)))
+            print(paired(g.get_group(a), g.get_group(b), steps))
             continue
         sd = ((ra.var(ddof=1) + rb.var(ddof=1)) / 2) ** 0.5
         print(line + f" = {gap / sd:.2f} seed std (std {sd:.4f}; the issue's bar: > 2); {welch(ra, rb)}")
-        print(paired(g.get_group(a), g.get_group(b)))
+        print(paired(g.get_group(a), g.get_group(b), steps))
     return 0
 
 
-def paired(rows_a, rows_b) -> str:
-    """The test-window view beside the seed view, where every run kept its per-window errors (bench/paired.py)."""
-    from stcast.bench.paired import load_window_errors, paired_test, window_errors_path
+def paired(rows_a, rows_b, steps=()) -> str:
+    """The test-window view beside the seed view, where every run kept its per-window errors (bench/paired.py):
+    pooled, then at each of the table's steps."""
+    from stcast.bench.paired import by_step_words, load_window_errors, paired_test, window_errors_path
 
     files = [[window_errors_path(r["run"], r["dataset"], r["model"]) for _, r in rows.iterrows()]
              for rows in (rows_a, rows_b)]
     if not all(f.is_file() for side in files for f in side):
         return "  (paired over test windows: not every run kept its per-window errors)"
-    r = paired_test(*[[load_window_errors(f) for f in side] for side in files])
+    sides = [[load_window_errors(f) for f in side] for side in files]
+    r = paired_test(*sides)
+    per_step = by_step_words(*sides, steps)
     day = f", ahead on {r['days_a_ahead']} of {r['days']} days" if "days" in r else ""
     day += f", t over days p = {r['day_p']:.2g}" if "day_p" in r else ""
     note = f"\n  {r['environment_note']}" if r["environment_note"] else ""
     return (f"  paired over {r['windows']:,} test windows (seeds averaged per window): Diebold-Mariano z = "
-            f"{r['dm_z']:+.2f}, p = {r['dm_p']:.2g}{day}{note}")
+            f"{r['dm_z']:+.2f}, p = {r['dm_p']:.2g}{day}{'; ' + per_step if per_step else ''}{note}")
 
 
 if __name__ == "__main__":

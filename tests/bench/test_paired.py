@@ -16,6 +16,7 @@ import torch
 
 from stcast.bench.paired import (
     WindowErrors,
+    by_step_words,
     load_window_errors,
     newey_west_variance,
     paired_test,
@@ -152,8 +153,9 @@ def test_a_benchmark_keeps_each_rows_window_errors_and_compare_reads_them(tmp_pa
         assert e.abs_sum.sum() / e.count.sum() == pytest.approx(r["mae"], rel=1e-6)
         assert len(e.starts) == r["test_windows"] and e.meta["steps_per_day"] == 288
     best, second = sorted(rows, key=lambda r: r["mae"])
-    lines = _winner_paired(rows, tmp_path / "t.csv")  # the line `stcast benchmark` prints under the winner
+    lines = _winner_paired(rows, tmp_path / "t.csv", [3, 12])  # the line `stcast benchmark` prints under the winner
     assert len(lines) == 1 and f"{best['model']} against the runner-up {second['model']}" in lines[0]
+    assert "; by step: " in lines[0] and " at 3 (p " in lines[0] and " at 12 (p " in lines[0]
     assert _winner_paired(rows, tmp_path / "elsewhere.csv") == []  # no per-window errors kept: no line
     out = subprocess.run([sys.executable, "-m", "stcast.cli", "compare", str(files["dlinear"]), "--against",
                           str(files["last-value"]), "--step", "12", "--steps", "3,12"], capture_output=True, text=True)
@@ -230,3 +232,6 @@ def test_the_step_table_is_the_paired_test_at_each_step():
     assert len(step_table([a], [b], None).splitlines()) == 2 + 4  # every step
     with pytest.raises(StcastError, match="--steps 5: the runs have steps 1 to 4"):
         step_table([a], [b], [1, 5])
+    # the benchmark's winner line in words: a pooled tie can hide opposite, significant per-step differences
+    assert by_step_words([a], [b], [1, 4, 9]).startswith("by step: ahead at 1 (p < 1e-4), behind at 4 (p < 1e-4)")
+    assert by_step_words([b], [b], [2]) == "by step: level at 2 (p = 1)" and by_step_words([a], [b], [9]) == ""

@@ -218,6 +218,20 @@ def step_table(a: list[WindowErrors], b: list[WindowErrors], steps: list[int] | 
     return "\n".join(lines)
 
 
+def by_step_words(a: list[WindowErrors], b: list[WindowErrors], steps, level: float = 0.05) -> str:
+    """`by step: ahead at 3 (p < 1e-4), behind at 6 (p = 0.0077), level at 12 (p = 0.19)`: A against B at each
+    output step (Diebold-Mariano; 'level' when p >= `level`). A pooled tie can hide two opposite, significant
+    per-step differences (docs/benchmarks.md: LLM-TS Net without text against STID on the full METR-LA); steps
+    beyond the runs' horizon are left out, and '' when none is left."""
+    h = a[0].abs_sum.shape[1]
+    words = []
+    for k in [k for k in steps if 1 <= k <= h]:
+        r = paired_test(a, b, step=k)
+        side = "level" if r["dm_p"] >= level else ("ahead" if r["mean_diff"] < 0 else "behind")
+        words.append(f"{side} at {k} (p {p_words(r['dm_p'])})")
+    return f"by step: {', '.join(words)}" if words else ""
+
+
 def _p_cell(p: float) -> str:
     return p_words(p).removeprefix("= ")
 
