@@ -72,6 +72,7 @@ def test_differences_name_each_changed_library_but_not_the_commit():
     assert differences(a, dict(a, numpy="2.3.1", threads=2)) == ["numpy 2.4.6 / 2.3.1", "threads 1 / 2"]
     assert differences(a, {k: v for k, v in a.items() if k != "numpy"}) == ["numpy 2.4.6 / -"]
     assert differences(a, None) == [] and environments_note([a, None], "x") == ""  # not recorded: nothing claimed
+    assert environments_note([a, "AVX2", ["x"], 3], "x") == "" and describe_environment("x") == "not recorded"
     note = environments_note([a, a, dict(a, cpu="AVX2")], "the compared runs")
     assert note.startswith("note: the compared runs ran in different environments (cpu AVX512 / AVX2)")
 

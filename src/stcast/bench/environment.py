@@ -109,7 +109,7 @@ def differences(a: dict | None, b: dict | None) -> list[str]:
     (a file or state written before environments were recorded) or they agree. The commit is recorded but not
     compared: runs made days apart always differ in it, and code that changes a row's figures is the history's
     to tell (the tables pair runs of one protocol), while a library or CPU change is invisible without this."""
-    if not a or not b:
+    if not isinstance(a, dict) or not isinstance(b, dict) or not a or not b:
         return []
     keys = [k for k in _ORDER if k in a or k in b] + sorted(k for k in set(a) | set(b) if k not in _ORDER)
     return [f"{k} {a.get(k, '-')} / {b.get(k, '-')}" for k in keys if k != "commit" and a.get(k) != b.get(k)]
@@ -117,7 +117,7 @@ def differences(a: dict | None, b: dict | None) -> list[str]:
 
 def describe_environment(env: dict | None) -> str:
     """One line: `stcast 0.1.0 (commit 8c4fe8d...), python 3.11.9, torch 2.13.0+cpu, ..., 1 thread`."""
-    if not env:
+    if not isinstance(env, dict) or not env:
         return "not recorded"
     parts = []
     for k in [k for k in _ORDER if k in env] + sorted(k for k in env if k not in _ORDER):
@@ -132,7 +132,7 @@ def describe_environment(env: dict | None) -> str:
 
 def environments_note(envs: list[dict | None], what: str) -> str:
     """A note when the environments of runs put side by side differ ('' when they agree or are not recorded)."""
-    known = [e for e in envs if e]
+    known = [e for e in envs if isinstance(e, dict) and e]  # a file's meta is read, not trusted: others are unknown
     diff = sorted({d for e in known[1:] for d in differences(known[0], e)})
     if not diff:
         return ""
