@@ -54,6 +54,11 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text)
 
 
+def row_checkpoint(ckpt_dir: Path, dataset: str, label: str) -> Path:
+    """Where a row in progress keeps its epoch checkpoint: `<name>.ckpt/<dataset>--<row>.pt`."""
+    return Path(ckpt_dir) / f"{_safe(dataset)}--{_safe(label)}.pt"
+
+
 class RunState:
     """What a benchmark run has finished, kept on disk as it goes."""
 
@@ -188,7 +193,7 @@ class RunState:
 
     def train_config(self, train: TrainConfig, dataset: str, label: str) -> TrainConfig:
         """The row's training settings with its epoch checkpoint (resumed when one is there)."""
-        ck = self.ckpt_dir / f"{_safe(dataset)}--{_safe(label)}.pt"
+        ck = row_checkpoint(self.ckpt_dir, dataset, label)
         return dataclasses.replace(train, checkpoint=str(ck), resume=ck.exists())
 
     def save_window_errors(self, dataset: str, label: str, predictions: dict, meta: dict) -> Path:

@@ -92,6 +92,13 @@ def _winner_paired(rows: list[dict], rows_csv: Path, steps=()) -> list[str]:
     return out
 
 
+def cmd_runs(args) -> int:
+    from stcast.bench.runs import board, survey
+
+    print(board(survey(args.folders), rows=args.rows))
+    return 0
+
+
 def cmd_merge(args) -> int:
     from stcast.bench.paired import windows_dir
     from stcast.bench.resume import merge_tables
@@ -167,6 +174,13 @@ def register(sub) -> None:
     sp.add_argument("parts", nargs="+", help="the partial CSVs")
     sp.add_argument("--out", required=True, help="the merged CSV")
     sp.set_defaults(func=cmd_merge)
+
+    sp = sub.add_parser("runs", help="where the benchmark tables under a folder stand: rows done, the row in "
+                                     "progress (its epoch), rows to run, whether a process writes it now")
+    sp.add_argument("folders", nargs="*", default=["results"], help="--out-dir folders (searched below; default "
+                                                                    "results)")
+    sp.add_argument("--rows", action="store_true", help="also every finished row with its MAE")
+    sp.set_defaults(func=cmd_runs)
 
     sp = sub.add_parser("compare", help="paired test of two models over the same test windows (Diebold-Mariano, "
                                         "per-day t): their per-window errors from <name>.windows/ or --errors-out")
