@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stcast.bench.environment import environments_note
+from stcast.engine.environment import environments_note
 from stcast.errors import StcastError
 
 _KEYS = ("starts", "abs_sum", "count", "meta")
@@ -185,7 +185,7 @@ def paired_test(a: list[WindowErrors], b: list[WindowErrors], step: int | None =
            "mae_a": float(abs_a.sum() / count.sum()), "mae_b": float(abs_b.sum() / count.sum()),
            "mean_diff": mean, "lag": lag, "dm_z": z, "dm_p": p}
     out["ratio"] = out["mae_a"] / out["mae_b"] if out["mae_b"] > 0 else math.nan
-    # runs from different environments: part of the difference may be the environment's (bench/environment.py)
+    # runs from different environments: part of the difference may be the environment's (engine/environment.py)
     out["environment_note"] = environments_note([r.meta.get("environment") for r in a + b], "the compared runs")
     if spd:
         day = (starts - starts[0]) // spd

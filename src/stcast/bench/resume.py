@@ -22,10 +22,10 @@ import shutil
 import socket
 from pathlib import Path
 
-from stcast.bench.environment import environment, environments_note
 from stcast.bench.paired import save_window_errors, window_errors_path, windows_dir
 from stcast.config import BenchConfig, TrainConfig
 from stcast.engine.distributed import is_global_zero
+from stcast.engine.environment import environment, environments_note
 from stcast.errors import StcastError
 
 # settings that do not change what a row computes: a resumed run may differ in them
@@ -70,7 +70,7 @@ class RunState:
         self.windows_dir = windows_dir(rows_csv)  # per-window test errors of each row
         self.config = fingerprint(cfg)
         self.rows: dict[str, dict] = {}
-        self.environment = environment()  # where this process computes (bench/environment.py)
+        self.environment = environment()  # where this process computes (engine/environment.py)
         self.environments: dict[str, dict] = {}  # row key -> where that row was computed (kept across resumes)
         self.note = ""  # what the runner tells the user about the start (a resume with nothing to resume)
         self.lock = rows_csv.with_name(rows_csv.stem + ".lock")

@@ -11,13 +11,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stcast.bench.environment import describe_environment, environment
 from stcast.bench.resume import RunState, StoredRow
 from stcast.bench.tables import markdown_table, table_columns
 from stcast.config import BenchConfig
 from stcast.config.bench import DEFAULT_STEPS
 from stcast.data.registry import is_table_path, load_dataset
 from stcast.engine.distributed import is_global_zero
+from stcast.engine.environment import describe_environment, environment
 from stcast.engine.experiment import Experiment
 from stcast.errors import StcastError
 from stcast.models.registry import get_model_class

@@ -108,8 +108,8 @@ def cmd_evaluate(args) -> int:
     # the model's own scaler (fitted on its training data); multitask: forecast on unhidden inputs + impute_mae
     m, _, _ = score_saved(model, scaler, data, record, refit_statistics=True, collect=bool(args.errors_out))
     if args.errors_out:  # per-window errors for `stcast compare`
-        from stcast.bench.environment import environment
         from stcast.bench.paired import save_window_errors
+        from stcast.engine.environment import environment
 
         preds = {k: m.pop(k) for k in ("pred", "truth", "mask", "starts")}
         for key in ("band", "band_levels"):  # the plots' interval band: not a figure to print
@@ -118,7 +118,10 @@ def cmd_evaluate(args) -> int:
                                                     "task": Task.parse(record.get("task", "forecast")).value,
                                                     "steps_per_day": data.meta.steps_per_day, "mae": m["mae"],
                                                     "model_file": str(args.model_file),
-                                                    "environment": environment()})  # where it was scored
+                                                    # the figures are the weights': where they were trained
+                                                    # (a model file from before this was recorded: unknown)
+                                                    "environment": info.get("environment"),
+                                                    "scored_in": environment()})
     from stcast.bench.tables import print_results, table_columns
 
     row = {"model": info["model"], "dataset": data.meta.name, **m}

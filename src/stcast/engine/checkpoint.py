@@ -16,6 +16,7 @@ import torch
 from stcast.data.files import check_writable
 from stcast.data.scaler import StandardScaler
 from stcast.engine.distributed import is_global_zero
+from stcast.engine.environment import environment
 from stcast.errors import StcastError
 from stcast.models.base import ProblemSpec, STModel
 from stcast.models.registry import build_model
@@ -43,7 +44,8 @@ def save_model(path, model: STModel, hparams: dict, scaler: StandardScaler, data
              "scaler": scaler.state_dict(), "dataset": dataset, "task": Task.parse(task).value,
              "state_dict": model.state_dict(),
              "protocol": dict(protocol or {}), "backbones": backbones_of(model),
-             "quantiles_untrained": bool(model.quantiles_untrained)}
+             "quantiles_untrained": bool(model.quantiles_untrained),
+             "environment": environment()}  # where it was trained: `evaluate --errors-out` passes it on
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -115,6 +117,8 @@ def load_model(path, map_location="cpu") -> tuple[STModel, StandardScaler, dict]
                           f"{spec.num_channels} channels")
     info = {k: state[k] for k in ("model", "hparams", "dataset", "task")}
     info["protocol"] = dict(state.get("protocol") or {})
+    env = state.get("environment")  # where it was trained (files written before it was recorded: None)
+    info["environment"] = env if isinstance(env, dict) else None
     return model, scaler, info
 
 

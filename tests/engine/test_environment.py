@@ -1,4 +1,4 @@
-"""Where a figure was computed (bench/environment.py): every benchmark row, per-window error file and Markdown
+"""Where a figure was computed (engine/environment.py): every benchmark row, per-window error file and Markdown
 table records the environment, and a resume or a paired test across environments says so."""
 
 from __future__ import annotations
@@ -9,7 +9,10 @@ import numpy as np
 import torch
 
 from stcast.bench import resume as resume_module
-from stcast.bench.environment import (
+from stcast.bench.paired import describe, load_window_errors, paired_test
+from stcast.bench.runner import run_benchmark
+from stcast.config import BenchConfig
+from stcast.engine.environment import (
     cpu_model,
     describe_environment,
     differences,
@@ -17,9 +20,6 @@ from stcast.bench.environment import (
     environments_note,
     git_commit,
 )
-from stcast.bench.paired import describe, load_window_errors, paired_test
-from stcast.bench.runner import run_benchmark
-from stcast.config import BenchConfig
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 
@@ -116,3 +116,20 @@ def test_a_benchmark_records_where_each_row_ran_and_a_resume_elsewhere_says_so(t
     assert f"ran in different environments (numpy 0.0-elsewhere / {here['numpy']})" in text
     assert "environments" not in describe(paired_test([old], [load_window_errors(
         tmp_path / "t.windows" / "los-loop--last-value.npz")]))
+
+
+def test_a_model_file_records_where_it_was_trained_and_older_files_say_nothing(tmp_path, capsys):
+    from stcast.cli import main
+    from stcast.engine.checkpoint import load_model
+
+    path = tmp_path / "lv.pt"
+    assert main(["train", "--model", "last-value", "--dataset", "los-loop", "--out", str(path)]) == 0
+    _, _, info = load_model(path)
+    assert info["environment"] == environment()
+    state = torch.load(path, weights_only=True)
+    del state["environment"]  # a file written before environments were recorded
+    torch.save(state, path)
+    assert load_model(path)[2]["environment"] is None
+    assert main(["evaluate", "--model-file", str(path), "--errors-out", str(tmp_path / "e.npz")]) == 0
+    meta = load_window_errors(tmp_path / "e.npz").meta
+    assert meta["environment"] is None and meta["scored_in"] == environment()  # never the scoring one passed off
