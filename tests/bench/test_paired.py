@@ -212,6 +212,10 @@ def test_merged_parts_keep_their_rows_window_errors(tmp_path, capsys):
     with open(out, newline="") as fh:
         rows = [{**r, "mae": float(r["mae"])} for r in csv.DictReader(fh)]
     assert len(_winner_paired(rows, out)) == 1  # the merged table's winner line pairs its two rows
+    (tmp_path / "b.windows" / "los-loop--ha.npz").unlink()  # merged again from a part that kept no errors
+    assert main(["merge", str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), "--out", str(out)]) == 0
+    assert [p.name for p in (tmp_path / "all.windows").iterdir()] == ["los-loop--last-value.npz"]  # no stale file
+    assert _winner_paired(rows, out) == []
     assert main(["merge", str(tmp_path / "a.csv"), "--out", str(tmp_path / "a.csv")]) == 2  # never onto a part
 
 

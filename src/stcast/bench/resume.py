@@ -316,8 +316,12 @@ def merge_tables(parts, out) -> tuple[Path, int]:
     copied = 0
     for (dataset, model), part in source.items():
         src, dst = window_errors_path(part, dataset, model), window_errors_path(out, dataset, model)
-        if src.is_file() and src.resolve() != dst.resolve():
+        if src.resolve() == dst.resolve():
+            continue
+        if src.is_file():
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, dst)
             copied += 1
+        else:  # a file an earlier merge left for this row is not this row's errors: no pairing on it
+            dst.unlink(missing_ok=True)
     return out, copied

@@ -173,7 +173,8 @@ def write_results(report: BenchReport, out_dir, plot: bool = True) -> dict[str, 
     cols = table_columns(rows, report.config.steps)
     paths = {"csv": out_dir / f"{report.config.name}.csv", "md": out_dir / f"{report.config.name}.md"}
     _write_rows(rows, paths["csv"])
-    paths["md"].write_text("\n\n".join([markdown_table(rows, cols), "\n".join(report.environment_lines())]) + "\n")
+    paths["md"].write_text("\n\n".join(x for x in [markdown_table(rows, cols), "\n".join(report.environment_lines())]
+                                        if x) + "\n")
     first = report.data.get(report.config.datasets[0]) if report.config.datasets else None
     if plot and first is not None and any(r.predictions and r.dataset == first.meta.name for r in report.results):
         from stcast.bench.plots import plot_report
