@@ -137,8 +137,11 @@ def board(tables: list[TableStatus], rows: bool = False) -> str:
                            "right now, or not written by stcast)")
                 continue
             of = f" of <= {r.max_epochs}" if r.max_epochs else ""
-            wait = f", {r.bad_epochs} without improvement (patience {r.patience})" if r.patience else ""
-            hours = f", {r.train_hours:.2f} h trained" if not math.isnan(r.train_hours) else ""
+            wait = (f", {r.bad_epochs} epoch{'s' * (r.bad_epochs != 1)} without improvement (patience "
+                    f"{r.patience})") if r.patience else ""
+            hours = "" if math.isnan(r.train_hours) or not r.epochs_done else (
+                f", {r.train_hours:.2f} h trained ({60 * r.train_hours / r.epochs_done:.1f} min per epoch before "
+                "validation)")
             n = f"{r.epochs_done} epoch{'s' * (r.epochs_done != 1)}"
             out.append(f"  in progress: {r.label}: {n}{of} done, best validation MAE "
                        f"{r.best_val:.4f}{wait}{hours}")
