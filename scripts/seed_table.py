@@ -109,7 +109,9 @@ def paired(rows_a, rows_b, steps=()) -> str:
     day = f", ahead on {r['days_a_ahead']} of {r['days']} days" if "days" in r else ""
     day += f", t over days p = {r['day_p']:.2g}" if "day_p" in r else ""
     note = f"\n  {r['environment_note']}" if r["environment_note"] else ""
-    return (f"  paired over {r['windows']:,} test windows (seeds averaged per window): Diebold-Mariano z = "
+    lo, hi = r["ci95"]
+    return (f"  paired over {r['windows']:,} test windows (seeds averaged per window): difference "
+            f"{r['mean_diff']:+.4f} (95 % interval {lo:+.4f} to {hi:+.4f}), Diebold-Mariano z = "
             f"{r['dm_z']:+.2f}, p = {r['dm_p']:.2g}{day}{'; ' + per_step if per_step else ''}{note}")
 
 

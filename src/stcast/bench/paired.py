@@ -175,15 +175,19 @@ def paired_test(a: list[WindowErrors], b: list[WindowErrors], step: int | None =
         raise StcastError(f"--lag {lag}: must be >= 0")
     var = newey_west_variance(d, lag)
     mean = float(d.mean())
+    se = math.sqrt(var / t) if var > 0 else 0.0
     if var > 0:
-        z = mean / math.sqrt(var / t)
+        z = mean / se
         p = float(2 * stats.norm.sf(abs(z)))
     else:  # identical errors everywhere (or a constant difference): no variation to test against
         z, p = (0.0, 1.0) if mean == 0 else (math.copysign(math.inf, mean), 0.0)
     out = {"model_a": _names(a), "model_b": _names(b), "runs_a": len(a),
            "runs_b": len(b), "dataset": a[0].meta.get("dataset"), "step": step, "windows": t,
            "mae_a": float(abs_a.sum() / count.sum()), "mae_b": float(abs_b.sum() / count.sum()),
-           "mean_diff": mean, "lag": lag, "dm_z": z, "dm_p": p}
+           "mean_diff": mean, "lag": lag, "dm_z": z, "dm_p": p,
+           # the 95 % interval of the MAE difference, from the same Newey-West standard error (a figure to cite
+           # beside the p-value: how large the lead may be, not only whether it is there)
+           "ci95": (mean - 1.959964 * se, mean + 1.959964 * se)}
     out["ratio"] = out["mae_a"] / out["mae_b"] if out["mae_b"] > 0 else math.nan
     # runs from different environments: part of the difference may be the environment's (engine/environment.py)
     out["environment_note"] = environments_note([r.meta.get("environment") for r in a + b], "the compared runs")
@@ -208,12 +212,14 @@ def step_table(a: list[WindowErrors], b: list[WindowErrors], steps: list[int] | 
     if outside:
         raise StcastError(f"--steps {','.join(map(str, outside))}: the runs have steps 1 to {h}")
     first = paired_test(a, b, step=steps[0], lag=lag)
-    lines = [f"| step | {first['model_a']} | {first['model_b']} | ratio | DM z | DM p | days ahead | t over days p |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [f"| step | {first['model_a']} | {first['model_b']} | ratio | difference (95 % interval) | DM z | DM p | "
+             "days ahead | t over days p |", "|---|---|---|---|---|---|---|---|---|"]
     for k in steps:
         r = first if k == steps[0] else paired_test(a, b, step=k, lag=lag)
         days = f"{r['days_a_ahead']} of {r['days']}" if "days" in r else "-"
-        lines.append(f"| {k} | {r['mae_a']:.4f} | {r['mae_b']:.4f} | {r['ratio']:.4f} | {r['dm_z']:+.2f} | "
+        lo, hi = r["ci95"]
+        lines.append(f"| {k} | {r['mae_a']:.4f} | {r['mae_b']:.4f} | {r['ratio']:.4f} | {r['mean_diff']:+.4f} "
+                     f"({lo:+.4f} to {hi:+.4f}) | {r['dm_z']:+.2f} | "
                      f"{_p_cell(r['dm_p'])} | {days} | {_p_cell(r['day_p']) if 'day_p' in r else '-'} |")
     return "\n".join(lines)
 
@@ -250,8 +256,8 @@ def describe(r: dict) -> str:
     runs = lambda n: f" ({n} runs averaged)" if n > 1 else ""  # noqa: E731
     lines = [f"{r['model_a']}{runs(r['runs_a'])}: MAE {r['mae_a']:.4f}   {r['model_b']}{runs(r['runs_b'])}: MAE "
              f"{r['mae_b']:.4f}   ratio {r['ratio']:.4f}   ({r['dataset']}, {what}, {r['windows']:,} test windows)",
-             f"mean difference {r['mean_diff']:+.4f}; Diebold-Mariano (Newey-West, lag {r['lag']} windows): "
-             f"z = {r['dm_z']:+.2f}, p {p_words(r['dm_p'])}"]
+             f"mean difference {r['mean_diff']:+.4f} (95 % interval {r['ci95'][0]:+.4f} to {r['ci95'][1]:+.4f}); "
+             f"Diebold-Mariano (Newey-West, lag {r['lag']} windows): z = {r['dm_z']:+.2f}, p {p_words(r['dm_p'])}"]
     if "days" in r:
         day = f"over {r['days']} days: {r['model_a']} ahead on {r['days_a_ahead']}"
         if "day_t" in r:
