@@ -54,6 +54,9 @@ def test_a_model_that_cannot_run_the_task_is_no_row_and_broken_files_are_shown_n
     (tmp_path / "imp.ckpt").mkdir()
     (tmp_path / "imp.ckpt" / "los-loop--interpolate.pt").write_bytes(b"not a checkpoint")
     assert "in progress: los-loop interpolate: its epoch checkpoint could not be read" in board(survey([tmp_path]))
+    (tmp_path / "odd.state.json").write_text(json.dumps({"config": {"models": "stid", "datasets": ["x"]}, "rows": {}}))
+    assert "odd  [" in board(survey([tmp_path])) and "not lists of names" in board(survey([tmp_path]))
+    (tmp_path / "odd.state.json").unlink()
     (tmp_path / "bad.state.json").write_text("{")
     text = board(survey([tmp_path]))
     assert "bad  [" in text and "not a run state stcast can read" in text

@@ -70,6 +70,9 @@ def _table(state_path: Path) -> TableStatus:
         status.problem = f"not a run state stcast can read ({e})"
         return status
     datasets, models = config.get("datasets") or [], config.get("models") or []
+    if not all(isinstance(x, list) and all(isinstance(v, str) for v in x) for x in (datasets, models)):
+        status.problem = "not a run state stcast can read (its models and datasets are not lists of names)"
+        return status
     status.wanted = [f"{d} {m}" for d in datasets for m in models if _runs(config, m)]
     for key, row in rows.items():
         mae = row.get("mae") if isinstance(row, dict) else None
