@@ -160,6 +160,12 @@ def test_files_are_read_without_unpickling_and_checked(tmp_path):
              meta=np.array(json.dumps({})))
     with pytest.raises(StcastError, match="mismatched shapes"):
         load_window_errors(tmp_path / "s.npz")
+    for meta, what in (({"steps_per_day": "x"}, "steps_per_day 'x'"), ({"steps_per_day": -5}, "steps_per_day -5"),
+                       ({"steps_per_day": [1]}, "steps_per_day"), ({"dataset": 3}, "dataset 3")):
+        np.savez(tmp_path / "m.npz", starts=np.arange(2), abs_sum=np.ones((2, 1)), count=np.ones((2, 1), dtype=int),
+                 meta=np.array(json.dumps(meta)))  # an edited meta: a named error, never a traceback later
+        with pytest.raises(StcastError, match=what):
+            load_window_errors(tmp_path / "m.npz")
 
 
 def test_a_benchmark_keeps_each_rows_window_errors_and_compare_reads_them(tmp_path):

@@ -101,6 +101,12 @@ def load_window_errors(path) -> WindowErrors:
         raise StcastError(f"{path}: not a readable per-window error file ({str(e).splitlines()[0][:160]})") from e
     if not isinstance(meta, dict):
         raise StcastError(f"{path}: its meta is not a mapping")
+    spd = meta.get("steps_per_day")
+    if spd is not None and (isinstance(spd, bool) or not isinstance(spd, int) or spd < 0):
+        raise StcastError(f"{path}: its meta's steps_per_day {spd!r} is not a whole number of steps >= 0")
+    for key in ("model", "dataset", "task"):
+        if not isinstance(meta.get(key, ""), str):
+            raise StcastError(f"{path}: its meta's {key} {meta[key]!r} is not a name")
     if starts.ndim != 1 or abs_sum.ndim != 2 or abs_sum.shape != count.shape or len(starts) != len(abs_sum):
         raise StcastError(f"{path}: arrays of mismatched shapes (starts {starts.shape}, abs_sum {abs_sum.shape}, "
                           f"count {count.shape})")
