@@ -64,8 +64,10 @@ def main() -> int:
     ap.add_argument("--drop", action="append", default=[], metavar="MODEL=PATH",
                     help="leave out MODEL's rows read from PATH (one of the CSVs; repeatable)")
     args = ap.parse_args()
-    # the seed-0 run and the seed runs (-s1, -s2, -s1-llm-ts-net, ...); not the side experiments (e.g. -cosine12)
+    # the seed-0 run, its parts run under their own names (-gwnet: GWNet's row, run beside the main run), and the
+    # seed runs (-s1, -s2, -s1-llm-ts-net, ...); not the side experiments (-cosine12) or the reruns (-windows)
     paths = args.csv or ["results/converged/metr-la-few-shot-converged.csv",
+                         *glob.glob("results/converged/metr-la-few-shot-converged-gwnet.csv"),
                          *sorted(glob.glob("results/converged/metr-la-few-shot-converged-s[0-9]*.csv"))]
     missing = [p for p in paths if not Path(p).is_file()]
     if not paths or missing:
