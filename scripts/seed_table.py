@@ -97,23 +97,13 @@ def main() -> int:
 def paired(rows_a, rows_b, steps=()) -> str:
     """The test-window view beside the seed view, where every run kept its per-window errors (bench/paired.py):
     pooled, then at each of the table's steps."""
-    from stcast.bench.paired import by_step_words, load_window_errors, paired_test, window_errors_path
+    from stcast.bench.paired import load_window_errors, summary, window_errors_path
 
     files = [[window_errors_path(r["run"], r["dataset"], r["model"]) for _, r in rows.iterrows()]
              for rows in (rows_a, rows_b)]
     if not all(f.is_file() for side in files for f in side):
         return "  (paired over test windows: not every run kept its per-window errors)"
-    sides = [[load_window_errors(f) for f in side] for side in files]
-    r = paired_test(*sides)
-    per_step = by_step_words(*sides, steps)
-    day = f", ahead on {r['days_a_ahead']} of {r['days']} days" if "days" in r else ""
-    day += f", t over days p = {r['day_p']:.2g}" if "day_p" in r else ""
-    note = f"\n  {r['environment_note']}" if r["environment_note"] else ""
-    lo, hi = r["ci95"]
-    return (f"  paired over {r['windows']:,} test windows (seeds averaged per window): difference "
-            f"{r['mean_diff']:+.4f} (95 % interval {lo:+.4f} to {hi:+.4f}), Diebold-Mariano z = "
-            f"{r['dm_z']:+.2f}, p = {r['dm_p']:.2g}{day}{'; ' + per_step if per_step else ''}{note}")
-
+    return "\n".join("  " + x for x in summary(*[[load_window_errors(f) for f in side] for side in files], steps))
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -32,6 +32,7 @@ def test_the_environment_names_the_libraries_and_the_cpu_kernels_a_run_used():
     line = describe_environment(env)
     assert f"torch {torch.__version__}" in line and f"cpu {env['cpu']}" in line
     assert describe_environment(None) == "not recorded"
+    assert describe_environment({"commit": "abc"}) == "commit abc"  # an edited state: a line, not an IndexError
 
 
 def test_the_processor_is_named_by_generation_not_only_by_kernel_level(tmp_path):

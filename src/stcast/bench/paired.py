@@ -247,6 +247,21 @@ def by_step_words(a: list[WindowErrors], b: list[WindowErrors], steps, level: fl
     return f"by step: {', '.join(words)}" if words else ""
 
 
+def summary(a: list[WindowErrors], b: list[WindowErrors], steps=()) -> list[str]:
+    """A against B in one line (and the environment note, when there is one), as the benchmark's winner line and
+    `scripts/seed_table.py` print it: the difference with its 95 % interval, the days ahead, the Diebold-Mariano
+    p-value and the same test at each of `steps` in words."""
+    r = paired_test(a, b)
+    lo, hi = r["ci95"]
+    seeds = " (runs averaged per window)" if max(r["runs_a"], r["runs_b"]) > 1 else ""
+    days = f", ahead on {r['days_a_ahead']} of {r['days']} test days" if "days" in r else ""
+    per_step = by_step_words(a, b, steps)
+    line = (f"paired over {r['windows']:,} test windows{seeds}: difference {r['mean_diff']:+.4f} (95 % interval "
+            f"{lo:+.4f} to {hi:+.4f}){days}, Diebold-Mariano p {p_words(r['dm_p'])}"
+            + (f"; {per_step}" if per_step else ""))
+    return [line] + ([r["environment_note"]] if r["environment_note"] else [])
+
+
 def _p_cell(p: float) -> str:
     return p_words(p).removeprefix("= ")
 

@@ -143,8 +143,8 @@ def board(tables: list[TableStatus], rows: bool = False) -> str:
             wait = (f", {r.bad_epochs} epoch{'s' * (r.bad_epochs != 1)} without improvement (patience "
                     f"{r.patience})") if r.patience else ""
             hours = "" if math.isnan(r.train_hours) or not r.epochs_done else (
-                f", {r.train_hours:.2f} h trained ({60 * r.train_hours / r.epochs_done:.1f} min per epoch before "
-                "validation)")
+                f", {r.train_hours:.2f} h trained ({60 * r.train_hours / r.epochs_done:.1f} min per epoch, "
+                "validation included)")
             n = f"{r.epochs_done} epoch{'s' * (r.epochs_done != 1)}"
             out.append(f"  in progress: {r.label}: {n}{of} done, best validation MAE "
                        f"{r.best_val:.4f}{wait}{hours}")

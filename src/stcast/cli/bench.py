@@ -68,7 +68,7 @@ def _winner_paired(rows: list[dict], rows_csv: Path, steps=()) -> list[str]:
     """Per dataset: is the winner's lead over the runner-up more than which test windows were scored? (the paired
     test of `stcast compare`, from the rows' per-window errors; nothing where a row kept none), pooled and at each
     of the table's reported `steps`."""
-    from stcast.bench.paired import by_step_words, load_window_errors, p_words, paired_test, window_errors_path
+    from stcast.bench.paired import load_window_errors, summary, window_errors_path
     from stcast.bench.tables import ranked
 
     out = []
@@ -78,17 +78,11 @@ def _winner_paired(rows: list[dict], rows_csv: Path, steps=()) -> list[str]:
         if len(files) < 2 or not all(f.is_file() for f in files):
             continue
         try:
-            a, b = [load_window_errors(files[0])], [load_window_errors(files[1])]
-            res = paired_test(a, b)
-            per_step = by_step_words(a, b, steps)
+            line, *note = summary([load_window_errors(files[0])], [load_window_errors(files[1])], steps)
         except StcastError:
             continue  # rows of other protocols in one table: no pair to test
-        days = f"ahead on {res['days_a_ahead']} of {res['days']} test days, " if "days" in res else ""
-        out.append(f"  {scored[0]['model']} against the runner-up {scored[1]['model']}, paired over "
-                   f"{res['windows']:,} test windows: {days}Diebold-Mariano p {p_words(res['dm_p'])}"
-                   + (f"; {per_step}" if per_step else ""))
-        if res["environment_note"]:  # a table resumed in another environment
-            out.append(f"  {res['environment_note']}")
+        out.append(f"  {scored[0]['model']} against the runner-up {scored[1]['model']}, {line}")
+        out += [f"  {n}" for n in note]  # a table resumed in another environment
     return out
 
 

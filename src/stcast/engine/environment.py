@@ -116,12 +116,12 @@ def differences(a: dict | None, b: dict | None) -> list[str]:
 
 
 def describe_environment(env: dict | None) -> str:
-    """One line: `stcast 0.1.0 (commit 8c4fe8d...), python 3.11.9, torch 2.13.0+cpu, ..., 1 thread`."""
+    """One line: `stcast 0.1.0 (commit 8c4fe8d...), python 3.11.9, torch 2.13.0+cpu, ..., 1 torch thread`."""
     if not isinstance(env, dict) or not env:
         return "not recorded"
     parts = []
     for k in [k for k in _ORDER if k in env] + sorted(k for k in env if k not in _ORDER):
-        if k == "commit":
+        if k == "commit" and parts:
             parts[-1] += f" (commit {env[k]})"
         elif k == "threads":
             parts.append(f"{env[k]} torch thread{'s' * (env[k] != 1)}")
